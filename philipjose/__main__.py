@@ -1,0 +1,5 @@
+"""``python -m philipjose``: the command-line interface."""
+
+from philipjose.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Erlang data types that have no direct Python counterpart.
+
+Every type here is immutable and hashable, and its equality matches the wire: two values are equal
+exactly when Erlang would encode them to the same bytes. So ``Atom('ok') != 'ok'`` (an atom is not a
+binary), and a ``Pid`` compares by node, id, serial and creation.
+
+- ``Atom``: a ``str`` subclass, interned, equal only to other atoms.
+- ``Pid``, ``Reference``, ``Port``: node identifiers, as in ``NEW_PID_EXT``, ``NEWER_REFERENCE_EXT``
+  and ``NEW_PORT_EXT``/``V4_PORT_EXT``.
+- ``ImproperList``: a list whose last tail is not ``[]`` (``[a, b | c]``), e.g. gen_server's
+  ``[alias | Ref]`` call tags.
+- ``BitString``: a binary whose length in bits is not a multiple of 8.
+- ``Fun`` and ``ExportFun``: inert records of a fun; decoding one never runs anything.
+- ``List`` and ``Map``: hashable forms of an Erlang list and map, used where Python needs a hashable
+  value (map keys, elements of such keys). They encode exactly like ``list`` and ``dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Atom",
+    "BitString",
+    "ExportFun",
+    "Fun",
+    "ImproperList",
+    "List",
+    "Map",
+    "Pid",
+    "Port",
+    "Reference",
+]
+
+
+class Atom(str):
+    """An Erlang atom.
+
+    ``Atom('ok')`` is interned, so decoding the same atom twice gives the same object. An atom is
+    equal only to an atom with the same text: ``Atom('ok') == 'ok'`` is False, because the string
+    ``'ok'`` encodes as a binary. Atoms are at most 255 characters (checked when encoding).
+    """
+
+    __slots__ = ()
+    _interned: dict[str, Atom] = {}
+
+    def __new__(cls, text: str = "") -> Atom:
+        atom = cls._interned.get(text)
+        if atom is None:
+            if not isinstance(text, str):
+                raise TypeError(f"Atom text must be str, not {type(text).__name__}")
+            atom = str.__new__(cls, text)
+            if len(cls._interned) < 1_000_000:
+                cls._interned[str(text)] = atom
+        return atom
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        return isinstance(other, Atom) and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+    def __repr__(self) -> str:
+        return f"Atom({str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Atom, (str(self),))
+
+
+@dataclass(frozen=True, slots=True)
+class Pid:
+    """A process identifier: ``Pid('a@host', 85, 0, 3)`` is ``<X.85.0>`` on node ``a@host``."""
+
+    node: Atom
+    id: int
+    serial: int = 0
+    creation: int = 0
+
+    def __post_init__(self) -> None:
+        if type(self.node) is not Atom:
+            object.__setattr__(self, "node", Atom(self.node))
+
+    def __repr__(self) -> str:
+        return f"Pid({str(self.node)!r}, {self.id}, {self.serial}, {self.creation})"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference: ``Reference('a@host', 3, (158, 2621441, 1))``; ``ids`` holds 1 to 5 32-bit words."""
+
+    node: Atom
+    creation: int
+    ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if type(self.node) is not Atom:
+            object.__setattr__(self, "node", Atom(self.node))
+        if type(self.ids) is not tuple:
+            object.__setattr__(self, "ids", tuple(self.ids))
+
+    def __repr__(self) -> str:
+        return f"Reference({str(self.node)!r}, {self.creation}, {self.ids!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A port identifier: ``Port('a@host', 7, 3)``; ``id`` is up to 64 bits."""
+
+    node: Atom
+    id: int
+    creation: int = 0
+
+    def __post_init__(self) -> None:
+        if type(self.node) is not Atom:
+            object.__setattr__(self, "node", Atom(self.node))
+
+    def __repr__(self) -> str:
+        return f"Port({str(self.node)!r}, {self.id}, {self.creation})"
+
+
+@dataclass(frozen=True, slots=True)
+class ImproperList:
+    """An improper list ``[e1, ..., en | tail]``: ``elements`` is non-empty, ``tail`` is not a list."""
+
+    elements: tuple[Any, ...]
+    tail: Any
+
+    def __post_init__(self) -> None:
+        if type(self.elements) is not tuple:
+            object.__setattr__(self, "elements", tuple(self.elements))
+
+    def __repr__(self) -> str:
+        return f"ImproperList({list(self.elements)!r}, {self.tail!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class BitString:
+    """A bitstring whose size is not a whole number of bytes.
+
+    ``data`` holds the bytes; only the high ``bits`` bits (1 to 8) of the last byte are part of the
+    value, the rest are zero. ``BitString(b'\\xa0', 3)`` is ``<<5:3>>``.
+    """
+
+    data: bytes
+    bits: int
+
+    def __post_init__(self) -> None:
+        if type(self.data) is not bytes:
+            object.__setattr__(self, "data", bytes(self.data))
+
+    @property
+    def bit_size(self) -> int:
+        """The length of the value in bits."""
+        return (len(self.data) - 1) * 8 + self.bits if self.data else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFun:
+    """An external fun ``fun Module:Function/Arity`` (EXPORT_EXT)."""
+
+    module: Atom
+    function: Atom
+    arity: int
+
+    def __repr__(self) -> str:
+        return f"ExportFun({str(self.module)!r}, {str(self.function)!r}, {self.arity})"
+
+
+@dataclass(frozen=True, slots=True)
+class Fun:
+    """A local fun (NEW_FUN_EXT), kept as inert data: it can be sent back to Erlang, never called."""
+
+    arity: int
+    uniq: bytes
+    index: int
+    module: Atom
+    old_index: int
+    old_uniq: int
+    pid: Pid
+    free_vars: tuple[Any, ...] = field(default=())
+
+    def __hash__(self) -> int:
+        return hash((self.module, self.index, self.uniq, self.arity))
+
+
+class List(tuple[Any, ...]):
+    """A hashable Erlang list, used where Python needs a hashable value (as in map keys).
+
+    It encodes exactly like a ``list`` with the same elements and compares equal only to another
+    ``List``.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, List) and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash((List, tuple(self)))
+
+    def __repr__(self) -> str:
+        return f"List({list(self)!r})"
+
+
+class Map(Mapping[Any, Any]):
+    """A hashable, immutable Erlang map that keeps its insertion order (for maps used as keys)."""
+
+    __slots__ = ("_hash", "_items")
+
+    def __init__(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = ()) -> None:
+        self._items: dict[Any, Any] = dict(items)
+        self._hash: int | None = None
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Map) and self._items == other._items
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash((Map, frozenset(self._items.items())))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"Map({self._items!r})"

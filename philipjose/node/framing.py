@@ -1,0 +1,228 @@
+"""Frames of an established distribution connection, sans-I/O.
+
+Theory of operation
+-------------------
+After the handshake every frame is a 4-byte big-endian length and that many bytes. A frame of length
+zero is a *tick* (a keep-alive). Any other frame starts with a header that says how the terms in it
+are laid out:
+
+- ``112`` (``'p'``, pass-through): a control message and, for sends and exits, a payload term, each
+  with its own 131 version byte. philipjose sends only this form, and since it does not advertise
+  ``DFLAG_DIST_HDR_ATOM_CACHE`` its peers send it too.
+- ``131 68`` (normal distribution header) with zero atom-cache references: the terms follow without
+  version bytes. A header that uses the atom cache is refused (it was not negotiated).
+- ``131 69`` (first fragment: sequence id, fragment id, atom-cache reference count that must be 0)
+  and ``131 70`` (following fragment: sequence id, fragment id): a large message split into
+  fragments (``DFLAG_FRAGMENTS``). The fragment id counts down to 1, the last fragment; the bytes of
+  all fragments of one sequence are joined into one message whose terms carry no version bytes.
+
+:class:`FrameDecoder` turns received bytes into :class:`Tick` and :class:`DistMessage` events
+(``next_event()`` returns ``NEED_DATA`` when it needs more bytes); :func:`pass_through` and
+:data:`TICK_BYTES` build what we send.
+
+Limits (each violation raises a :class:`ProtocolError` subclass, which closes the connection): a frame
+is at most ``max_frame_size`` bytes (default 128 MiB); a reassembled fragmented message is at most
+``max_message_size`` bytes (default 128 MiB); at most ``max_sequences`` (default 256) fragmented
+messages may be open at once; fragments must arrive in order.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from philipjose.node.errors import FrameTooLarge, ProtocolError
+from philipjose.node.sentinels import NEED_DATA, Sentinel
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_SEQUENCES",
+    "PASS_THROUGH",
+    "TICK_BYTES",
+    "DistMessage",
+    "FrameDecoder",
+    "FrameEvent",
+    "Tick",
+    "frame",
+    "pass_through",
+]
+
+DEFAULT_MAX_FRAME_SIZE: Final = 128 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_SIZE: Final = 128 * 1024 * 1024
+DEFAULT_MAX_SEQUENCES: Final = 256
+
+PASS_THROUGH: Final = 112
+_VERSION = 131
+_DIST_HEADER = 68
+_DIST_FRAG_HEADER = 69
+_DIST_FRAG_CONT = 70
+
+#: A tick as it travels: a frame of length zero.
+TICK_BYTES: Final = b"\x00\x00\x00\x00"
+
+_U32 = struct.Struct(">I")
+_SEQ_FRAG = struct.Struct(">QQ")
+_COMPACT_AT = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A keep-alive: an empty frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class DistMessage:
+    """One whole distribution message: the control term, maybe followed by a payload term.
+
+    ``data[offset:]`` holds the terms. ``versioned`` is True when each term starts with its 131 version
+    byte (pass-through frames) and False when the version bytes are omitted (after a distribution
+    header, fragmented or not).
+    """
+
+    data: bytes
+    offset: int
+    versioned: bool
+
+
+FrameEvent = Tick | DistMessage
+
+_TICK = Tick()
+
+
+def frame(body: bytes) -> bytes:
+    """``body`` with its 4-byte length."""
+    return _U32.pack(len(body)) + body
+
+
+def pass_through(control: bytes, payload: bytes | None = None) -> bytes:
+    """A whole pass-through frame carrying the encoded ``control`` (and ``payload``) terms.
+
+    Both are complete external terms, each starting with its 131 version byte.
+    """
+    length = 1 + len(control) + (len(payload) if payload is not None else 0)
+    if payload is None:
+        return b"".join((_U32.pack(length), b"p", control))
+    return b"".join((_U32.pack(length), b"p", control, payload))
+
+
+class _Sequence:
+    __slots__ = ("next_id", "parts", "size")
+
+    def __init__(self, next_id: int, first: bytes) -> None:
+        self.next_id = next_id
+        self.parts = [first]
+        self.size = len(first)
+
+
+class FrameDecoder:
+    """Splits the received byte stream into ticks and whole distribution messages."""
+
+    def __init__(
+        self,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_sequences: int = DEFAULT_MAX_SEQUENCES,
+    ) -> None:
+        self.max_frame_size = max_frame_size
+        self.max_message_size = max_message_size
+        self.max_sequences = max_sequences
+        self._buffer = bytearray()
+        self._pos = 0
+        self._sequences: dict[int, _Sequence] = {}
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are not yet part of an event."""
+        return len(self._buffer) - self._pos
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes received from the peer."""
+        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buffer):
+            del self._buffer[: self._pos]
+            self._pos = 0
+        self._buffer += data
+
+    def next_event(self) -> FrameEvent | Sentinel:
+        """The next :class:`Tick` or :class:`DistMessage`, or ``NEED_DATA``."""
+        while True:
+            body = self._next_frame()
+            if body is None:
+                return NEED_DATA
+            if not body:
+                return _TICK
+            message = self._open(body)
+            if message is not None:
+                return message
+
+    def _next_frame(self) -> bytes | None:
+        buffer = self._buffer
+        pos = self._pos
+        if len(buffer) - pos < 4:
+            return None
+        (length,) = _U32.unpack_from(buffer, pos)
+        if length > self.max_frame_size:
+            raise FrameTooLarge(f"frame of {length} bytes (limit {self.max_frame_size})")
+        end = pos + 4 + length
+        if len(buffer) < end:
+            return None
+        body = bytes(buffer[pos + 4 : end])
+        self._pos = end
+        return body
+
+    def _open(self, body: bytes) -> DistMessage | None:
+        first = body[0]
+        if first == PASS_THROUGH:
+            return DistMessage(body, 1, True)
+        if first != _VERSION or len(body) < 2:
+            raise ProtocolError(f"unknown frame header {body[:2]!r}")
+        kind = body[1]
+        if kind == _DIST_HEADER:
+            if len(body) < 3:
+                raise ProtocolError("truncated distribution header")
+            if body[2] != 0:
+                raise ProtocolError("distribution header with atom cache references (not negotiated)")
+            return DistMessage(body, 3, False)
+        if kind == _DIST_FRAG_HEADER:
+            if len(body) < 2 + _SEQ_FRAG.size + 1:
+                raise ProtocolError("truncated first-fragment header")
+            seq, frag = _SEQ_FRAG.unpack_from(body, 2)
+            if body[2 + _SEQ_FRAG.size] != 0:
+                raise ProtocolError("fragment header with atom cache references (not negotiated)")
+            start = 2 + _SEQ_FRAG.size + 1
+            if frag == 0:
+                raise ProtocolError("fragment id 0")
+            if frag == 1:
+                return DistMessage(body, start, False)
+            if seq in self._sequences:
+                raise ProtocolError(f"fragment sequence {seq} started twice")
+            if len(self._sequences) >= self.max_sequences:
+                raise ProtocolError(f"more than {self.max_sequences} fragmented messages open at once")
+            self._sequences[seq] = _Sequence(frag - 1, body[start:])
+            self._check_size(len(body) - start)
+            return None
+        if kind == _DIST_FRAG_CONT:
+            if len(body) < 2 + _SEQ_FRAG.size:
+                raise ProtocolError("truncated fragment header")
+            seq, frag = _SEQ_FRAG.unpack_from(body, 2)
+            sequence = self._sequences.get(seq)
+            if sequence is None:
+                raise ProtocolError(f"fragment of unknown sequence {seq}")
+            if frag != sequence.next_id:
+                raise ProtocolError(f"fragment {frag} of sequence {seq} out of order")
+            part = body[2 + _SEQ_FRAG.size :]
+            sequence.parts.append(part)
+            sequence.size += len(part)
+            self._check_size(sequence.size)
+            if frag > 1:
+                sequence.next_id = frag - 1
+                return None
+            del self._sequences[seq]
+            return DistMessage(b"".join(sequence.parts), 0, False)
+        raise ProtocolError(f"unknown distribution header kind {kind}")
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_message_size:
+            raise FrameTooLarge(f"fragmented message over {self.max_message_size} bytes")

@@ -1,0 +1,161 @@
+"""Frame decoding: ticks, pass-through and header frames, fragments, limits; fed whole, byte by byte
+and with trailing data."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from philipjose.node.errors import FrameTooLarge, ProtocolError
+from philipjose.node.framing import (
+    TICK_BYTES,
+    DistMessage,
+    FrameDecoder,
+    Tick,
+    frame,
+    pass_through,
+)
+from philipjose.node.sentinels import NEED_DATA
+
+CONTROL = b"\x83h\x01a\x02"  # {2}
+PAYLOAD = b"\x83a\x07"  # 7
+
+
+def drain(decoder: FrameDecoder) -> list[object]:
+    events = []
+    while (event := decoder.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
+
+
+def feed(data: bytes, mode: str, **limits: int) -> list[object]:
+    decoder = FrameDecoder(**limits)
+    events: list[object] = []
+    if mode == "whole":
+        decoder.receive_data(data)
+        events += drain(decoder)
+    else:
+        for i in range(len(data)):
+            decoder.receive_data(data[i : i + 1])
+            events += drain(decoder)
+    return events
+
+
+def first_fragment(seq: int, frag: int, data: bytes) -> bytes:
+    return frame(b"\x83E" + struct.pack(">QQ", seq, frag) + b"\x00" + data)
+
+
+def next_fragment(seq: int, frag: int, data: bytes) -> bytes:
+    return frame(b"\x83F" + struct.pack(">QQ", seq, frag) + data)
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytewise"])
+def test_ticks_and_pass_through(mode: str) -> None:
+    data = TICK_BYTES + pass_through(CONTROL, PAYLOAD) + TICK_BYTES + pass_through(CONTROL)
+    events = feed(data, mode)
+    assert events == [
+        Tick(),
+        DistMessage(b"p" + CONTROL + PAYLOAD, 1, True),
+        Tick(),
+        DistMessage(b"p" + CONTROL, 1, True),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytewise"])
+def test_trailing_partial_frame_waits(mode: str) -> None:
+    whole = pass_through(CONTROL, PAYLOAD)
+    data = TICK_BYTES + whole + whole[:7]
+    decoder = FrameDecoder()
+    if mode == "whole":
+        decoder.receive_data(data)
+    else:
+        for b in data:
+            decoder.receive_data(bytes([b]))
+    assert drain(decoder) == [Tick(), DistMessage(b"p" + CONTROL + PAYLOAD, 1, True)]
+    assert decoder.buffered == 7
+    decoder.receive_data(whole[7:])
+    assert drain(decoder) == [DistMessage(b"p" + CONTROL + PAYLOAD, 1, True)]
+    assert decoder.buffered == 0
+
+
+def test_normal_header_without_atom_cache() -> None:
+    body = b"\x83D\x00" + CONTROL[1:] + PAYLOAD[1:]
+    assert feed(frame(body), "whole") == [DistMessage(body, 3, False)]
+
+
+def test_normal_header_with_atom_cache_is_refused() -> None:
+    with pytest.raises(ProtocolError):
+        feed(frame(b"\x83D\x01\x08\x00\x01a"), "whole")
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytewise"])
+def test_fragments_are_reassembled(mode: str) -> None:
+    data = (
+        first_fragment(9, 3, b"AAA")
+        + TICK_BYTES
+        + first_fragment(10, 2, b"xx")
+        + next_fragment(9, 2, b"BBB")
+        + next_fragment(10, 1, b"yy")
+        + next_fragment(9, 1, b"CC")
+    )
+    events = feed(data, mode)
+    assert events == [Tick(), DistMessage(b"xxyy", 0, False), DistMessage(b"AAABBBCC", 0, False)]
+
+
+def test_single_fragment_message() -> None:
+    events = feed(first_fragment(1, 1, b"whole"), "whole")
+    assert events == [DistMessage(b"\x83E" + struct.pack(">QQ", 1, 1) + b"\x00whole", 19, False)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        next_fragment(5, 1, b"x"),  # unknown sequence
+        first_fragment(5, 3, b"x") + next_fragment(5, 1, b"x"),  # skipped fragment 2
+        first_fragment(5, 3, b"x") + first_fragment(5, 2, b"x"),  # started twice
+        first_fragment(5, 0, b"x"),  # fragment id 0
+        frame(b"\x83E" + struct.pack(">QQ", 1, 2) + b"\x02"),  # atom cache refs
+        frame(b"\x83E\x00"),  # truncated
+        frame(b"\x83F\x00"),  # truncated
+        frame(b"\x83Z\x00"),  # unknown header
+        frame(b"\x83"),  # truncated header
+        frame(b"\x83D"),  # truncated normal header
+        frame(b"q123"),  # unknown first byte
+    ],
+)
+def test_bad_frames(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        feed(data, "whole")
+
+
+def test_frame_size_limit() -> None:
+    decoder = FrameDecoder(max_frame_size=100)
+    decoder.receive_data(struct.pack(">I", 101))  # refused from the length alone
+    with pytest.raises(FrameTooLarge):
+        decoder.next_event()
+    assert feed(frame(b"p" + bytes(99)), "whole", max_frame_size=100)
+
+
+def test_reassembly_size_limit() -> None:
+    data = first_fragment(1, 3, bytes(60)) + next_fragment(1, 2, bytes(60))
+    with pytest.raises(FrameTooLarge):
+        feed(data, "whole", max_message_size=100)
+
+
+def test_open_sequences_limit() -> None:
+    data = b"".join(first_fragment(seq, 2, b"x") for seq in range(3))
+    with pytest.raises(ProtocolError):
+        feed(data, "whole", max_sequences=2)
+
+
+def test_buffer_compaction_keeps_the_stream_intact() -> None:
+    decoder = FrameDecoder()
+    one = pass_through(CONTROL, b"\x83m" + struct.pack(">I", 1000) + bytes(1000))
+    count = 0
+    for _ in range(300):  # more than the compaction threshold in total
+        decoder.receive_data(one[:500])
+        count += len(drain(decoder))
+        decoder.receive_data(one[500:])
+        count += len(drain(decoder))
+    assert count == 300 and decoder.buffered == 0

@@ -3,10 +3,19 @@
 Pure code, no I/O. See ``docs/terms.md`` for the Python <-> Erlang mapping table and the limits.
 """
 
+from philipjose.term.codec import (
+    DEFAULT_MAX_DECOMPRESSED,
+    MAX_KEY_DEPTH,
+    binary_to_term,
+    decode,
+    encode,
+    term_to_binary,
+)
 from philipjose.term.errors import DecodeError, EncodeError, TermError
 from philipjose.term.types import (
     Atom,
     BitString,
+    ExactFloat,
     ExportFun,
     Fun,
     ImproperList,
@@ -18,10 +27,13 @@ from philipjose.term.types import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_DECOMPRESSED",
+    "MAX_KEY_DEPTH",
     "Atom",
     "BitString",
     "DecodeError",
     "EncodeError",
+    "ExactFloat",
     "ExportFun",
     "Fun",
     "ImproperList",
@@ -31,4 +43,8 @@ __all__ = [
     "Port",
     "Reference",
     "TermError",
+    "binary_to_term",
+    "decode",
+    "encode",
+    "term_to_binary",
 ]

@@ -11,12 +11,14 @@ binary), and a ``Pid`` compares by node, id, serial and creation.
   ``[alias | Ref]`` call tags.
 - ``BitString``: a binary whose length in bits is not a multiple of 8.
 - ``Fun`` and ``ExportFun``: inert records of a fun; decoding one never runs anything.
+- ``ExactFloat``: a float map key kept apart from an equal integer key (Erlang's ``1`` and ``1.0``).
 - ``List`` and ``Map``: hashable forms of an Erlang list and map, used where Python needs a hashable
   value (map keys, elements of such keys). They encode exactly like ``list`` and ``dict``.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 __all__ = [
     "Atom",
     "BitString",
+    "ExactFloat",
     "ExportFun",
     "Fun",
     "ImproperList",
@@ -33,6 +36,9 @@ __all__ = [
     "Port",
     "Reference",
 ]
+
+
+_F64 = struct.Struct(">d")
 
 
 class Atom(str):
@@ -64,8 +70,8 @@ class Atom(str):
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    def __hash__(self) -> int:
-        return str.__hash__(self)
+    # Assigning the C slot (not a Python method) keeps dict and set lookups at str speed.
+    __hash__ = str.__hash__
 
     def __repr__(self) -> str:
         return f"Atom({str.__repr__(self)})"
@@ -127,7 +133,11 @@ class Port:
 
 @dataclass(frozen=True, slots=True)
 class ImproperList:
-    """An improper list ``[e1, ..., en | tail]``: ``elements`` is non-empty, ``tail`` is not a list."""
+    """An improper list ``[e1, ..., en | tail]``: ``elements`` is non-empty, ``tail`` is not a list.
+
+    Raises ``ValueError`` when ``elements`` is empty or ``tail`` is a list (``list``, ``List`` or
+    ``ImproperList``): such a value has a different, canonical Erlang form.
+    """
 
     elements: tuple[Any, ...]
     tail: Any
@@ -135,6 +145,10 @@ class ImproperList:
     def __post_init__(self) -> None:
         if type(self.elements) is not tuple:
             object.__setattr__(self, "elements", tuple(self.elements))
+        if not self.elements:
+            raise ValueError("an ImproperList needs at least one element")
+        if isinstance(self.tail, (list, List, ImproperList)):
+            raise ValueError("the tail of an ImproperList cannot be a list")
 
     def __repr__(self) -> str:
         return f"ImproperList({list(self.elements)!r}, {self.tail!r})"
@@ -144,21 +158,33 @@ class ImproperList:
 class BitString:
     """A bitstring whose size is not a whole number of bytes.
 
-    ``data`` holds the bytes; only the high ``bits`` bits (1 to 8) of the last byte are part of the
-    value, the rest are zero. ``BitString(b'\\xa0', 3)`` is ``<<5:3>>``.
+    ``data`` holds the bytes; only the high ``bits`` bits (1 to 7) of the last byte are part of the
+    value. ``BitString(b'\\xa0', 3)`` is ``<<5:3>>``. The unused low bits of the last byte are
+    cleared on construction, so equal values have equal ``data``. ``data`` must not be empty
+    (``ValueError`` otherwise); a whole number of bytes is a plain ``bytes`` value.
     """
 
     data: bytes
     bits: int
 
     def __post_init__(self) -> None:
-        if type(self.data) is not bytes:
-            object.__setattr__(self, "data", bytes(self.data))
+        data = bytes(self.data)
+        if not data:
+            raise ValueError("a BitString needs at least one byte")
+        if type(self.bits) is not int or not 1 <= self.bits <= 7:
+            raise ValueError(f"BitString.bits must be 1 to 7, not {self.bits!r}")
+        mask = (0xFF << (8 - self.bits)) & 0xFF
+        if data[-1] & ~mask:
+            data = data[:-1] + bytes((data[-1] & mask,))
+        object.__setattr__(self, "data", data)
 
     @property
     def bit_size(self) -> int:
         """The length of the value in bits."""
-        return (len(self.data) - 1) * 8 + self.bits if self.data else 0
+        return (len(self.data) - 1) * 8 + self.bits
+
+    def __repr__(self) -> str:
+        return f"BitString({self.data!r}, {self.bits})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +214,29 @@ class Fun:
 
     def __hash__(self) -> int:
         return hash((self.module, self.index, self.uniq, self.arity))
+
+
+class ExactFloat(float):
+    """A float that is equal only to another ``ExactFloat`` with the same bits.
+
+    Erlang's ``1``, ``1.0`` and ``true`` are three different map keys, but Python's ``1 == 1.0 ==
+    True``. When a decoded map has keys that Python would merge, its keys are decoded in this
+    strict form (floats as ``ExactFloat``, ``true``/``false`` as ``Atom``) so that no key is lost.
+    It encodes like any float.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ExactFloat and _F64.pack(self) == _F64.pack(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = float.__hash__
+
+    def __repr__(self) -> str:
+        return f"ExactFloat({float.__repr__(self)})"
 
 
 class List(tuple[Any, ...]):

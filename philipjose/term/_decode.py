@@ -1,0 +1,593 @@
+"""Decoding the External Term Format (the body after the 131 version byte).
+
+Theory of operation: one loop walks the bytes with an explicit stack instead of recursion, so a
+100,000-deep tuple decodes like a flat one and no input can raise RecursionError. Each iteration
+reads one tag. Scalars that dominate real traffic (small integers, integers, binaries, UTF-8
+atoms, floats, strings, nil) are decoded inline in the loop; containers (tuples, lists, maps and
+local funs) push a frame holding the items collected so far and how many are still to come; the
+rarer scalar tags go through a 256-entry dispatch table of small functions. A finished value is
+appended to the frame on top; when a frame is full it is turned into its Python value and handed
+to the frame below, until the root frame receives the whole term.
+
+Every length read off the wire is checked against the bytes that remain before anything is built
+(each element of a container takes at least one byte, so a count larger than the rest of the input
+is refused at once). Reading past the end surfaces as IndexError or struct.error inside the loop
+and is turned into ``DecodeError`` at the boundary.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from philipjose.term.errors import DecodeError
+from philipjose.term.types import (
+    Atom,
+    BitString,
+    ExactFloat,
+    ExportFun,
+    Fun,
+    ImproperList,
+    List,
+    Map,
+    Pid,
+    Port,
+    Reference,
+)
+
+__all__ = ["MAX_KEY_DEPTH", "decode_body"]
+
+#: Map keys nested deeper than this are refused: hashing them would overflow the C stack.
+MAX_KEY_DEPTH = 10_000
+#: Maps with at least this many keys are checked for keys whose hashes collide (a CPU attack).
+_HASH_CHECK_MIN_KEYS = 64
+#: At most this many decoded atoms are kept in the decoding cache (it is cleared when full).
+_ATOM_CACHE_SIZE = 1 << 16
+#: References carry 1 to this many 32-bit words.
+_MAX_REF_WORDS = 5
+
+_u16 = struct.Struct(">H").unpack_from
+_u32 = struct.Struct(">I").unpack_from
+_i32 = struct.Struct(">i").unpack_from
+_u64 = struct.Struct(">Q").unpack_from
+_f64 = struct.Struct(">d").unpack_from
+_u32x2 = struct.Struct(">II").unpack_from
+_u32x3 = struct.Struct(">III").unpack_from
+_fun_head = struct.Struct(">IB16sII").unpack_from
+
+# Frame kinds.
+_ROOT = 0
+_TUPLE = 1
+_LIST = 2
+_MAP = 3
+_FUN = 4
+
+_TRUE = Atom("true")
+_FALSE = Atom("false")
+
+# Decoded atoms by their raw bytes, one cache per text encoding. Values are True, False or an Atom.
+_utf8_atoms: dict[bytes, Any] = {}
+_latin1_atoms: dict[bytes, Any] = {}
+
+
+def _truncated() -> DecodeError:
+    return DecodeError("truncated term: the input ends inside a term")
+
+
+def _new_atom(raw: bytes, encoding: str, cache: dict[bytes, Any]) -> Any:
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"atom text is not valid {encoding}") from exc
+    if len(text) > 255:
+        raise DecodeError(f"atom of {len(text)} characters (the limit is 255)")
+    value: Any = True if text == "true" else False if text == "false" else Atom(text)
+    if len(cache) >= _ATOM_CACHE_SIZE:
+        cache.clear()
+    cache[raw] = value
+    return value
+
+
+def _atom_term(buf: bytes, pos: int) -> tuple[Any, int]:
+    """Decode any of the four atom tags at ``pos`` into True, False or an Atom."""
+    tag = buf[pos]
+    if tag == 119 or tag == 115:  # SMALL_ATOM_UTF8_EXT, SMALL_ATOM_EXT
+        n = buf[pos + 1]
+        pos += 2
+    elif tag == 118 or tag == 100:  # ATOM_UTF8_EXT, ATOM_EXT
+        n = _u16(buf, pos + 1)[0]
+        pos += 3
+    else:
+        raise DecodeError(f"expected an atom, found tag {tag}")
+    end = pos + n
+    if end > len(buf):
+        raise _truncated()
+    raw = buf[pos:end]
+    if tag >= 118:
+        value = _utf8_atoms.get(raw)
+        if value is None:
+            value = _new_atom(raw, "utf-8", _utf8_atoms)
+    else:
+        value = _latin1_atoms.get(raw)
+        if value is None:
+            value = _new_atom(raw, "latin-1", _latin1_atoms)
+    return value, end
+
+
+def _atom(buf: bytes, pos: int) -> tuple[Atom, int]:
+    """Decode an atom that must stay an Atom (node names, modules, functions)."""
+    value, pos = _atom_term(buf, pos)
+    if value is True:
+        return _TRUE, pos
+    if value is False:
+        return _FALSE, pos
+    return value, pos
+
+
+def _small_int(buf: bytes, pos: int) -> tuple[int, int]:
+    """Decode SMALL_INTEGER_EXT or INTEGER_EXT (the only integer forms inside funs)."""
+    tag = buf[pos]
+    if tag == 97:
+        return buf[pos + 1], pos + 2
+    if tag == 98:
+        return _i32(buf, pos + 1)[0], pos + 5
+    raise DecodeError(f"expected a small integer, found tag {tag}")
+
+
+# --- scalar tags outside the hot path: (buf, pos at tag) -> (value, pos after) ---------------
+
+
+def _float_ext(buf: bytes, pos: int) -> tuple[float, int]:
+    raw = buf[pos + 1 : pos + 32]
+    if len(raw) != 31:
+        raise _truncated()
+    try:
+        value = float(raw.split(b"\0", 1)[0].decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DecodeError("FLOAT_EXT does not hold a decimal float") from exc
+    if value - value != 0.0:
+        raise DecodeError("NaN and infinities are not Erlang floats")
+    return value, pos + 32
+
+
+def _big(buf: bytes, pos: int, n: int) -> tuple[int, int]:
+    sign = buf[pos]
+    end = pos + 1 + n
+    if end > len(buf):
+        raise _truncated()
+    if sign > 1:
+        raise DecodeError(f"bignum sign byte {sign}")
+    value = int.from_bytes(buf[pos + 1 : end], "little")
+    return (-value if sign else value), end
+
+
+def _small_big_ext(buf: bytes, pos: int) -> tuple[int, int]:
+    return _big(buf, pos + 2, buf[pos + 1])
+
+
+def _large_big_ext(buf: bytes, pos: int) -> tuple[int, int]:
+    return _big(buf, pos + 5, _u32(buf, pos + 1)[0])
+
+
+def _bit_binary_ext(buf: bytes, pos: int) -> tuple[Any, int]:
+    n = _u32(buf, pos + 1)[0]
+    bits = buf[pos + 5]
+    start = pos + 6
+    end = start + n
+    if end > len(buf):
+        raise _truncated()
+    if n == 0:
+        if bits != 0:
+            raise DecodeError("empty BIT_BINARY_EXT with a non-zero bit count")
+        return b"", end
+    if not 1 <= bits <= 8:
+        raise DecodeError(f"BIT_BINARY_EXT with {bits} bits in its last byte")
+    data = buf[start:end]
+    if bits == 8:
+        return data, end
+    return BitString(data, bits), end
+
+
+def _new_pid_ext(buf: bytes, pos: int) -> tuple[Pid, int]:
+    node, pos = _atom(buf, pos + 1)
+    id_, serial, creation = _u32x3(buf, pos)
+    return Pid(node, id_, serial, creation), pos + 12
+
+
+def _pid_ext(buf: bytes, pos: int) -> tuple[Pid, int]:
+    node, pos = _atom(buf, pos + 1)
+    id_, serial = _u32x2(buf, pos)
+    return Pid(node, id_, serial, buf[pos + 8]), pos + 9
+
+
+def _new_port_ext(buf: bytes, pos: int) -> tuple[Port, int]:
+    node, pos = _atom(buf, pos + 1)
+    id_, creation = _u32x2(buf, pos)
+    return Port(node, id_, creation), pos + 8
+
+
+def _v4_port_ext(buf: bytes, pos: int) -> tuple[Port, int]:
+    node, pos = _atom(buf, pos + 1)
+    id_ = _u64(buf, pos)[0]
+    return Port(node, id_, _u32(buf, pos + 8)[0]), pos + 12
+
+
+def _port_ext(buf: bytes, pos: int) -> tuple[Port, int]:
+    node, pos = _atom(buf, pos + 1)
+    id_ = _u32(buf, pos)[0]
+    return Port(node, id_, buf[pos + 4]), pos + 5
+
+
+def _ref_words(buf: bytes, pos: int, count: int) -> tuple[int, ...]:
+    if not 1 <= count <= _MAX_REF_WORDS:
+        raise DecodeError(f"reference with {count} id words (1 to {_MAX_REF_WORDS} allowed)")
+    return struct.unpack_from(f">{count}I", buf, pos)
+
+
+def _newer_reference_ext(buf: bytes, pos: int) -> tuple[Reference, int]:
+    count = _u16(buf, pos + 1)[0]
+    node, pos = _atom(buf, pos + 3)
+    creation = _u32(buf, pos)[0]
+    ids = _ref_words(buf, pos + 4, count)
+    return Reference(node, creation, ids), pos + 4 + 4 * count
+
+
+def _new_reference_ext(buf: bytes, pos: int) -> tuple[Reference, int]:
+    count = _u16(buf, pos + 1)[0]
+    node, pos = _atom(buf, pos + 3)
+    creation = buf[pos]
+    ids = _ref_words(buf, pos + 1, count)
+    return Reference(node, creation, ids), pos + 1 + 4 * count
+
+
+def _reference_ext(buf: bytes, pos: int) -> tuple[Reference, int]:
+    node, pos = _atom(buf, pos + 1)
+    id_ = _u32(buf, pos)[0]
+    return Reference(node, buf[pos + 4], (id_,)), pos + 5
+
+
+def _export_ext(buf: bytes, pos: int) -> tuple[ExportFun, int]:
+    module, pos = _atom(buf, pos + 1)
+    function, pos = _atom(buf, pos)
+    arity, pos = _small_int(buf, pos)
+    if arity > 255:
+        raise DecodeError(f"export fun of arity {arity}")
+    return ExportFun(module, function, arity), pos
+
+
+def _atom_tag(buf: bytes, pos: int) -> tuple[Any, int]:
+    return _atom_term(buf, pos)
+
+
+_Handler = Callable[[bytes, int], tuple[Any, int]]
+_HANDLERS: list[_Handler | None] = [None] * 256
+for _tag, _fn in (
+    (99, _float_ext),
+    (100, _atom_tag),
+    (115, _atom_tag),
+    (118, _atom_tag),
+    (119, _atom_tag),
+    (110, _small_big_ext),
+    (111, _large_big_ext),
+    (77, _bit_binary_ext),
+    (88, _new_pid_ext),
+    (103, _pid_ext),
+    (89, _new_port_ext),
+    (120, _v4_port_ext),
+    (102, _port_ext),
+    (90, _newer_reference_ext),
+    (114, _new_reference_ext),
+    (101, _reference_ext),
+    (113, _export_ext),
+):
+    _HANDLERS[_tag] = _fn
+
+_TAG_NAMES = {
+    80: "a compressed term (tag 80) is only allowed right after the version byte",
+    82: "ATOM_CACHE_REF needs a distribution header's atom cache",
+    117: "FUN_EXT (removed from Erlang in OTP 23)",
+    121: "LOCAL_EXT",
+    131: "a version byte inside a term",
+}
+
+
+def _bad_tag(tag: int) -> DecodeError:
+    what = _TAG_NAMES.get(tag)
+    if what is not None:
+        return DecodeError(f"unsupported tag {tag}: {what}")
+    return DecodeError(f"unknown tag {tag}")
+
+
+# --- containers ---------------------------------------------------------------------------
+
+
+def _finish_list(items: list[Any]) -> Any:
+    tail = items.pop()
+    if type(tail) is list:
+        # NIL (or, from a non-OTP encoder, a list tail): the whole thing is a proper list.
+        if tail:
+            items.extend(tail)
+        return items
+    if not items:
+        return tail
+    if type(tail) is ImproperList:
+        items.extend(tail.elements)
+        tail = tail.tail
+    return ImproperList(tuple(items), tail)
+
+
+def _finish_map(items: list[Any], depth_checked: bool) -> dict[Any, Any]:
+    keys = items[0::2]
+    n = len(keys)
+    if not depth_checked:
+        for key in keys:
+            if _depth(key) > MAX_KEY_DEPTH:
+                raise DecodeError(f"map key nested deeper than {MAX_KEY_DEPTH} levels")
+    try:
+        if n >= _HASH_CHECK_MIN_KEYS and len(set(map(hash, keys))) * 2 < n:
+            raise DecodeError("map keys with colliding hashes")
+        result = dict(zip(keys, items[1::2], strict=True))
+    except TypeError:
+        keys = [_rebuild(key, _same) for key in keys]
+        if n >= _HASH_CHECK_MIN_KEYS and len(set(map(hash, keys))) * 2 < n:
+            raise DecodeError("map keys with colliding hashes") from None
+        result = dict(zip(keys, items[1::2], strict=True))
+    if len(result) != n:
+        # Keys Erlang tells apart but Python merges (1, 1.0, true): decode them strictly.
+        keys = [_rebuild(key, _strict) for key in keys]
+        result = dict(zip(keys, items[1::2], strict=True))
+        if len(result) != n:
+            raise DecodeError("map with duplicate keys")
+    return result
+
+
+def _finish_fun(items: list[Any], extra: tuple[Any, ...], pos: int) -> Fun:
+    start, size, arity, uniq, index, module = extra
+    if pos - start != size:
+        raise DecodeError(f"NEW_FUN_EXT size field says {size} bytes, the fun took {pos - start}")
+    old_index, old_uniq, pid = items[0], items[1], items[2]
+    if type(old_index) is not int or type(old_uniq) is not int or type(pid) is not Pid:
+        raise DecodeError("NEW_FUN_EXT with a malformed old index, old uniq or pid")
+    return Fun(arity, uniq, index, module, old_index, old_uniq, pid, tuple(items[3:]))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _strict(value: Any) -> Any:
+    if value is True:
+        return _TRUE
+    if value is False:
+        return _FALSE
+    if type(value) is float:
+        return ExactFloat(value)
+    return value
+
+
+def _children(node: Any) -> list[Any] | None:
+    t = type(node)
+    if t is tuple or t is list or t is List:
+        return list(node)
+    if t is dict or t is Map:
+        flat: list[Any] = []
+        for k, v in node.items():
+            flat.append(k)
+            flat.append(v)
+        return flat
+    if t is ImproperList:
+        return [*node.elements, node.tail]
+    return None
+
+
+def _rebuild(root: Any, leaf: Callable[[Any], Any]) -> Any:
+    """A hashable copy of a decoded term: lists become ``List``, maps ``Map``; ``leaf`` maps scalars.
+
+    Iterative (post-order with an explicit stack), so deep keys cannot raise RecursionError.
+    """
+    done: list[Any] = []
+    work: list[tuple[Any, list[Any] | None]] = [(root, None)]
+    while work:
+        node, kids = work.pop()
+        if kids is None:
+            kids = _children(node)
+            if kids is None:
+                done.append(leaf(node))
+                continue
+            work.append((node, kids))
+            work.extend((kid, None) for kid in reversed(kids))
+            continue
+        n = len(kids)
+        built = done[len(done) - n :] if n else []
+        del done[len(done) - n :]
+        t = type(node)
+        if t is tuple:
+            done.append(tuple(built))
+        elif t is list or t is List:
+            done.append(List(built))
+        elif t is dict or t is Map:
+            done.append(Map(zip(built[0::2], built[1::2], strict=True)))
+        else:
+            done.append(ImproperList(tuple(built[:-1]), built[-1]))
+    return done[0]
+
+
+def _depth(root: Any) -> int:
+    """Nesting depth of a decoded term, computed without recursion."""
+    deepest = 0
+    work = [(root, 1)]
+    while work:
+        node, level = work.pop()
+        kids = _children(node)
+        if kids:
+            if level + 1 > deepest:
+                deepest = level + 1
+            work.extend((kid, level + 1) for kid in kids)
+        elif level > deepest:
+            deepest = level
+    return deepest
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+def decode_body(buf: bytes, pos: int) -> tuple[Any, int]:
+    """Decode one term (no version byte) starting at ``buf[pos]``; return it and the end offset.
+
+    Raises ``DecodeError`` for anything that is not exactly one valid term starting at ``pos``
+    (bytes after the term are left alone and the offset tells where they start).
+    """
+    try:
+        return _decode(buf, pos)
+    except (IndexError, struct.error):
+        raise _truncated() from None
+    except RecursionError:  # pragma: no cover - the loop does not recurse
+        raise DecodeError("term nested too deeply") from None
+
+
+def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
+    end = len(buf)
+    u32 = _u32
+    i32 = _i32
+    f64 = _f64
+    handlers = _HANDLERS
+    utf8_atoms = _utf8_atoms
+    stack: list[tuple[int, list[Any], int, Any]] = []
+    kind = _ROOT
+    items: list[Any] = []
+    left = 1
+    extra: Any = None
+    peak = 0
+    value: Any
+    while True:
+        tag = buf[pos]
+        if tag == 97:  # SMALL_INTEGER_EXT
+            value = buf[pos + 1]
+            pos += 2
+        elif tag == 109:  # BINARY_EXT
+            n = u32(buf, pos + 1)[0]
+            pos += 5
+            if n > end - pos:
+                raise _truncated()
+            value = buf[pos : pos + n]
+            pos += n
+        elif tag == 98:  # INTEGER_EXT
+            value = i32(buf, pos + 1)[0]
+            pos += 5
+        elif tag == 119:  # SMALL_ATOM_UTF8_EXT
+            n = pos + 2 + buf[pos + 1]
+            if n > end:
+                raise _truncated()
+            raw = buf[pos + 2 : n]
+            value = utf8_atoms.get(raw)
+            if value is None:
+                value = _new_atom(raw, "utf-8", utf8_atoms)
+            pos = n
+        elif tag == 104:  # SMALL_TUPLE_EXT
+            n = buf[pos + 1]
+            pos += 2
+            if n:
+                if n > end - pos:
+                    raise _truncated()
+                stack.append((kind, items, left, extra))
+                if len(stack) > peak:
+                    peak = len(stack)
+                kind = _TUPLE
+                items = []
+                left = n
+                continue
+            value = ()
+        elif tag == 107:  # STRING_EXT
+            n = _u16(buf, pos + 1)[0]
+            pos += 3
+            if n > end - pos:
+                raise _truncated()
+            value = list(buf[pos : pos + n])
+            pos += n
+        elif tag == 106:  # NIL_EXT
+            value = []
+            pos += 1
+        elif tag == 108:  # LIST_EXT: n elements, then the tail
+            n = u32(buf, pos + 1)[0]
+            pos += 5
+            if n >= end - pos:
+                raise _truncated()
+            stack.append((kind, items, left, extra))
+            if len(stack) > peak:
+                peak = len(stack)
+            kind = _LIST
+            items = []
+            left = n + 1
+            continue
+        elif tag == 70:  # NEW_FLOAT_EXT
+            value = f64(buf, pos + 1)[0]
+            if value - value != 0.0:
+                raise DecodeError("NaN and infinities are not Erlang floats")
+            pos += 9
+        elif tag == 116:  # MAP_EXT
+            n = u32(buf, pos + 1)[0]
+            pos += 5
+            if n:
+                if 2 * n > end - pos:
+                    raise _truncated()
+                stack.append((kind, items, left, extra))
+                if len(stack) > peak:
+                    peak = len(stack)
+                kind = _MAP
+                items = []
+                left = 2 * n
+                continue
+            value = {}
+        elif tag == 105:  # LARGE_TUPLE_EXT
+            n = u32(buf, pos + 1)[0]
+            pos += 5
+            if n:
+                if n > end - pos:
+                    raise _truncated()
+                stack.append((kind, items, left, extra))
+                if len(stack) > peak:
+                    peak = len(stack)
+                kind = _TUPLE
+                items = []
+                left = n
+                continue
+            value = ()
+        elif tag == 112:  # NEW_FUN_EXT
+            size, arity, uniq, index, num_free = _fun_head(buf, pos + 1)
+            start = pos + 1
+            if size > end - start:
+                raise _truncated()
+            module, pos = _atom(buf, pos + 30)
+            if num_free > end - pos:
+                raise _truncated()
+            stack.append((kind, items, left, extra))
+            if len(stack) > peak:
+                peak = len(stack)
+            kind = _FUN
+            items = []
+            left = 3 + num_free
+            extra = (start, size, arity, uniq, index, module)
+            continue
+        else:
+            handler = handlers[tag]
+            if handler is None:
+                raise _bad_tag(tag)
+            value, pos = handler(buf, pos)
+        # Hand the value to the frame on top; close every frame this value completes.
+        while True:
+            items.append(value)
+            left -= 1
+            if left:
+                break
+            if kind == _TUPLE:
+                value = tuple(items)
+            elif kind == _LIST:
+                value = _finish_list(items)
+            elif kind == _MAP:
+                value = _finish_map(items, peak <= MAX_KEY_DEPTH)
+            elif kind == _FUN:
+                value = _finish_fun(items, extra, pos)
+            else:
+                return items[0], pos
+            kind, items, left, extra = stack.pop()

@@ -1,0 +1,24 @@
+"""The farmer: machines, validation, task shipping, scheduling and progress for a farm of workers.
+
+See ``docs/farm.md``. The public names are re-exported here.
+"""
+
+from philipjose.farm.errors import (
+    FarmError,
+    MachinesError,
+    TaskError,
+    TaskTimeout,
+    UnpicklableTask,
+    WorkerLost,
+)
+from philipjose.farm.machines import Machine
+
+__all__ = [
+    "FarmError",
+    "Machine",
+    "MachinesError",
+    "TaskError",
+    "TaskTimeout",
+    "UnpicklableTask",
+    "WorkerLost",
+]

@@ -1,0 +1,238 @@
+"""``philipjose machines``: register, unregister, list and validate the farm's machines.
+
+::
+
+    philipjose machines [--machines FILE] add HOST [--workers N] [--python PATH] [--ssh-opt KEY=VALUE]...
+    philipjose machines [--machines FILE] remove HOST...
+    philipjose machines [--machines FILE] list
+    philipjose machines [--machines FILE] validate [HOST...] [--check module:function] [--timeout S]
+
+Exit status: 0 on success (for ``validate``: every machine qualified), 1 when a machine is not
+qualified or a host to remove is not registered, 2 for a bad command line or a malformed file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+
+from philipjose.farm.errors import MachinesError
+from philipjose.farm.machines import (
+    Machine,
+    add_machine,
+    default_machines_path,
+    load_machines,
+    remove_machine,
+)
+from philipjose.farm.validate import DEFAULT_TIMEOUT, Validation, check_spec, validate_machines
+
+__all__ = ["add_command", "format_validation"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``machines`` command to the ``philipjose`` command line."""
+    parser = subparsers.add_parser(
+        "machines",
+        help="register, unregister, list and validate the machines a farm may use",
+        description="Manage the machine registry (a TOML file) and validate machines: python and "
+        "philipjose versions, cores, memory, and an optional check of your own. 'localhost' runs "
+        "without ssh; every other host is reached with ssh (BatchMode: keys, no password prompts).",
+    )
+    parser.add_argument(
+        "--machines",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help=f"the machines file (default: {default_machines_path()})",
+    )
+
+    def show_help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    parser.set_defaults(func=show_help)
+    actions = parser.add_subparsers(title="actions", metavar="ACTION")
+
+    add = actions.add_parser("add", help="register a machine", description="Register a machine.")
+    add.add_argument("host", metavar="HOST", help="'localhost', or what ssh connects to (host, user@host)")
+    add.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="worker processes to run there (default: one per core)",
+    )
+    add.add_argument(
+        "--python",
+        metavar="PATH",
+        default=None,
+        help="python to run there (default: this python on localhost, python3 elsewhere)",
+    )
+    add.add_argument(
+        "--ssh-opt",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="ssh_options",
+        help="an ssh_config option passed as -o KEY=VALUE, e.g. Port=2222 (repeatable)",
+    )
+    add.add_argument("--replace", action="store_true", help="replace the machine if it is registered")
+    add.set_defaults(func=_add)
+
+    remove = actions.add_parser("remove", help="unregister machines", description="Unregister machines.")
+    remove.add_argument("hosts", metavar="HOST", nargs="+")
+    remove.set_defaults(func=_remove)
+
+    listing = actions.add_parser("list", help="list the registered machines", description="List machines.")
+    listing.set_defaults(func=_list)
+
+    validate = actions.add_parser(
+        "validate",
+        help="probe machines and say whether each is qualified",
+        description="Run a probe with each machine's python (over ssh except for localhost) and report "
+        "whether it is qualified: python >= 3.11, philipjose importable with this version, and the "
+        "--check passing. Hosts not registered are probed with default settings.",
+    )
+    validate.add_argument("hosts", metavar="HOST", nargs="*", help="machines to validate (default: all)")
+    validate.add_argument(
+        "--check",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="a function importable there, called with no arguments: None/true passes, a string is "
+        "the reason for refusing, false or an exception refuses",
+    )
+    validate.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds each machine has to answer (default: {DEFAULT_TIMEOUT:g})",
+    )
+    validate.set_defaults(func=_validate)
+
+
+def _path(args: argparse.Namespace) -> Path:
+    return args.machines if args.machines is not None else default_machines_path()
+
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"philipjose machines: error: {message}", file=sys.stderr)
+    return status
+
+
+def _add(args: argparse.Namespace) -> int:
+    path = _path(args)
+    try:
+        machine = Machine(args.host, args.workers, args.python, tuple(args.ssh_options))
+        add_machine(path, machine, replace=args.replace)
+    except MachinesError as exc:
+        return _fail(str(exc))
+    print(f"registered {machine.host} in {path}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    path = _path(args)
+    status = 0
+    for host in args.hosts:
+        try:
+            removed = remove_machine(path, host)
+        except MachinesError as exc:
+            return _fail(str(exc))
+        if removed is None:
+            status = _fail(f"{host} is not registered in {path}", 1)
+        else:
+            print(f"removed {host} from {path}")
+    return status
+
+
+def _describe(machine: Machine) -> str:
+    workers = "one per core" if machine.workers is None else str(machine.workers)
+    fields = [f"workers={workers}", f"python={machine.python_command()}"]
+    if machine.is_local:
+        fields.append("(local, no ssh)")
+    elif machine.ssh_options:
+        fields.append("ssh: " + " ".join(machine.ssh_options))
+    return "  ".join(fields)
+
+
+def _list(args: argparse.Namespace) -> int:
+    path = _path(args)
+    try:
+        machines = load_machines(path)
+    except MachinesError as exc:
+        return _fail(str(exc))
+    if not machines:
+        print(f"no machines registered in {path}")
+        return 0
+    width = max(len(host) for host in machines)
+    for machine in machines.values():
+        print(f"{machine.host:<{width}}  {_describe(machine)}")
+    return 0
+
+
+def _gib(size: int | None) -> str:
+    return "?" if size is None else f"{size / 2**30:.1f} GiB"
+
+
+def format_validation(result: Validation, width: int = 0) -> str:
+    """One line of ``machines validate`` output for ``result``, host padded to ``width``."""
+    verdict = "qualified" if result.qualified else "NOT qualified"
+    facts = []
+    if result.python_version is not None:
+        facts.append("python " + ".".join(map(str, result.python_version)))
+    if result.philipjose_version is not None:
+        facts.append(f"philipjose {result.philipjose_version}")
+    if result.cores is not None:
+        facts.append(f"cores {result.cores}")
+    if result.memory is not None:
+        facts.append(f"memory {_gib(result.memory)}")
+    line = f"{result.host:<{width}}  {verdict:<13}  {'  '.join(facts)}".rstrip()
+    if not result.qualified:
+        line += f"\n{'':<{width}}  reason: {result.reason}"
+    return line
+
+
+def _validate(args: argparse.Namespace) -> int:
+    path = _path(args)
+    try:
+        registered = load_machines(path)
+        if args.check is not None:
+            check_spec(args.check)
+        if args.hosts:
+            machines = [registered.get(host) or Machine(host) for host in args.hosts]
+        else:
+            machines = list(registered.values())
+    except MachinesError as exc:
+        return _fail(str(exc))
+    if not machines:
+        return _fail(f"no machines registered in {path}; name hosts to validate, or add some", 1)
+    unregistered = [m.host for m in machines if m.host not in registered]
+    if unregistered:
+        print(f"note: not registered, probed with default settings: {', '.join(unregistered)}")
+    results = trio.run(lambda: validate_machines(machines, check=args.check, timeout=args.timeout))
+    width = max(len(r.host) for r in results)
+    for result in results:
+        print(format_validation(result, width))
+    return 0 if all(r.qualified for r in results) else 1

@@ -1,0 +1,96 @@
+"""Errors raised by :mod:`philipjose.farm`.
+
+``FarmError`` is the base of them all. The caller's faults inherit the stdlib class they would catch
+anyway: ``UnpicklableTask`` is a ``TypeError`` (the task has no pickled form), ``MachinesError`` is a
+``ValueError`` (a machines file or a machine record is malformed), ``TaskTimeout`` is a
+``TimeoutError``. What went wrong on a worker arrives as ``TaskError`` (the task raised) or
+``WorkerLost`` (the task was in flight on workers that died, too many times in a row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "FarmError",
+    "MachinesError",
+    "TaskError",
+    "TaskTimeout",
+    "UnpicklableTask",
+    "WorkerLost",
+]
+
+
+class FarmError(Exception):
+    """Base of every error raised by :mod:`philipjose.farm`."""
+
+
+class TaskError(FarmError):
+    """A task raised an exception on its worker (lfarm's ``task-execution-error``).
+
+    ``remote_type`` is the qualified name of the remote exception's class (``"builtins.ValueError"``),
+    ``message`` its ``str()``, and ``remote_traceback`` the formatted traceback text as the worker
+    printed it. When the remote exception itself could be pickled and unpickled here, it is also the
+    ``__cause__`` of this error, so ``except TaskError as e: e.__cause__`` reaches the original.
+    """
+
+    def __init__(self, remote_type: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(remote_type, message, remote_traceback)
+        self.remote_type = remote_type
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+    def __str__(self) -> str:
+        text = f"{self.remote_type}: {self.message}" if self.message else self.remote_type
+        if self.remote_traceback:
+            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip("\n")
+        return text
+
+
+class WorkerLost(FarmError):
+    """A task was in flight on ``len(workers)`` workers that all died, one after another.
+
+    The farm reruns a task whose worker dies (at-least-once execution); a task that keeps killing its
+    workers (a "poison" task: a segfault, ``os._exit``, running out of memory) fails with this error
+    after the configured number of deaths (default 3) instead of taking down the whole farm.
+    ``task`` names the task (its id, or a description), ``workers`` lists the dead workers in order.
+    """
+
+    def __init__(self, task: object, workers: Sequence[object]) -> None:
+        super().__init__(task, tuple(workers))
+        self.task = task
+        self.workers = tuple(workers)
+
+    def __str__(self) -> str:
+        dead = ", ".join(str(w) for w in self.workers)
+        return f"task {self.task} was lost with {len(self.workers)} worker(s) that died running it: {dead}"
+
+
+class TaskTimeout(FarmError, TimeoutError):
+    """A task did not finish within its timeout (``task`` names it, ``timeout`` is in seconds)."""
+
+    def __init__(self, task: object, timeout: float | None = None) -> None:
+        super().__init__(task, timeout)
+        self.task = task
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        if self.timeout is None:
+            return f"task {self.task} passed its deadline"
+        return f"task {self.task} did not finish within {self.timeout:g} s"
+
+
+class UnpicklableTask(FarmError, TypeError):
+    """A task (function, arguments) or its result cannot be serialized with cloudpickle.
+
+    Raised by ``submit`` for the task itself, before anything is sent; a result that cannot be
+    pickled on the worker comes back as a ``TaskError`` whose ``remote_type`` names this class.
+    """
+
+
+class MachinesError(FarmError, ValueError):
+    """A machines file or a machine record is malformed.
+
+    The message names the file, the key and the problem: ``machines.toml: machines."a".workers:
+    must be an integer >= 1, not "four"``.
+    """

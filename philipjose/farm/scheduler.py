@@ -1,0 +1,504 @@
+"""The farmer's bookkeeping: which task runs where, what to rerun, what is resolved. Pure: no I/O, no trio.
+
+Theory of operation
+-------------------
+The farm's event loop reports what happened (``submit``, ``worker_up``, ``worker_down``, ``result``,
+``cancel``, ``expire``) and carries out what :class:`Scheduler` decides: each event returns the
+decisions it caused (resolutions of tasks, revocations to send to workers), and :meth:`dispatch`
+returns the assignments to send. Time is whatever monotonic number the loop passes as ``now``; the
+scheduler never reads a clock, so every rule below can be tested by feeding events.
+
+A task is created PENDING (queued). :meth:`dispatch` makes it ASSIGNED to one worker, filling each
+worker up to ``max_in_flight`` tasks (pipelining: a worker has its next task before it finishes the
+current one), least-loaded worker first. A task leaves the books exactly once, RESOLVED by one of:
+
+- :class:`Completion`: a worker reported its outcome. A later report for the same task (a worker that
+  was presumed dead, a cancelled task that finished anyway) is a duplicate and is dropped; a report
+  from another worker than the one it is assigned to still resolves it, and the assigned worker
+  gets a :class:`Revocation`.
+- :class:`Loss`: the task was in flight on ``max_deaths`` workers (default 3) that died, in a row.
+  A worker's death requeues every live task it held, at the front of the queue (at-least-once
+  execution: the task may have run, wholly or partly, on the dead worker). A requeued task is
+  *suspect*: it is assigned only to an idle worker and nothing else is assigned to that worker until
+  it reports, so a poison task that kills its workers takes no innocent neighbours with it after its
+  first death. A task pinned to a worker (broadcast) cannot move: that worker's death is its Loss.
+- :class:`Expiry`: its deadline passed (``deadline``, absolute, counted from submit) or it ran for
+  longer than its ``timeout`` (re-armed at every assignment). If it is in flight, its worker gets a
+  :class:`Revocation`.
+- :class:`Cancellation`: :meth:`cancel` was called. If it is in flight, its worker gets a
+  :class:`Revocation`.
+
+A revoked task stays in its worker's in-flight set, occupying its slot, until that worker reports
+anything for it or dies: a worker cannot be handed more work than it can hold while it may still be
+computing something nobody wants (the loop decides whether a revocation cancels the task in the
+worker or kills the worker).
+
+Memory: only live tasks and in-flight ids are kept; a resolved task is forgotten, and a report for
+it is recognized as a duplicate because task ids are issued in increasing order.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from philipjose.farm.errors import FarmError
+
+__all__ = [
+    "ASSIGNED",
+    "DEFAULT_MAX_DEATHS",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "PENDING",
+    "RESOLVED",
+    "Assignment",
+    "Cancellation",
+    "Completion",
+    "Counters",
+    "Decision",
+    "Expiry",
+    "Loss",
+    "Resolution",
+    "Revocation",
+    "Scheduler",
+    "SchedulerError",
+    "TaskState",
+]
+
+P = TypeVar("P")
+WorkerId = Hashable
+
+DEFAULT_MAX_IN_FLIGHT = 2
+"""Tasks a worker holds at once by default: the one it runs and the next one."""
+
+DEFAULT_MAX_DEATHS = 3
+"""Worker deaths a task may be in flight for before it fails with a :class:`Loss`."""
+
+
+class TaskState(enum.Enum):
+    """Where a task is: queued, on a worker, or done with."""
+
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+
+
+PENDING = TaskState.PENDING
+ASSIGNED = TaskState.ASSIGNED
+RESOLVED = TaskState.RESOLVED
+
+
+class SchedulerError(FarmError, LookupError):
+    """The loop named a worker or task the scheduler does not know (the caller's fault)."""
+
+
+# -- decisions -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment(Generic[P]):
+    """Send task ``task_id`` (with its ``payload``) to ``worker``."""
+
+    worker: WorkerId
+    task_id: int
+    payload: P
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """Tell ``worker`` to stop task ``task_id`` (or drop it if it has not started): it is resolved."""
+
+    worker: WorkerId
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """Task ``task_id`` is resolved with the ``outcome`` ``worker`` reported (``ok``: not an error)."""
+
+    task_id: int
+    outcome: Any
+    worker: WorkerId
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Task ``task_id`` failed: the ``workers`` it was in flight on died, in this order."""
+
+    task_id: int
+    workers: tuple[WorkerId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """Task ``task_id`` failed: it ran past its ``timeout`` (s), or (``timeout`` None) its deadline."""
+
+    task_id: int
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """Task ``task_id`` is resolved as cancelled."""
+
+    task_id: int
+
+
+Resolution = Completion | Loss | Expiry | Cancellation
+Decision = Assignment[Any] | Revocation | Resolution
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A snapshot of the farm's progress.
+
+    ``submitted`` tasks, of which ``resolved`` are done with: ``completed`` (ok), ``failed`` (an error
+    outcome, a Loss or an Expiry) and ``cancelled``. ``pending`` wait in queues, ``running`` are
+    assigned. ``retries`` counts requeues after a worker died, ``duplicates`` the dropped late
+    reports; ``workers`` are alive now, ``workers_lost`` have died so far.
+    """
+
+    submitted: int = 0
+    resolved: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    pending: int = 0
+    running: int = 0
+    retries: int = 0
+    duplicates: int = 0
+    workers: int = 0
+    workers_lost: int = 0
+
+
+# -- state ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Task(Generic[P]):
+    task_id: int
+    payload: P
+    timeout: float | None
+    pin: WorkerId | None
+    state: TaskState = PENDING
+    worker: WorkerId | None = None
+    generation: int = 0
+    deaths: list[WorkerId] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Worker:
+    worker_id: WorkerId
+    in_flight: dict[int, None] = field(default_factory=dict)  # an ordered set of task ids
+    exclusive: int | None = None  # the suspect task it runs alone
+    pinned: deque[int] = field(default_factory=deque)
+    reported: int = 0
+
+
+_ABSOLUTE = -1  # the generation of a heap entry for an absolute deadline
+
+
+class Scheduler(Generic[P]):
+    """The farmer's bookkeeping (see the module docstring).
+
+    ``max_in_flight`` (default 2, at least 1) bounds the tasks a worker holds at once;
+    ``max_deaths`` (default 3, at least 1) is how many dead workers a task may take before its Loss.
+    Worker ids are any hashable values (node names, numbers). ``P`` is the payload type.
+    """
+
+    def __init__(
+        self, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, max_deaths: int = DEFAULT_MAX_DEATHS
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
+        if max_deaths < 1:
+            raise ValueError(f"max_deaths must be at least 1, not {max_deaths}")
+        self.max_in_flight = max_in_flight
+        self.max_deaths = max_deaths
+        self._next_id = 0
+        self._tasks: dict[int, _Task[P]] = {}
+        self._queue: deque[int] = deque()
+        self._workers: dict[WorkerId, _Worker] = {}
+        self._deadlines: list[tuple[float, int, int]] = []
+        self._pending = 0
+        self._counts = {
+            "submitted": 0,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "retries": 0,
+            "duplicates": 0,
+            "workers_lost": 0,
+        }
+
+    # -- queries -------------------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> Counters:
+        """The progress counters now."""
+        c = self._counts
+        live = len(self._tasks)
+        return Counters(
+            submitted=c["submitted"],
+            resolved=c["submitted"] - live,
+            completed=c["completed"],
+            failed=c["failed"],
+            cancelled=c["cancelled"],
+            pending=self._pending,
+            running=live - self._pending,
+            retries=c["retries"],
+            duplicates=c["duplicates"],
+            workers=len(self._workers),
+            workers_lost=c["workers_lost"],
+        )
+
+    def state(self, task_id: int) -> TaskState:
+        """Where task ``task_id`` is; :class:`SchedulerError` for an id never issued."""
+        self._check_issued(task_id)
+        task = self._tasks.get(task_id)
+        return RESOLVED if task is None else task.state
+
+    def assigned_worker(self, task_id: int) -> WorkerId | None:
+        """The worker task ``task_id`` is assigned to, or None (pending or resolved)."""
+        task = self._tasks.get(task_id)
+        return None if task is None else task.worker
+
+    def deaths(self, task_id: int) -> tuple[WorkerId, ...]:
+        """The workers that died while task ``task_id`` (live) was in flight on them."""
+        task = self._tasks.get(task_id)
+        return () if task is None else tuple(task.deaths)
+
+    def workers(self) -> list[WorkerId]:
+        """The workers alive, in the order they came up."""
+        return list(self._workers)
+
+    def in_flight(self, worker: WorkerId) -> tuple[int, ...]:
+        """The task ids ``worker`` holds (revoked ones included), oldest first."""
+        return tuple(self._worker(worker).in_flight)
+
+    def reported(self, worker: WorkerId) -> int:
+        """How many task reports ``worker`` has sent (duplicates included)."""
+        return self._worker(worker).reported
+
+    def live_tasks(self) -> list[int]:
+        """The ids of the tasks not yet resolved, in submit order."""
+        return sorted(self._tasks)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which :meth:`expire` has something to do, or None."""
+        while self._deadlines:
+            when, task_id, generation = self._deadlines[0]
+            if self._deadline_is_current(task_id, generation):
+                return when
+            heapq.heappop(self._deadlines)
+        return None
+
+    # -- events --------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        payload: P,
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        pin: WorkerId | None = None,
+    ) -> int:
+        """Queue a task; returns its id (0, 1, 2, ...). Call :meth:`dispatch` to assign it.
+
+        ``timeout``: the longest it may run on a worker (seconds, re-armed at each assignment);
+        ``deadline``: the time (on the ``now`` scale) by which it must be resolved, queued or not;
+        ``pin``: the one worker it must run on (a broadcast); that worker must be up.
+        """
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        if pin is not None and pin not in self._workers:
+            raise SchedulerError(f"cannot pin a task to {pin!r}: no such worker is up")
+        task_id = self._next_id
+        self._next_id += 1
+        self._tasks[task_id] = _Task(task_id, payload, timeout, pin)
+        self._counts["submitted"] += 1
+        self._pending += 1
+        if pin is not None:
+            self._workers[pin].pinned.append(task_id)
+        else:
+            self._queue.append(task_id)
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, task_id, _ABSOLUTE))
+        return task_id
+
+    def worker_up(self, worker: WorkerId) -> None:
+        """``worker`` is connected and ready for tasks. Call :meth:`dispatch` to give it some."""
+        if worker in self._workers:
+            raise SchedulerError(f"worker {worker!r} is already up")
+        self._workers[worker] = _Worker(worker)
+
+    def worker_down(self, worker: WorkerId) -> list[Decision]:
+        """``worker`` died or was cut off: requeue its live tasks or resolve them as a :class:`Loss`."""
+        state = self._workers.pop(self._worker(worker).worker_id)
+        self._counts["workers_lost"] += 1
+        decisions: list[Decision] = []
+        requeue: list[int] = []
+        for task_id in state.in_flight:
+            task = self._tasks.get(task_id)
+            if task is None or task.worker != worker:
+                continue  # a revoked task, already resolved
+            task.deaths.append(worker)
+            task.state, task.worker = PENDING, None
+            self._pending += 1
+            if task.pin is not None or len(task.deaths) >= self.max_deaths:
+                decisions.append(self._resolve(Loss(task_id, tuple(task.deaths))))
+            else:
+                requeue.append(task_id)
+        for task_id in state.pinned:
+            task = self._tasks.get(task_id)
+            if task is not None and task.state is PENDING:
+                decisions.append(self._resolve(Loss(task_id, (worker,))))
+        self._counts["retries"] += len(requeue)
+        self._queue.extendleft(reversed(requeue))
+        return decisions
+
+    def result(self, worker: WorkerId, task_id: int, outcome: Any, *, ok: bool = True) -> list[Decision]:
+        """``worker`` reports ``outcome`` for ``task_id`` (``ok`` False for an error outcome).
+
+        Resolves the task with a :class:`Completion` if it is live (revoking it from another worker
+        that holds it); a report for a resolved task is a dropped duplicate (returns ``[]``). The
+        report may come from a worker already down. :class:`SchedulerError` for an id never issued.
+        """
+        self._check_issued(task_id)
+        state = self._workers.get(worker)
+        if state is not None:
+            state.reported += 1
+            self._release(state, task_id)
+        task = self._tasks.get(task_id)
+        if task is None:
+            self._counts["duplicates"] += 1
+            return []
+        decisions: list[Decision] = []
+        if task.worker is not None and task.worker != worker:
+            decisions.append(Revocation(task.worker, task_id))
+        decisions.append(self._resolve(Completion(task_id, outcome, worker, ok)))
+        return decisions
+
+    def cancel(self, task_id: int) -> list[Decision]:
+        """Cancel ``task_id``: a :class:`Cancellation`, plus a :class:`Revocation` if it is in flight.
+
+        Returns ``[]`` if it is already resolved.
+        """
+        self._check_issued(task_id)
+        task = self._tasks.get(task_id)
+        if task is None:
+            return []
+        decisions: list[Decision] = []
+        if task.worker is not None:
+            decisions.append(Revocation(task.worker, task_id))
+        decisions.append(self._resolve(Cancellation(task_id)))
+        return decisions
+
+    def expire(self, now: float) -> list[Decision]:
+        """Resolve every task whose deadline or run timeout is at or before ``now`` as an :class:`Expiry`."""
+        decisions: list[Decision] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, task_id, generation = heapq.heappop(self._deadlines)
+            if not self._deadline_is_current(task_id, generation):
+                continue
+            task = self._tasks[task_id]
+            if task.worker is not None:
+                decisions.append(Revocation(task.worker, task_id))
+            timeout = None if generation == _ABSOLUTE else task.timeout
+            decisions.append(self._resolve(Expiry(task_id, timeout)))
+        return decisions
+
+    def dispatch(self, now: float = 0.0) -> list[Assignment[P]]:
+        """Assign queued tasks to workers with room; ``now`` starts the run timeouts.
+
+        Pinned tasks go to their worker; then the queue is served in order, each task to the
+        least-loaded worker (earliest joined on ties). A suspect task (one whose worker died) waits
+        for an idle worker and gets it to itself; tasks behind it wait too, so it cannot starve.
+        """
+        assignments: list[Assignment[P]] = []
+        for state in self._workers.values():
+            while state.pinned and state.exclusive is None and len(state.in_flight) < self.max_in_flight:
+                task = self._tasks.get(state.pinned.popleft())
+                if task is not None and task.state is PENDING:
+                    assignments.append(self._assign(task, state, now))
+        while self._queue:
+            task = self._tasks.get(self._queue[0])
+            if task is None or task.state is not PENDING:
+                self._queue.popleft()  # resolved while queued
+                continue
+            chosen = self._idle_worker() if task.deaths else self._least_loaded_worker()
+            if chosen is None:
+                break
+            self._queue.popleft()
+            if task.deaths:
+                chosen.exclusive = task.task_id
+            assignments.append(self._assign(task, chosen, now))
+        return assignments
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _worker(self, worker: WorkerId) -> _Worker:
+        state = self._workers.get(worker)
+        if state is None:
+            raise SchedulerError(f"no worker {worker!r} is up")
+        return state
+
+    def _check_issued(self, task_id: int) -> None:
+        if not isinstance(task_id, int) or not 0 <= task_id < self._next_id:
+            raise SchedulerError(f"no task {task_id!r} was ever submitted")
+
+    def _deadline_is_current(self, task_id: int, generation: int) -> bool:
+        task = self._tasks.get(task_id)
+        if task is None:
+            return False
+        if generation == _ABSOLUTE:
+            return True
+        return task.state is ASSIGNED and task.generation == generation
+
+    def _release(self, state: _Worker, task_id: int) -> None:
+        state.in_flight.pop(task_id, None)
+        if state.exclusive == task_id:
+            state.exclusive = None
+
+    def _resolve(self, resolution: Resolution) -> Resolution:
+        task = self._tasks.pop(resolution.task_id)
+        if task.state is PENDING:
+            self._pending -= 1
+        if isinstance(resolution, Completion):
+            self._counts["completed" if resolution.ok else "failed"] += 1
+        elif isinstance(resolution, Cancellation):
+            self._counts["cancelled"] += 1
+        else:
+            self._counts["failed"] += 1
+        return resolution
+
+    def _assign(self, task: _Task[P], state: _Worker, now: float) -> Assignment[P]:
+        task.state, task.worker = ASSIGNED, state.worker_id
+        task.generation += 1
+        self._pending -= 1
+        state.in_flight[task.task_id] = None
+        if task.timeout is not None:
+            heapq.heappush(self._deadlines, (now + task.timeout, task.task_id, task.generation))
+        return Assignment(state.worker_id, task.task_id, task.payload)
+
+    def _idle_worker(self) -> _Worker | None:
+        for state in self._workers.values():
+            if not state.in_flight and state.exclusive is None:
+                return state
+        return None
+
+    def _least_loaded_worker(self) -> _Worker | None:
+        best: _Worker | None = None
+        for state in self._workers.values():
+            load = len(state.in_flight)
+            if (
+                state.exclusive is None
+                and load < self.max_in_flight
+                and (best is None or load < len(best.in_flight))
+            ):
+                best = state
+        return best

@@ -80,24 +80,27 @@ class Atom(str):
         return (Atom, (str(self),))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Pid:
     """A process identifier: ``Pid('a@host', 85, 0, 3)`` is ``<X.85.0>`` on node ``a@host``."""
 
     node: Atom
     id: int
-    serial: int = 0
-    creation: int = 0
+    serial: int
+    creation: int
 
-    def __post_init__(self) -> None:
-        if type(self.node) is not Atom:
-            object.__setattr__(self, "node", Atom(self.node))
+    def __init__(self, node: str, id: int, serial: int = 0, creation: int = 0) -> None:
+        _set = object.__setattr__
+        _set(self, "node", node if type(node) is Atom else Atom(node))
+        _set(self, "id", id)
+        _set(self, "serial", serial)
+        _set(self, "creation", creation)
 
     def __repr__(self) -> str:
         return f"Pid({str(self.node)!r}, {self.id}, {self.serial}, {self.creation})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Reference:
     """A reference: ``Reference('a@host', 3, (158, 2621441, 1))``; ``ids`` holds 1 to 5 32-bit words."""
 
@@ -105,27 +108,29 @@ class Reference:
     creation: int
     ids: tuple[int, ...]
 
-    def __post_init__(self) -> None:
-        if type(self.node) is not Atom:
-            object.__setattr__(self, "node", Atom(self.node))
-        if type(self.ids) is not tuple:
-            object.__setattr__(self, "ids", tuple(self.ids))
+    def __init__(self, node: str, creation: int, ids: Iterable[int]) -> None:
+        _set = object.__setattr__
+        _set(self, "node", node if type(node) is Atom else Atom(node))
+        _set(self, "creation", creation)
+        _set(self, "ids", ids if type(ids) is tuple else tuple(ids))
 
     def __repr__(self) -> str:
         return f"Reference({str(self.node)!r}, {self.creation}, {self.ids!r})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Port:
     """A port identifier: ``Port('a@host', 7, 3)``; ``id`` is up to 64 bits."""
 
     node: Atom
     id: int
-    creation: int = 0
+    creation: int
 
-    def __post_init__(self) -> None:
-        if type(self.node) is not Atom:
-            object.__setattr__(self, "node", Atom(self.node))
+    def __init__(self, node: str, id: int, creation: int = 0) -> None:
+        _set = object.__setattr__
+        _set(self, "node", node if type(node) is Atom else Atom(node))
+        _set(self, "id", id)
+        _set(self, "creation", creation)
 
     def __repr__(self) -> str:
         return f"Port({str(self.node)!r}, {self.id}, {self.creation})"
@@ -187,13 +192,19 @@ class BitString:
         return f"BitString({self.data!r}, {self.bits})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ExportFun:
     """An external fun ``fun Module:Function/Arity`` (EXPORT_EXT)."""
 
     module: Atom
     function: Atom
     arity: int
+
+    def __init__(self, module: str, function: str, arity: int) -> None:
+        _set = object.__setattr__
+        _set(self, "module", module if type(module) is Atom else Atom(module))
+        _set(self, "function", function if type(function) is Atom else Atom(function))
+        _set(self, "arity", arity)
 
     def __repr__(self) -> str:
         return f"ExportFun({str(self.module)!r}, {str(self.function)!r}, {self.arity})"

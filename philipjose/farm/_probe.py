@@ -62,7 +62,7 @@ def _run_check(spec: "str") -> "object":
     """Import ``module:function`` and call it with no arguments.
 
     None or a true value passes; a string is the reason for refusing; any other false value refuses;
-    an exception refuses with the exception as the reason.
+    an exception (SystemExit included) refuses with the exception as the reason.
     """
     module_name, _, attribute = spec.partition(":")
     saved = sys.stdout
@@ -74,7 +74,7 @@ def _run_check(spec: "str") -> "object":
         for part in attribute.split("."):
             target = getattr(target, part)
         result = target()  # type: ignore[operator]
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         traceback.print_exc()
         return {"passed": False, "reason": "raised " + _describe(exc)}
     finally:

@@ -200,6 +200,11 @@ def _no_report(machine: Machine, returncode: int, stderr: bytes) -> str:
     return f"{machine.python_command()} exited with status {returncode} without a report: {detail}"
 
 
+async def _kill(process: trio.Process) -> None:
+    """Stop a probe at once: it holds nothing worth a graceful exit (ssh hangs up the remote side)."""
+    process.kill()
+
+
 async def validate_machine(
     machine: Machine,
     *,
@@ -222,7 +227,12 @@ async def validate_machine(
     with trio.move_on_after(timeout) as scope:
         try:
             done = await trio.run_process(
-                argv, stdin=script, capture_stdout=True, capture_stderr=True, check=False
+                argv,
+                stdin=script,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                deliver_cancel=_kill,
             )
         except OSError as exc:
             return Validation(

@@ -64,7 +64,7 @@ __all__ = ["Runtime", "current_runtime", "run", "run_async"]
 log: Final = logging.getLogger("philipjose.actors")
 
 _runtime_var: ContextVar[Runtime] = ContextVar("philipjose_runtime")
-_process_var: ContextVar[Process] = ContextVar("philipjose_process")
+_process_var: ContextVar[Process | None] = ContextVar("philipjose_process", default=None)
 
 _UNDEFINED: Final = Atom("undefined")
 _reschedule: Final = trio.lowlevel.reschedule
@@ -171,6 +171,15 @@ class Runtime:
     def _sender_pid(self) -> Pid:
         proc = _process_var.get(None)
         return proc.pid if proc is not None else self._system_pid
+
+    def start_system_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``fn(*args)`` in the system nursery as a task that is not a process.
+
+        Prefer this to ``nursery.start_soon`` when calling from inside a process: Trio copies the
+        caller's context into the new task, so a task started directly would otherwise see the calling
+        process as ``pj.self()``.
+        """
+        self.nursery.start_soon(_as_system_task, fn, args, name=fn)
 
     def _index(self, node: Atom, proc: Process) -> None:
         procs = self._by_node.get(node)
@@ -743,6 +752,11 @@ class Runtime:
                 for other in [p for p in proc.links if p.node == node]:
                     proc.links.discard(other)
                     self._exit_signal(proc, other, NOCONNECTION, link=True)
+
+
+async def _as_system_task(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    _process_var.set(None)
+    await fn(*args)
 
 
 def _is_name_node(dest: Any) -> bool:

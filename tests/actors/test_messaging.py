@@ -243,25 +243,26 @@ def test_messages_to_a_dead_process_are_dropped_and_mailbox_is_private() -> None
 
 
 def test_receive_checkpoint_budget_is_spent_then_renewed() -> None:
-    # A process with a full mailbox receives without yielding until its budget runs out.
+    # A process with a full mailbox receives without yielding until its budget runs out, then yields.
     order: list[str] = []
 
     async def other() -> None:
         order.append("other")
 
     async def main() -> None:
-        for i in range(3 * pj.actors.REDUCTIONS):
+        for i in range(4 * pj.actors.REDUCTIONS):
             pj.send(pj.self(), i)
         pj.spawn(other)
         for _ in range(pj.actors.REDUCTIONS - 2):
             await pj.receive()
-        order.append("main drained budget-1")
-        for _ in range(3):
+        order.append("main drained budget-2")
+        # two more budgets: main yields at least twice, so `other` (runnable) certainly runs
+        for _ in range(2 * pj.actors.REDUCTIONS + 2):
             await pj.receive()
         order.append("main continued")
 
     run(main)
-    assert order == ["main drained budget-1", "other", "main continued"]
+    assert order == ["main drained budget-2", "other", "main continued"]
 
 
 def test_down_message_shape() -> None:

@@ -18,6 +18,7 @@ and is turned into ``DecodeError`` at the boundary.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -36,16 +37,22 @@ from philipjose.term.types import (
     Reference,
 )
 
-__all__ = ["MAX_KEY_DEPTH", "decode_body"]
+__all__ = ["MAX_KEY_DEPTH", "decode_body", "decode_loop"]
 
 #: Map keys nested deeper than this are refused: hashing them would overflow the C stack.
 MAX_KEY_DEPTH = 10_000
-#: Maps with at least this many keys are checked for keys whose hashes collide (a CPU attack).
-_HASH_CHECK_MIN_KEYS = 64
+#: Maps with at least this many keys are checked for keys whose hashes collide (a CPU attack:
+#: inserting k keys with one hash into a dict costs k**2 comparisons).
+_HASH_CHECK_MIN_KEYS = 256
 #: At most this many decoded atoms are kept in the decoding cache (it is cleared when full).
 _ATOM_CACHE_SIZE = 1 << 16
 #: References carry 1 to this many 32-bit words.
 _MAX_REF_WORDS = 5
+
+#: A run of at least this many same-tag integers inside a list or tuple is decoded in one go.
+_RUN_MIN = 8
+#: The first probe for such a run looks this many elements ahead (then doubles).
+_RUN_PROBE = 64
 
 _u16 = struct.Struct(">H").unpack_from
 _u32 = struct.Struct(">I").unpack_from
@@ -299,6 +306,48 @@ def _bad_tag(tag: int) -> DecodeError:
     return DecodeError(f"unknown tag {tag}")
 
 
+# --- runs of integers ----------------------------------------------------------------------
+
+
+def _run_length(buf: bytes, pos: int, limit: int, stride: int, tag: bytes) -> int:
+    """How many elements of ``stride`` bytes starting at ``pos`` carry ``tag`` (at most ``limit``).
+
+    Probes 64 elements, then doubles, so the work is proportional to the run found.
+    """
+    run = 0
+    probe = _RUN_PROBE
+    while run < limit:
+        count = min(probe, limit - run)
+        start = pos + run * stride
+        tags = buf[start : start + count * stride : stride]
+        found = len(tags) - len(tags.lstrip(tag))
+        run += found
+        if found < count:
+            break
+        probe *= 2
+    return run
+
+
+def _integer_run(buf: bytes, pos: int, count: int) -> list[int]:
+    """The values of ``count`` consecutive INTEGER_EXT elements at ``pos``, gathered in C."""
+    stop = pos + 5 * count
+    if stop > len(buf):
+        raise _truncated()
+    out = bytearray(4 * count)
+    if _LITTLE:
+        out[3::4] = buf[pos + 1 : stop : 5]
+        out[2::4] = buf[pos + 2 : stop : 5]
+        out[1::4] = buf[pos + 3 : stop : 5]
+        out[0::4] = buf[pos + 4 : stop : 5]
+    else:  # pragma: no cover - big-endian hosts
+        for i in range(4):
+            out[i::4] = buf[pos + 1 + i : stop : 5]
+    return memoryview(out).cast("i").tolist()
+
+
+_LITTLE = sys.byteorder == "little"
+
+
 # --- containers ---------------------------------------------------------------------------
 
 
@@ -429,7 +478,81 @@ def _depth(root: Any) -> int:
     return deepest
 
 
-# --- the loop -----------------------------------------------------------------------------
+# --- the loop ----
+
+
+def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
+    """Decode up to ``count`` leading scalar elements of a container into ``items``.
+
+    The fast path for a container just opened: small integers, integers, binaries, UTF-8 atoms,
+    floats, strings and nil are decoded in this tight loop (runs of integers in C); it stops at
+    the first element of any other kind and returns the offset reached, leaving that element and
+    the rest to the main loop.
+    """
+    append = items.append
+    end = len(buf)
+    utf8_atoms = _utf8_atoms
+    i32 = _i32
+    u32 = _u32
+    while count:
+        tag = buf[pos]
+        if tag == 97:  # SMALL_INTEGER_EXT
+            if count > _RUN_MIN and buf[pos + 2] == 97:
+                run = _run_length(buf, pos, count, 2, b"a")
+                if run >= _RUN_MIN:
+                    items += buf[pos + 1 : pos + 2 * run : 2]
+                    count -= run
+                    pos += 2 * run
+                    continue
+            append(buf[pos + 1])
+            pos += 2
+        elif tag == 109:  # BINARY_EXT
+            n = u32(buf, pos + 1)[0]
+            pos += 5
+            if n > end - pos:
+                raise _truncated()
+            append(buf[pos : pos + n])
+            pos += n
+        elif tag == 98:  # INTEGER_EXT
+            if count > _RUN_MIN and buf[pos + 5] == 98:
+                run = _run_length(buf, pos, count, 5, b"b")
+                if run >= _RUN_MIN:
+                    items += _integer_run(buf, pos, run)
+                    count -= run
+                    pos += 5 * run
+                    continue
+            append(i32(buf, pos + 1)[0])
+            pos += 5
+        elif tag == 119:  # SMALL_ATOM_UTF8_EXT
+            n = pos + 2 + buf[pos + 1]
+            if n > end:
+                raise _truncated()
+            raw = buf[pos + 2 : n]
+            value = utf8_atoms.get(raw)
+            if value is None:
+                value = _new_atom(raw, "utf-8", utf8_atoms)
+            append(value)
+            pos = n
+        elif tag == 70:  # NEW_FLOAT_EXT
+            value = _f64(buf, pos + 1)[0]
+            if value - value != 0.0:
+                raise DecodeError("NaN and infinities are not Erlang floats")
+            append(value)
+            pos += 9
+        elif tag == 107:  # STRING_EXT
+            n = _u16(buf, pos + 1)[0]
+            pos += 3
+            if n > end - pos:
+                raise _truncated()
+            append(list(buf[pos : pos + n]))
+            pos += n
+        elif tag == 106:  # NIL_EXT
+            append([])
+            pos += 1
+        else:
+            break
+        count -= 1
+    return pos
 
 
 def decode_body(buf: bytes, pos: int) -> tuple[Any, int]:
@@ -439,20 +562,23 @@ def decode_body(buf: bytes, pos: int) -> tuple[Any, int]:
     (bytes after the term are left alone and the offset tells where they start).
     """
     try:
-        return _decode(buf, pos)
+        return decode_loop(buf, pos)
     except (IndexError, struct.error):
         raise _truncated() from None
     except RecursionError:  # pragma: no cover - the loop does not recurse
         raise DecodeError("term nested too deeply") from None
 
 
-def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
+def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
+    """``decode_body`` without the error translation: may raise IndexError or struct.error."""
     end = len(buf)
     u32 = _u32
     i32 = _i32
     f64 = _f64
     handlers = _HANDLERS
     utf8_atoms = _utf8_atoms
+    fill = _fill
+    vals: list[Any]
     stack: list[tuple[int, list[Any], int, Any]] = []
     kind = _ROOT
     items: list[Any] = []
@@ -463,6 +589,13 @@ def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
     while True:
         tag = buf[pos]
         if tag == 97:  # SMALL_INTEGER_EXT
+            if left > _RUN_MIN and kind != _MAP and buf[pos + 2] == 97:
+                run = _run_length(buf, pos, left - 1, 2, b"a")
+                if run >= _RUN_MIN:
+                    items += buf[pos + 1 : pos + 2 * run : 2]
+                    left -= run
+                    pos += 2 * run
+                    continue
             value = buf[pos + 1]
             pos += 2
         elif tag == 109:  # BINARY_EXT
@@ -473,6 +606,13 @@ def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
             value = buf[pos : pos + n]
             pos += n
         elif tag == 98:  # INTEGER_EXT
+            if left > _RUN_MIN and kind != _MAP and buf[pos + 5] == 98:
+                run = _run_length(buf, pos, left - 1, 5, b"b")
+                if run >= _RUN_MIN:
+                    items += _integer_run(buf, pos, run)
+                    left -= run
+                    pos += 5 * run
+                    continue
             value = i32(buf, pos + 1)[0]
             pos += 5
         elif tag == 119:  # SMALL_ATOM_UTF8_EXT
@@ -490,14 +630,20 @@ def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
             if n:
                 if n > end - pos:
                     raise _truncated()
-                stack.append((kind, items, left, extra))
-                if len(stack) > peak:
-                    peak = len(stack)
-                kind = _TUPLE
-                items = []
-                left = n
-                continue
-            value = ()
+                vals = []
+                pos = fill(buf, pos, vals, n)
+                if len(vals) == n:
+                    value = tuple(vals)
+                else:
+                    stack.append((kind, items, left, extra))
+                    if len(stack) > peak:
+                        peak = len(stack)
+                    kind = _TUPLE
+                    items = vals
+                    left = n - len(vals)
+                    continue
+            else:
+                value = ()
         elif tag == 107:  # STRING_EXT
             n = _u16(buf, pos + 1)[0]
             pos += 3
@@ -513,13 +659,18 @@ def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
             pos += 5
             if n >= end - pos:
                 raise _truncated()
-            stack.append((kind, items, left, extra))
-            if len(stack) > peak:
-                peak = len(stack)
-            kind = _LIST
-            items = []
-            left = n + 1
-            continue
+            vals = []
+            pos = fill(buf, pos, vals, n + 1)
+            if len(vals) == n + 1:
+                value = _finish_list(vals)
+            else:
+                stack.append((kind, items, left, extra))
+                if len(stack) > peak:
+                    peak = len(stack)
+                kind = _LIST
+                items = vals
+                left = n + 1 - len(vals)
+                continue
         elif tag == 70:  # NEW_FLOAT_EXT
             value = f64(buf, pos + 1)[0]
             if value - value != 0.0:
@@ -531,28 +682,40 @@ def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
             if n:
                 if 2 * n > end - pos:
                     raise _truncated()
-                stack.append((kind, items, left, extra))
-                if len(stack) > peak:
-                    peak = len(stack)
-                kind = _MAP
-                items = []
-                left = 2 * n
-                continue
-            value = {}
+                vals = []
+                pos = fill(buf, pos, vals, 2 * n)
+                if len(vals) == 2 * n:
+                    value = _finish_map(vals, peak < MAX_KEY_DEPTH)
+                else:
+                    stack.append((kind, items, left, extra))
+                    if len(stack) > peak:
+                        peak = len(stack)
+                    kind = _MAP
+                    items = vals
+                    left = 2 * n - len(vals)
+                    continue
+            else:
+                value = {}
         elif tag == 105:  # LARGE_TUPLE_EXT
             n = u32(buf, pos + 1)[0]
             pos += 5
             if n:
                 if n > end - pos:
                     raise _truncated()
-                stack.append((kind, items, left, extra))
-                if len(stack) > peak:
-                    peak = len(stack)
-                kind = _TUPLE
-                items = []
-                left = n
-                continue
-            value = ()
+                vals = []
+                pos = fill(buf, pos, vals, n)
+                if len(vals) == n:
+                    value = tuple(vals)
+                else:
+                    stack.append((kind, items, left, extra))
+                    if len(stack) > peak:
+                        peak = len(stack)
+                    kind = _TUPLE
+                    items = vals
+                    left = n - len(vals)
+                    continue
+            else:
+                value = ()
         elif tag == 112:  # NEW_FUN_EXT
             size, arity, uniq, index, num_free = _fun_head(buf, pos + 1)
             start = pos + 1
@@ -585,7 +748,7 @@ def _decode(buf: bytes, pos: int) -> tuple[Any, int]:
             elif kind == _LIST:
                 value = _finish_list(items)
             elif kind == _MAP:
-                value = _finish_map(items, peak <= MAX_KEY_DEPTH)
+                value = _finish_map(items, peak < MAX_KEY_DEPTH)
             elif kind == _FUN:
                 value = _finish_fun(items, extra, pos)
             else:

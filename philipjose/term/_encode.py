@@ -158,8 +158,11 @@ def _fun(x: Fun) -> bytes:
         _int(x.old_uniq),
         _pid(x.pid),
     ]
-    for var in x.free_vars:
-        encode_parts(var, rest)
+    try:
+        for var in x.free_vars:
+            encode_parts(var, rest)
+    except RecursionError:
+        raise EncodeError("funs nested too deeply inside each other's free variables") from None
     body = b"".join(rest)
     try:
         head = _pack_fun(112, 29 + len(body), x.arity, x.uniq, x.index, len(x.free_vars))

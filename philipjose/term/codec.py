@@ -17,9 +17,9 @@ import struct
 import zlib
 from typing import Any
 
-from philipjose.term._decode import MAX_KEY_DEPTH, decode_body
+from philipjose.term._decode import MAX_KEY_DEPTH, decode_body, decode_loop
 from philipjose.term._encode import encode_parts
-from philipjose.term.errors import DecodeError, EncodeError
+from philipjose.term.errors import DecodeError
 
 __all__ = [
     "DEFAULT_MAX_DECOMPRESSED",
@@ -38,18 +38,15 @@ _COMPRESSED_HEAD = struct.Struct(">BBI")
 _u32 = struct.Struct(">I").unpack_from
 
 
-def _body(term: Any) -> bytes:
-    parts: list[bytes] = []
-    try:
-        encode_parts(term, parts)
-    except RecursionError:
-        raise EncodeError("funs nested too deeply inside each other's free variables") from None
+def _encode(term: Any) -> bytes:
+    parts: list[bytes] = [_VERSION]
+    encode_parts(term, parts)
     return b"".join(parts)
 
 
 def encode(term: Any) -> bytes:
     """Encode ``term`` with the 131 version byte and no compression (same as ``term_to_binary``)."""
-    return _VERSION + _body(term)
+    return _encode(term)
 
 
 def term_to_binary(term: Any, *, compressed: bool | int = False) -> bytes:
@@ -62,9 +59,10 @@ def term_to_binary(term: Any, *, compressed: bool | int = False) -> bytes:
     Raises ``EncodeError`` (a ``TypeError``) for a value with no Erlang form, naming its type, and
     ``ValueError`` for a compression level outside 0-9.
     """
-    body = _body(term)
     if compressed is False:
-        return _VERSION + body
+        return _encode(term)
+    data = _encode(term)
+    body = memoryview(data)[1:]
     level = 6 if compressed is True else compressed
     if type(level) is not int or not 0 <= level <= 9:
         raise ValueError(f"compressed must be a bool or a zlib level 0-9, not {compressed!r}")
@@ -72,7 +70,7 @@ def term_to_binary(term: Any, *, compressed: bool | int = False) -> bytes:
         packed = zlib.compress(body, level)
         if len(packed) <= len(body) - 5:
             return _COMPRESSED_HEAD.pack(131, 80, len(body)) + packed
-    return _VERSION + body
+    return data
 
 
 def decode(
@@ -144,7 +142,13 @@ def binary_to_term(
         if not isinstance(data, (bytearray, memoryview)):
             raise TypeError(f"expected bytes, bytearray or memoryview, not {type(data).__name__}")
         data = bytes(data)
-    term, end = decode(data, 0, max_decompressed=max_decompressed)
+    if len(data) > 1 and data[0] == 131 and data[1] != 80:
+        try:
+            term, end = decode_loop(data, 1)
+        except (IndexError, struct.error):
+            raise DecodeError("truncated term: the input ends inside a term") from None
+    else:
+        term, end = decode(data, 0, max_decompressed=max_decompressed)
     if end != len(data):
         raise DecodeError(f"{len(data) - end} bytes after the term")
     return term

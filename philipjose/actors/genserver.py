@@ -253,8 +253,9 @@ async def _loop(server: GenServer, me: Process, parent: Pid | None) -> None:
             raise
         except Exception as exc:
             exc.add_note(f"{type(server).__qualname__} {me.pid!r} was handling the message {msg!r}")
-            await _terminate(server, crash_reason(exc))
-            raise
+            reason = crash_reason(exc)
+            await _terminate(server, reason)
+            raise Exit(reason) from exc  # the same reason terminate saw; logged as a crash
 
 
 async def _terminate(server: GenServer, reason: Any) -> None:

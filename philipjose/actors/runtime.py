@@ -53,6 +53,7 @@ from philipjose.actors.reasons import (
     NOPROC,
     NORMAL,
     PROCESS,
+    PYTHON_EXCEPTION,
     crash_reason,
     decide_exit,
     is_quiet,
@@ -67,6 +68,7 @@ _runtime_var: ContextVar[Runtime] = ContextVar("philipjose_runtime")
 _process_var: ContextVar[Process | None] = ContextVar("philipjose_process", default=None)
 
 _UNDEFINED: Final = Atom("undefined")
+_CRASH: Final = PYTHON_EXCEPTION
 _reschedule: Final = trio.lowlevel.reschedule
 _MASK32: Final = 0xFFFF_FFFF
 
@@ -246,9 +248,13 @@ class Runtime:
         except Exit as exc:
             reason = exc.reason
             if proc.reason is None and not is_quiet(reason) and proc is not self._main:
-                log.error(
-                    "process %r (%s) exited with reason %r", proc.pid, _name_of(proc.initial_call), reason
-                )
+                cause = exc.__cause__
+                name = _name_of(proc.initial_call)
+                if isinstance(cause, Exception) and type(reason) is tuple and reason[:1] == (_CRASH,):
+                    # raise Exit(crash_reason(e)) from e: a crash whose reason was computed earlier
+                    log.error("process %r (%s) crashed", proc.pid, name, exc_info=cause)
+                else:
+                    log.error("process %r (%s) exited with reason %r", proc.pid, name, reason)
         except Exception as exc:
             reason = crash_reason(exc)
             if proc is self._main:

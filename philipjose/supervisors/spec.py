@@ -116,7 +116,9 @@ def _check_shutdown(value: object) -> Shutdown:
 
 
 def _default_modules(start: Callable[..., Any]) -> tuple[str, ...]:
-    name = getattr(start, "__qualname__", None) or getattr(start, "__name__", None) or repr(start)
+    name = getattr(start, "__qualname__", None) or getattr(start, "__name__", None)
+    if name is None:  # a callable instance: name its class
+        name = type(start).__qualname__
     module = getattr(start, "__module__", None)
     return (f"{module}.{name}" if module else str(name),)
 

@@ -1,0 +1,101 @@
+"""``philipjose run TREE.toml``: start a supervision tree, keep it up, stop it cleanly on a signal.
+
+The tree is checked whole before anything starts (an invalid file exits with status 2 and a message
+naming file, key and reason). Once every child has started, one line is printed on stdout::
+
+    philipjose run: started TREE.toml, top supervisor Pid(...)
+
+Then the command waits. On SIGINT or SIGTERM it stops the tree (children in reverse start order, as
+the top supervisor's parent does in OTP) and exits 0. If the top supervisor dies on its own (restart
+intensity exceeded, auto_shutdown, ...) it exits 1; if the tree fails to start, 1 as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+import trio
+
+from philipjose import actors
+from philipjose.supervisors.config import TreeConfig, load_config
+from philipjose.supervisors.errors import ConfigError, StartError
+from philipjose.supervisors.tree import start_tree
+from philipjose.term.types import Atom
+
+__all__ = ["add_command"]
+
+_LOG = logging.getLogger("philipjose.supervisors.cli")
+_SIGNAL = Atom("$pj_run_signal")
+_EXIT = Atom("EXIT")
+_DOWN = Atom("DOWN")
+
+
+def add_command(subparsers: Any) -> None:
+    """Add the ``run`` subcommand."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run a supervision tree described in a TOML file",
+        description="Start the supervision tree described in TREE.toml (see docs/supervision.md), keep "
+        "it running, and on SIGINT/SIGTERM stop it in reverse start order and exit 0. Exits 1 if the "
+        "top supervisor dies or the tree fails to start, 2 if the file is invalid.",
+    )
+    parser.add_argument("tree", metavar="TREE.toml", help="the tree to run")
+    parser.set_defaults(func=_run)
+
+
+async def _signal_watcher(owner: Any) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            actors.send(owner, (_SIGNAL, int(signum)))
+
+
+async def _main(tree: TreeConfig) -> int:
+    actors.process_flag("trap_exit", True)
+    me = actors.self()
+    watcher = actors.spawn_link(_signal_watcher, me)
+    try:
+        sup = await start_tree(tree)
+    except StartError as exc:
+        _LOG.error("the tree in %s failed to start: %r", tree.source, exc.reason)
+        actors.exit(watcher, Atom("kill"))
+        return 1
+    ref = actors.monitor(sup)
+    print(f"philipjose run: started {tree.source}, top supervisor {sup!r}", flush=True)
+
+    def wanted(message: Any) -> bool:
+        if type(message) is not tuple:
+            return False
+        if len(message) == 2 and message[0] == _SIGNAL:
+            return True
+        return len(message) == 5 and message[0] == _DOWN and message[1] == ref
+
+    message = await actors.receive(match=wanted)
+    if message[0] == _DOWN:
+        _LOG.error("the top supervisor %r ended with %r", sup, message[4])
+        actors.exit(watcher, Atom("kill"))
+        return 1
+    _LOG.info("signal %s: stopping the tree", signal.Signals(message[1]).name)
+    actors.exit(sup, Atom("shutdown"))
+    down = await actors.receive(
+        match=lambda m: type(m) is tuple and len(m) == 5 and m[0] == _DOWN and m[1] == ref
+    )
+    actors.exit(watcher, Atom("kill"))
+    if down[4] != Atom("shutdown"):
+        _LOG.error("the top supervisor ended with %r", down[4])
+        return 1
+    _LOG.info("tree stopped")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        tree = load_config(args.tree)
+    except ConfigError as exc:
+        print(f"philipjose run: {exc}", file=sys.stderr)
+        return 2
+    result: int = actors.run(_main, tree)
+    return result

@@ -1,0 +1,684 @@
+"""The supervisor process: OTP's ``supervisor`` semantics carried out on philipjose processes.
+
+Theory of operation
+-------------------
+A supervisor is a process that traps exits. It is spawned linked to its parent (the caller of
+``start_link``), starts its children in order, then acknowledges the parent, which is waiting in
+``start_link`` for that ack (or for the failure, or for the supervisor going down). Its loop then
+handles three kinds of messages, one at a time:
+
+- ``(EXIT, pid, reason)``. From the parent: stop every child in reverse start order, then exit with
+  the same reason. From a child: decide with :mod:`.strategy` whether it is restarted (restart type
+  and reason); if so, record the restart with :mod:`.intensity` and, if the intensity is exceeded,
+  stop every child and exit with ``shutdown``; otherwise carry out the strategy's plan (stop the
+  affected siblings in reverse order, start them again in order). A child that is not restarted is
+  forgotten if temporary and may shut the supervisor down (``auto_shutdown`` with significant
+  children). From anybody else: ignored.
+- ``('$gen_call', caller, request)``: the API (``which_children``, ``start_child``, ...), answered
+  with ``reply(caller, (True, value))`` or ``(False, error)``.
+- ``(TRY_AGAIN, key)``, sent to itself when a restart failed: retry it later, so that other messages
+  (a stop request, say) are handled in between; every retry counts as a restart, as in OTP.
+
+Stopping a child: monitor it, send ``exit(child, shutdown)`` (or ``kill`` for ``brutal_kill``),
+wait for the ``DOWN`` message (the monitor, never the link: a child that unlinked cannot hang the
+supervisor) for at most its ``shutdown`` seconds, then ``kill`` it and wait again; finally unlink it
+and drop its pending ``EXIT`` message. Dynamic children (``simple_one_for_one`` and the Elixir-style
+dynamic supervisor) are stopped all at once when the supervisor ends, in no defined order.
+
+Children are kept in three forms. Static supervisors: ``order`` (ids in start order) and
+``children`` (id -> :class:`_Child`), plus ``by_pid``. Dynamic supervisors: ``dynamic`` (pid ->
+:class:`_Dynamic`) and ``restarting`` (token -> :class:`_Dynamic`) for children whose restart
+failed and is to be retried.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import trio
+
+from philipjose import actors
+from philipjose.supervisors import _reports
+from philipjose.supervisors.errors import SpecError, SupervisorError
+from philipjose.supervisors.intensity import check_restart, whole_seconds
+from philipjose.supervisors.spec import ChildSpec, SupFlags, check_child, is_start_function
+from philipjose.supervisors.strategy import (
+    SHUTDOWN,
+    auto_shutdown_triggered,
+    is_reported,
+    plan_restart,
+    should_restart,
+    shutdown_ok,
+)
+from philipjose.term.types import Atom, Pid, Reference
+
+__all__ = ["ACK", "DYNAMIC", "SIMPLE", "STATIC", "ChildInfo", "Supervisor", "supervisor_main"]
+
+EXIT = Atom("EXIT")
+DOWN = Atom("DOWN")
+GEN_CALL = Atom("$gen_call")
+KILL = Atom("kill")
+TRY_AGAIN = Atom("$pj_supervisor_try_again")
+RESTARTING = "restarting"
+RUNNING = Atom("$pj_supervisor_child_running")
+
+STATIC = "static"
+SIMPLE = "simple_one_for_one"
+DYNAMIC = "dynamic"
+
+
+class ChildInfo(tuple[Any, Any, str, Any]):
+    """One entry of ``which_children``: ``(id, pid, type, modules)`` as in OTP, with ``pid`` a Pid,
+    ``None`` (not running) or ``"restarting"``, and ``id`` None for dynamic children."""
+
+    __slots__ = ()
+
+    def __new__(cls, id: Any, pid: Any, type: str, modules: Any) -> ChildInfo:
+        return super().__new__(cls, (id, pid, type, modules))
+
+    @property
+    def id(self) -> Any:
+        return self[0]
+
+    @property
+    def pid(self) -> Any:
+        return self[1]
+
+    @property
+    def type(self) -> str:
+        return self[2]
+
+    @property
+    def modules(self) -> Any:
+        return self[3]
+
+
+@dataclass(slots=True)
+class _Child:
+    spec: ChildSpec
+    pid: Pid | None = None
+    restarting: bool = False
+
+
+@dataclass(slots=True)
+class _Dynamic:
+    spec: ChildSpec
+    args: tuple[Any, ...]
+
+
+class _Failed(Exception):
+    """A start function failed (internal): ``reason`` is the Erlang-shaped reason."""
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Stop(Exception):
+    """The supervisor is to end with ``reason`` once its children are stopped (internal)."""
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason_of(exc: Exception) -> Any:
+    """The failure reason of a start that raised ``exc``: the ``reason`` of ``pj.Exit``, a
+    ``StartError`` (ours or GenServer's) or a ``ChildError``; else the runtime's crash reason."""
+    if isinstance(exc, actors.Exit | actors.StartError | SupervisorError):
+        reason = getattr(exc, "reason", None)
+        if reason is not None:
+            return reason
+    return actors.crash_reason(exc)
+
+
+class _Body:
+    """A child's async function, wrapped to tell the supervisor once it runs (``_name_of`` in the
+    runtime reads ``func``, so the process's initial call is still the user's function)."""
+
+    __slots__ = ("func", "supervisor")
+
+    def __init__(self, func: Callable[..., Awaitable[Any]], supervisor: Pid) -> None:
+        self.func = func
+        self.supervisor = supervisor
+
+    async def __call__(self, *args: Any) -> Any:
+        actors.send(self.supervisor, (RUNNING, actors.self()))
+        return await self.func(*args)
+
+
+async def _spawn_body(func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> Pid:
+    """Spawn ``func(*args)`` linked to the supervisor and wait until it has begun to run, so that
+    children start in order (each runs up to its first checkpoint before the next is spawned). An
+    ``EXIT`` that comes instead (killed before it ran) is put back for the supervisor's loop."""
+    me = actors.self()
+    pid = actors.spawn_link(_Body(func, me), *args)
+
+    def started(message: Any) -> bool:
+        return (
+            type(message) is tuple
+            and ((len(message) == 2 and message[0] == RUNNING) or (len(message) == 3 and message[0] == EXIT))
+            and message[1] == pid
+        )
+
+    message = await actors.receive(match=started)
+    if message[0] == EXIT:
+        actors.send(me, message)
+    return pid
+
+
+async def start_child_process(spec: ChildSpec, args: tuple[Any, ...]) -> Pid | None:
+    """Start one child as the spec says, linked to the calling process. Returns its pid, or None for
+    ``ignore``. Raises ``_Failed`` with the reason when the start fails."""
+    start = spec.start
+    try:
+        if isinstance(start, type) and issubclass(start, actors.GenServer):
+            result: Any = await start.start_link(*args, timeout=None)
+        elif is_start_function(start):
+            result = start(*args)
+            if inspect.isawaitable(result):
+                result = await result
+        else:
+            return await _spawn_body(cast(Callable[..., Awaitable[Any]], start), args)
+    except Exception as exc:  # a start function failed: that is the child's start error
+        raise _Failed(_reason_of(exc)) from exc
+    if result is None or isinstance(result, Pid):
+        return result
+    raise _Failed((Atom("bad_return_value"), result))
+
+
+def _is_down(ref: Reference) -> Callable[[Any], bool]:
+    def match(message: Any) -> bool:
+        return type(message) is tuple and len(message) == 5 and message[0] == DOWN and message[1] == ref
+
+    return match
+
+
+def _is_exit_from(pid: Pid) -> Callable[[Any], bool]:
+    def match(message: Any) -> bool:
+        return type(message) is tuple and len(message) == 3 and message[0] == EXIT and message[1] == pid
+
+    return match
+
+
+async def _unlink_flush(pid: Pid, default: Any) -> Any:
+    actors.unlink(pid)
+    try:
+        message = await actors.receive(match=_is_exit_from(pid), timeout=0)
+    except TimeoutError:
+        return default
+    return message[2]
+
+
+async def shutdown_process(pid: Pid, spec: ChildSpec) -> Any:
+    """Stop one child as its ``shutdown`` says and return the reason it ended with."""
+    ref = actors.monitor(pid)
+    timeout = spec.shutdown_timeout
+    if spec.shutdown == "brutal_kill":
+        actors.exit(pid, KILL)
+        message = await actors.receive(match=_is_down(ref))
+    else:
+        actors.exit(pid, SHUTDOWN)
+        try:
+            message = await actors.receive(match=_is_down(ref), timeout=timeout)
+        except TimeoutError:
+            actors.exit(pid, KILL)
+            message = await actors.receive(match=_is_down(ref))
+    return await _unlink_flush(pid, message[4])
+
+
+class Supervisor:
+    """The state and behaviour of one supervisor process (internal; see the theory of operation)."""
+
+    def __init__(
+        self,
+        parent: Pid | None,
+        flags: SupFlags,
+        mode: str,
+        specs: Sequence[ChildSpec],
+        name: Any,
+        max_children: int | None = None,
+        extra_args: tuple[Any, ...] = (),
+    ) -> None:
+        self.parent = parent
+        self.flags = flags
+        self.mode = mode
+        self.name = name
+        self.label: Any = name if name is not None else actors.self()
+        self.max_children = max_children
+        self.extra_args = extra_args
+        self.restarts: tuple[int, ...] = ()
+        self.order: list[Hashable] = [spec.id for spec in specs] if mode == STATIC else []
+        self.children: dict[Hashable, _Child] = {s.id: _Child(s) for s in specs} if mode == STATIC else {}
+        self.by_pid: dict[Pid, Hashable] = {}
+        self.template: ChildSpec | None = specs[0] if mode == SIMPLE else None
+        self.dynamic: dict[Pid, _Dynamic] = {}
+        self.restarting: dict[int, _Dynamic] = {}
+        self._tokens = itertools.count()
+
+    # ----------------------------------------------------------------- starting and stopping
+
+    async def _start(self, spec: ChildSpec, args: tuple[Any, ...], report: bool = True) -> Pid | None:
+        pid = await start_child_process(spec, args)
+        if pid is not None and report:
+            _reports.report_progress(self.label, spec, pid)
+        return pid
+
+    async def _start_static(self, child: _Child) -> Pid | None:
+        """Start a static child and record its pid; raises ``_Failed`` (after reporting it)."""
+        try:
+            pid = await self._start(child.spec, child.spec.args)
+        except _Failed as failed:
+            _reports.report_error("start_error", self.label, failed.reason, child.spec, None)
+            raise
+        child.pid = pid
+        child.restarting = False
+        if pid is not None:
+            self.by_pid[pid] = child.spec.id
+        return pid
+
+    async def _stop_static(self, child: _Child) -> None:
+        if child.pid is None:
+            return
+        pid = child.pid
+        reason = await shutdown_process(pid, child.spec)
+        self.by_pid.pop(pid, None)
+        child.pid = None
+        if not shutdown_ok(child.spec.shutdown, child.spec.restart, reason):
+            _reports.report_error("shutdown_error", self.label, reason, child.spec, pid)
+
+    def _forget(self, cid: Hashable) -> None:
+        child = self.children.pop(cid, None)
+        if child is not None:
+            self.order.remove(cid)
+            if child.pid is not None:
+                self.by_pid.pop(child.pid, None)
+
+    async def start_initial(self) -> None:
+        """Start the static children in order. On a failure, stop those started (reverse order) and
+        raise ``_Stop((shutdown, (failed_to_start_child, Id, Reason)))``."""
+        for cid in list(self.order):
+            child = self.children[cid]
+            try:
+                pid = await self._start_static(child)
+            except _Failed as failed:
+                await self.terminate_all()
+                raise _Stop((SHUTDOWN, (Atom("failed_to_start_child"), cid, failed.reason))) from None
+            if pid is None and child.spec.restart == "temporary":
+                self._forget(cid)
+
+    async def terminate_all(self) -> None:
+        """Stop every child: static ones in reverse start order, dynamic ones all at once."""
+        if self.mode == STATIC:
+            for cid in reversed(list(self.order)):
+                child = self.children.get(cid)
+                if child is None:
+                    continue
+                await self._stop_static(child)
+                if child.spec.restart == "temporary":
+                    self._forget(cid)
+                child.restarting = False
+        else:
+            await self._terminate_dynamic()
+
+    async def _terminate_dynamic(self) -> None:
+        now = trio.current_time()
+        waiting: dict[Reference, tuple[Pid, _Dynamic]] = {}
+        deadlines: dict[Reference, float] = {}
+        for pid, entry in self.dynamic.items():
+            ref = actors.monitor(pid)
+            waiting[ref] = (pid, entry)
+            timeout = entry.spec.shutdown_timeout
+            if entry.spec.shutdown == "brutal_kill":
+                actors.exit(pid, KILL)
+            else:
+                actors.exit(pid, SHUTDOWN)
+                if timeout is not None:
+                    deadlines[ref] = now + timeout
+        self.dynamic = {}
+        self.restarting = {}
+
+        def is_ours(message: Any) -> bool:
+            return (
+                type(message) is tuple and len(message) == 5 and message[0] == DOWN and message[1] in waiting
+            )
+
+        while waiting:
+            timeout = None
+            if deadlines:
+                timeout = max(0.0, min(deadlines.values()) - trio.current_time())
+            try:
+                message = await actors.receive(match=is_ours, timeout=timeout)
+            except TimeoutError:
+                current = trio.current_time()
+                for ref, deadline in list(deadlines.items()):
+                    if deadline <= current:
+                        actors.exit(waiting[ref][0], KILL)
+                        del deadlines[ref]
+                continue
+            ref = message[1]
+            pid, entry = waiting.pop(ref)
+            deadlines.pop(ref, None)
+            actors.unlink(pid)
+            reason = message[4]
+            if not shutdown_ok(entry.spec.shutdown, entry.spec.restart, reason):
+                _reports.report_error("shutdown_error", self.label, reason, entry.spec, pid)
+
+    # ----------------------------------------------------------------- exits of children
+
+    async def handle_exit(self, pid: Pid, reason: Any) -> None:
+        """An ``EXIT`` from ``pid``: the parent, a child, or someone to ignore."""
+        if pid == self.parent:
+            raise _Stop(reason)
+        if self.mode == STATIC:
+            cid = self.by_pid.pop(pid, None)
+            if cid is not None:
+                await self._static_exit(self.children[cid], reason)
+            return
+        entry = self.dynamic.pop(pid, None)
+        if entry is not None:
+            await self._dynamic_exit(pid, entry, reason)
+
+    async def _static_exit(self, child: _Child, reason: Any) -> None:
+        spec = child.spec
+        old_pid = child.pid
+        child.pid = None
+        if is_reported(spec.restart, reason):
+            _reports.report_error("child_terminated", self.label, reason, spec, old_pid)
+        if should_restart(spec.restart, reason):
+            await self._restart_static(child, old_pid)
+            return
+        if spec.restart == "temporary":
+            self._forget(spec.id)
+        self._maybe_auto_shutdown(spec)
+
+    def _maybe_auto_shutdown(self, spec: ChildSpec) -> None:
+        if self.mode == STATIC:
+            left = any(
+                c.spec.significant and (c.pid is not None or c.restarting) for c in self.children.values()
+            )
+        else:
+            left = bool(self.dynamic) or bool(self.restarting)
+        if auto_shutdown_triggered(self.flags.auto_shutdown, spec.significant, left):
+            raise _Stop(SHUTDOWN)
+
+    def _add_restart(self, spec: ChildSpec, pid: Any) -> None:
+        check = check_restart(
+            self.restarts, whole_seconds(trio.current_time()), self.flags.intensity, self.flags.period
+        )
+        self.restarts = check.restarts
+        if check.exceeded:
+            _reports.report_error("shutdown", self.label, Atom("reached_max_restart_intensity"), spec, pid)
+            raise _Stop(SHUTDOWN)
+
+    async def _restart_static(self, child: _Child, old_pid: Pid | None = None) -> None:
+        self._add_restart(child.spec, old_pid)
+        plan = plan_restart(
+            self.flags.strategy, [(cid, self.children[cid].spec.restart) for cid in self.order], child.spec.id
+        )
+        for cid in plan.terminate:
+            sibling = self.children[cid]
+            await self._stop_static(sibling)
+            sibling.restarting = False
+        for cid in plan.forget:
+            self._forget(cid)
+        for cid in plan.start:
+            target = self.children[cid]
+            try:
+                await self._start_static(target)
+            except _Failed:
+                target.restarting = True
+                actors.send(actors.self(), (TRY_AGAIN, cid))
+                return
+
+    async def _dynamic_exit(self, pid: Pid, entry: _Dynamic, reason: Any) -> None:
+        spec = entry.spec
+        if is_reported(spec.restart, reason):
+            _reports.report_error("child_terminated", self.label, reason, spec, pid)
+        if should_restart(spec.restart, reason):
+            self._add_restart(spec, pid)
+            await self._restart_dynamic(entry)
+            return
+        self._maybe_auto_shutdown(spec)
+
+    async def _restart_dynamic(self, entry: _Dynamic) -> None:
+        try:
+            pid = await self._start(entry.spec, entry.args, report=False)
+        except _Failed as failed:
+            _reports.report_error("start_error", self.label, failed.reason, entry.spec, None)
+            token = next(self._tokens)
+            self.restarting[token] = entry
+            actors.send(actors.self(), (TRY_AGAIN, token))
+            return
+        if pid is not None:
+            self.dynamic[pid] = entry
+
+    async def try_again(self, key: Any) -> None:
+        """Retry a restart that failed earlier (a ``TRY_AGAIN`` message)."""
+        if self.mode == STATIC:
+            child = self.children.get(key)
+            if child is not None and child.restarting:
+                await self._restart_static(child)
+            return
+        entry = self.restarting.pop(key, None)
+        if entry is not None:
+            self._add_restart(entry.spec, None)
+            await self._restart_dynamic(entry)
+
+    # ----------------------------------------------------------------- API requests
+
+    async def handle_call(self, request: Any) -> tuple[bool, Any]:
+        """Answer one API request: ``(True, value)`` or ``(False, error reason)``."""
+        kind = request[0]
+        handler = self._HANDLERS.get(kind)
+        if handler is None:
+            return False, (Atom("bad_request"), request)
+        result: tuple[bool, Any] = await handler(self, *request[1:])
+        return result
+
+    async def _which_children(self) -> tuple[bool, Any]:
+        if self.mode == STATIC:
+            infos = []
+            for cid in self.order:
+                child = self.children[cid]
+                pid = RESTARTING if child.restarting else child.pid
+                infos.append(ChildInfo(cid, pid, child.spec.type, child.spec.modules))
+            return True, infos
+        result = [ChildInfo(None, pid, e.spec.type, e.spec.modules) for pid, e in self.dynamic.items()]
+        result.extend(
+            ChildInfo(None, RESTARTING, e.spec.type, e.spec.modules) for e in self.restarting.values()
+        )
+        return True, result
+
+    async def _count_children(self) -> tuple[bool, Any]:
+        counts = {"specs": 0, "active": 0, "supervisors": 0, "workers": 0}
+        if self.mode == STATIC:
+            entries = [(c.spec, c.pid) for c in self.children.values()]
+            counts["specs"] = len(entries)
+        else:
+            entries = [(e.spec, pid) for pid, e in self.dynamic.items()]
+            entries.extend((e.spec, None) for e in self.restarting.values())
+            counts["specs"] = 1 if self.mode == SIMPLE else len(entries)
+        for spec, pid in entries:
+            if pid is not None and actors.is_alive(pid):
+                counts["active"] += 1
+            counts["supervisors" if spec.type == "supervisor" else "workers"] += 1
+        return True, counts
+
+    async def _start_child(self, arg: Any) -> tuple[bool, Any]:
+        if self.mode == SIMPLE:
+            assert self.template is not None
+            if isinstance(arg, str | bytes) or not isinstance(arg, list | tuple):
+                return False, (Atom("badarg"), "simple_one_for_one start_child takes a list of extra args")
+            return await self._start_dynamic_child(self.template, self.template.args + tuple(arg))
+        try:
+            spec = check_child(arg, self.flags)
+        except SpecError as exc:
+            return False, ("spec_error", exc.key, exc.reason)
+        if self.mode == DYNAMIC:
+            return await self._start_dynamic_child(spec, self.extra_args + spec.args)
+        existing = self.children.get(spec.id)
+        if existing is not None:
+            if existing.pid is not None:
+                return False, (Atom("already_started"), existing.pid)
+            return False, Atom("already_present")
+        child = _Child(spec)
+        try:
+            pid = await self._start_static(child)
+        except _Failed as failed:
+            return False, failed.reason
+        if pid is None and spec.restart == "temporary":
+            return True, None
+        self.order.append(spec.id)
+        self.children[spec.id] = child
+        return True, pid
+
+    async def _start_dynamic_child(self, spec: ChildSpec, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        if self.max_children is not None and len(self.dynamic) + len(self.restarting) >= self.max_children:
+            return False, Atom("max_children")
+        try:
+            pid = await self._start(spec, args, report=False)
+        except _Failed as failed:
+            return False, failed.reason
+        if pid is not None:
+            self.dynamic[pid] = _Dynamic(spec, args)
+        return True, pid
+
+    async def _terminate_child(self, key: Any) -> tuple[bool, Any]:
+        if self.mode != STATIC:
+            if not isinstance(key, Pid):
+                return False, Atom("simple_one_for_one") if self.mode == SIMPLE else Atom("not_found")
+            entry = self.dynamic.pop(key, None)
+            if entry is None:
+                return (False, Atom("not_found")) if actors.is_alive(key) else (True, None)
+            reason = await shutdown_process(key, entry.spec)
+            if not shutdown_ok(entry.spec.shutdown, entry.spec.restart, reason):
+                _reports.report_error("shutdown_error", self.label, reason, entry.spec, key)
+            return True, None
+        child = self.children.get(key)
+        if child is None:
+            return False, Atom("not_found")
+        await self._stop_static(child)
+        child.restarting = False
+        if child.spec.restart == "temporary":
+            self._forget(key)
+        return True, None
+
+    async def _restart_child(self, cid: Any) -> tuple[bool, Any]:
+        if self.mode != STATIC:
+            return False, Atom("simple_one_for_one") if self.mode == SIMPLE else Atom("not_found")
+        child = self.children.get(cid)
+        if child is None:
+            return False, Atom("not_found")
+        if child.restarting:
+            return False, Atom("restarting")
+        if child.pid is not None:
+            return False, Atom("running")
+        try:
+            pid = await self._start_static(child)
+        except _Failed as failed:
+            return False, failed.reason
+        return True, pid
+
+    async def _delete_child(self, cid: Any) -> tuple[bool, Any]:
+        if self.mode != STATIC:
+            return False, Atom("simple_one_for_one") if self.mode == SIMPLE else Atom("not_found")
+        child = self.children.get(cid)
+        if child is None:
+            return False, Atom("not_found")
+        if child.restarting:
+            return False, Atom("restarting")
+        if child.pid is not None:
+            return False, Atom("running")
+        self._forget(cid)
+        return True, None
+
+    async def _get_childspec(self, key: Any) -> tuple[bool, Any]:
+        if self.mode == STATIC:
+            child = self.children.get(key)
+            return (True, child.spec) if child is not None else (False, Atom("not_found"))
+        if self.mode == SIMPLE:
+            assert self.template is not None
+            return True, self.template
+        entry = self.dynamic.get(key) if isinstance(key, Pid) else None
+        return (True, entry.spec) if entry is not None else (False, Atom("not_found"))
+
+    _HANDLERS: dict[Any, Any] = {
+        Atom("which_children"): _which_children,
+        Atom("count_children"): _count_children,
+        Atom("start_child"): _start_child,
+        Atom("terminate_child"): _terminate_child,
+        Atom("restart_child"): _restart_child,
+        Atom("delete_child"): _delete_child,
+        Atom("get_childspec"): _get_childspec,
+    }
+
+
+ACK = Atom("$pj_supervisor_ack")
+
+
+async def supervisor_main(
+    starter: Pid,
+    linked: bool,
+    flags: SupFlags,
+    mode: str,
+    specs: Sequence[ChildSpec],
+    name: Any,
+    max_children: int | None,
+    extra_args: tuple[Any, ...],
+) -> None:
+    """The body of a supervisor process (spawned by ``start_link`` / ``start``).
+
+    ``starter`` waits for ``(ACK, self, True, self)`` or ``(ACK, self, False, reason)``. When
+    ``linked``, the starter is the parent: its ``EXIT`` stops the supervisor with the same reason.
+    """
+    actors.process_flag("trap_exit", True)
+    me = actors.self()
+    parent = starter if linked else None
+    if name is not None:
+        existing = actors.whereis(name)
+        if existing is not None:
+            _nack(starter, linked, (Atom("already_started"), existing))
+            return
+        actors.register(name, me)
+    sup = Supervisor(parent, flags, mode, specs, name, max_children, extra_args)
+    if mode == STATIC:
+        try:
+            await sup.start_initial()
+        except _Stop as stop:
+            _nack(starter, linked, stop.reason)
+            raise actors.Exit(stop.reason) from None
+    actors.send(starter, (ACK, me, True, me))
+    stopper: Any = None
+    try:
+        while True:
+            message = await actors.receive()
+            if type(message) is tuple and len(message) == 3 and message[0] == EXIT:
+                await sup.handle_exit(message[1], message[2])
+            elif type(message) is tuple and len(message) == 3 and message[0] == GEN_CALL:
+                request = message[2]
+                if type(request) is tuple and len(request) == 2 and request[0] == Atom("stop"):
+                    stopper = message[1]
+                    raise _Stop(request[1])
+                answer = await sup.handle_call(request)
+                actors.reply(message[1], answer)
+            elif type(message) is tuple and len(message) == 2 and message[0] == TRY_AGAIN:
+                await sup.try_again(message[1])
+            else:
+                _reports.report_unexpected(sup.label, message)
+    except _Stop as stop:
+        await sup.terminate_all()
+        if stopper is not None:
+            actors.reply(stopper, (True, None))
+        raise actors.Exit(stop.reason) from None
+
+
+def _nack(starter: Pid, linked: bool, reason: Any) -> None:
+    """Tell the starter the start failed; unlink first so it sees an error, not an exit signal."""
+    if linked:
+        actors.unlink(starter)
+    actors.send(starter, (ACK, actors.self(), False, reason))

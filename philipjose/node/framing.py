@@ -7,18 +7,20 @@ zero is a *tick* (a keep-alive). Any other frame starts with a header that says 
 are laid out:
 
 - ``112`` (``'p'``, pass-through): a control message and, for sends and exits, a payload term, each
-  with its own 131 version byte. philipjose sends only this form, and since it does not advertise
-  ``DFLAG_DIST_HDR_ATOM_CACHE`` its peers send it too.
+  with its own 131 version byte. Used when neither ``DFLAG_DIST_HDR_ATOM_CACHE`` nor
+  ``DFLAG_FRAGMENTS`` was negotiated (ERTS then *requires* it).
 - ``131 68`` (normal distribution header) with zero atom-cache references: the terms follow without
-  version bytes. A header that uses the atom cache is refused (it was not negotiated).
+  version bytes. ERTS requires a distribution header as soon as ``DFLAG_FRAGMENTS`` is negotiated,
+  so this is what OTP sends to philipjose and what philipjose sends to OTP (:func:`dist_header`).
+  A header that uses the atom cache is refused (philipjose never negotiates the atom cache).
 - ``131 69`` (first fragment: sequence id, fragment id, atom-cache reference count that must be 0)
   and ``131 70`` (following fragment: sequence id, fragment id): a large message split into
   fragments (``DFLAG_FRAGMENTS``). The fragment id counts down to 1, the last fragment; the bytes of
   all fragments of one sequence are joined into one message whose terms carry no version bytes.
 
 :class:`FrameDecoder` turns received bytes into :class:`Tick` and :class:`DistMessage` events
-(``next_event()`` returns ``NEED_DATA`` when it needs more bytes); :func:`pass_through` and
-:data:`TICK_BYTES` build what we send.
+(``next_event()`` returns ``NEED_DATA`` when it needs more bytes); :func:`dist_header`,
+:func:`pass_through` and :data:`TICK_BYTES` build what we send (philipjose never fragments).
 
 Limits (each violation raises a :class:`ProtocolError` subclass, which closes the connection): a frame
 is at most ``max_frame_size`` bytes (default 128 MiB); a reassembled fragmented message is at most
@@ -45,6 +47,7 @@ __all__ = [
     "FrameDecoder",
     "FrameEvent",
     "Tick",
+    "dist_header",
     "frame",
     "pass_through",
 ]
@@ -105,6 +108,21 @@ def pass_through(control: bytes, payload: bytes | None = None) -> bytes:
     if payload is None:
         return b"".join((_U32.pack(length), b"p", control))
     return b"".join((_U32.pack(length), b"p", control, payload))
+
+
+_HEADER = b"\x83D\x00"
+
+
+def dist_header(control: bytes, payload: bytes | None = None) -> bytes:
+    """A whole frame with a normal distribution header (no atom-cache references).
+
+    ``control`` and ``payload`` are complete external terms with their 131 version byte, which this
+    drops (terms after a distribution header have none).
+    """
+    if payload is None:
+        return b"".join((_U32.pack(2 + len(control)), _HEADER, memoryview(control)[1:]))
+    length = 1 + len(control) + len(payload)
+    return b"".join((_U32.pack(length), _HEADER, memoryview(control)[1:], memoryview(payload)[1:]))
 
 
 class _Sequence:

@@ -23,7 +23,7 @@ PAYLOAD = b"\x83a\x07"  # 7
 
 
 def drain(decoder: FrameDecoder) -> list[object]:
-    events = []
+    events: list[object] = []
     while (event := decoder.next_event()) is not NEED_DATA:
         events.append(event)
     return events

@@ -25,7 +25,7 @@ from philipjose.farm.machines import (
 )
 
 # any text TOML can hold: every code point but the surrogates
-TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+TEXT = st.text(alphabet=st.characters(codec="utf-8"))
 
 
 # -- the TOML writer ---------------------------------------------------------------------------------

@@ -323,7 +323,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         for d in decisions:
             event(type(d).__name__)
             if isinstance(d, Revocation):
-                assert d.task_id in self.held.get(d.worker, [])
+                assert d.task_id in self.held.get(str(d.worker), [])
             else:
                 assert d.task_id not in self.resolutions, f"task {d.task_id} resolved twice"
                 self.resolutions[d.task_id] = d
@@ -334,7 +334,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         for a in self.s.dispatch(self.now):
             assert a.task_id not in self.resolutions
             assert a.payload == a.task_id * 10
-            self.held[a.worker].append(a.task_id)
+            self.held[str(a.worker)].append(a.task_id)
 
     # events
     @rule(timeout=st.none() | st.floats(1, 20), deadline=st.none() | st.floats(0, 50))

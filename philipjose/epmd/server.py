@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_PACKET_TIMEOUT",
     "EpmdServer",
     "default_max_connections",
+    "is_local_peer",
     "is_loopback",
     "open_listeners",
     "parse_addresses",
@@ -99,6 +100,11 @@ def is_loopback(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback
+
+
+def is_local_peer(peer_address: str, own_address: str) -> bool:
+    """epmd's rule for "local": a loopback peer, or one whose address is the socket's own."""
+    return is_loopback(peer_address) or peer_address == own_address
 
 
 async def open_listeners(port: int, addresses: Sequence[str] | None = None) -> list[trio.SocketListener]:
@@ -169,6 +175,8 @@ class EpmdServer:
         self._peers: OrderedDict[int, _Peer] = OrderedDict()
         self._ids = itertools.count(1)
         self._stopped = trio.Event()
+        self._changed = trio.Event()
+        self._finished = trio.Event()
         self._handlers: dict[type[Request], _Handler] = {
             Alive2Request: self._on_alive2,
             PortPleaseRequest: self._on_port_please,
@@ -181,6 +189,19 @@ class EpmdServer:
     @property
     def connection_count(self) -> int:
         return len(self._peers)
+
+    async def wait_until(self, predicate: Callable[[Registry], bool]) -> None:
+        """Wait until ``predicate(self.registry)`` is true (checked now and after each change)."""
+        while not predicate(self.registry):
+            await self._changed.wait()
+
+    def _note_change(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_stopped(self) -> None:
+        """Wait until :meth:`serve_listeners` has closed its listeners and connections."""
+        await self._finished.wait()
 
     def stop(self) -> None:
         """Make :meth:`serve_listeners` close everything and return."""
@@ -208,6 +229,7 @@ class EpmdServer:
         finally:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
+            self._finished.set()
         logger.info("EPMD on port %d stopped", self.port)
 
     # --- connections -------------------------------------------------------------------------------
@@ -232,7 +254,7 @@ class EpmdServer:
             )
             victim.scope.cancel()
             del self._peers[victim.id]
-        peer = _Peer(next(self._ids), peer_addr, is_loopback(peer_addr) or peer_addr == own_addr)
+        peer = _Peer(next(self._ids), peer_addr, is_local_peer(peer_addr, own_addr))
         self._peers[peer.id] = peer
         return peer
 
@@ -255,6 +277,7 @@ class EpmdServer:
             entry = self.registry.unregister_owner(peer.id)
             if entry is not None:
                 logger.info("unregistered %r (port %d)", entry.info.name, entry.info.port)
+                self._note_change()
             await trio.aclose_forcefully(stream)
 
     async def _next_event(
@@ -308,6 +331,7 @@ class EpmdServer:
             await self._reply(stream, conn, Alive2Reply(1, 99, extended))
             return
         peer.registered = True
+        self._note_change()
         logger.info(
             "registered %r at port %d (type %d, versions %d-%d), creation %d",
             request.name,
@@ -370,6 +394,7 @@ class EpmdServer:
         entry = self.registry.unregister_name(request.name)
         if entry is not None:
             logger.info("STOP: unregistered %r", request.name)
+            self._note_change()
             owner = self._peers.get(entry.owner) if isinstance(entry.owner, int) else None
             if owner is not None:
                 owner.scope.cancel()

@@ -1,0 +1,266 @@
+"""Shipping tasks with cloudpickle, and outcomes and errors back; the farm's error classes."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from philipjose.farm.errors import (
+    FarmError,
+    MachinesError,
+    TaskError,
+    TaskTimeout,
+    UnpicklableTask,
+    WorkerLost,
+)
+from philipjose.farm.shipping import (
+    Raised,
+    Returned,
+    describe_task,
+    dumps_outcome,
+    dumps_task,
+    loads_outcome,
+    loads_task,
+    outcome_of,
+    run_task,
+    unwrap,
+)
+
+# A worker stand-in: a fresh python that runs one task payload from stdin and writes the outcome.
+_WORKER = (
+    "import sys; from philipjose.farm.shipping import run_task; "
+    "sys.stdout.buffer.write(run_task(sys.stdin.buffer.read()))"
+)
+
+
+def _run_elsewhere(payload: bytes, cwd: Path) -> Any:
+    """Run ``payload`` in another python process whose working directory is ``cwd``; unwrap it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER], input=payload, capture_output=True, cwd=cwd, check=True
+    )
+    return unwrap(loads_outcome(done.stdout))
+
+
+class NeedsTwoArgs(Exception):
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a} and {b}")
+
+
+def _raise_value_error(x: int) -> None:
+    raise ValueError(f"bad value {x}")
+
+
+def test_importable_functions_travel_by_reference() -> None:
+    data = dumps_task(math.factorial, (5,))
+    assert b"factorial" in data and b"math" in data
+    assert len(data) < 100
+    fn, args, kwargs = loads_task(data)
+    assert fn is math.factorial and args == (5,) and kwargs == {}
+
+
+def test_lambdas_and_closures_travel_by_value(tmp_path: Path) -> None:
+    offset = 1000
+
+    def make_adder(n: int) -> Any:
+        return lambda x, *, scale=1: (x + n) * scale + offset
+
+    payload = dumps_task(make_adder(7), (3,), {"scale": 2})
+    # the other process runs where this test module is not importable: the code itself travelled
+    assert _run_elsewhere(payload, tmp_path) == (3 + 7) * 2 + 1000
+
+
+def test_unpicklable_task_fails_at_submit_with_a_clear_error() -> None:
+    lock = threading.Lock()
+
+    def uses_lock() -> None:
+        with lock:
+            pass
+
+    with pytest.raises(UnpicklableTask) as info:
+        dumps_task(uses_lock)
+    message = str(info.value)
+    assert "cannot ship task" in message and "uses_lock" in message and "lock" in message.lower()
+    assert isinstance(info.value, TypeError)
+
+    with pytest.raises(UnpicklableTask, match=r"cannot ship task builtins\.len"):
+        dumps_task(len, ((i for i in range(3)),))
+    with pytest.raises(UnpicklableTask, match="must be callable"):
+        dumps_task(42)  # type: ignore[arg-type]
+
+
+def test_results_come_back() -> None:
+    assert unwrap(loads_outcome(run_task(dumps_task(math.factorial, (10,))))) == 3628800
+    assert unwrap(loads_outcome(run_task(dumps_task(dict, (), {"a": 1})))) == {"a": 1}
+
+
+def test_remote_exception_is_raised_as_task_error(tmp_path: Path) -> None:
+    payload = dumps_task(lambda x: 1 // x, (0,))
+    with pytest.raises(TaskError) as info:
+        _run_elsewhere(payload, tmp_path)
+    error = info.value
+    assert error.remote_type == "builtins.ZeroDivisionError"
+    assert error.message == "integer division or modulo by zero"
+    assert "Traceback (most recent call last)" in error.remote_traceback
+    assert "1 // x" in error.remote_traceback
+    assert isinstance(error.__cause__, ZeroDivisionError)
+    assert "Remote traceback:" in str(error)
+    assert isinstance(error, FarmError)
+
+
+def test_exception_that_cannot_be_rebuilt_still_reports() -> None:
+    def raise_it() -> None:
+        raise NeedsTwoArgs(1, 2)
+
+    outcome = loads_outcome(run_task(dumps_task(raise_it)))
+    assert isinstance(outcome, Raised)
+    assert outcome.exception is None
+    assert outcome.remote_type.endswith("test_shipping.NeedsTwoArgs")
+    error = outcome.to_error()
+    assert error.message == "1 and 2" and error.__cause__ is None
+
+
+def test_exception_class_missing_here_still_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("pj_gone_module")
+    exec("class Gone(Exception):\n    pass\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, "pj_gone_module", module)
+    raised = outcome_of(module.Gone("gone"))
+    assert raised.remote_type == "pj_gone_module.Gone" and raised.exception is not None
+    monkeypatch.delitem(sys.modules, "pj_gone_module")  # the farmer does not have that module
+    error = raised.to_error()
+    assert error.remote_type == "pj_gone_module.Gone" and error.message == "gone"
+    assert error.__cause__ is None
+
+
+def test_unpicklable_result_comes_back_as_an_error() -> None:
+    outcome = loads_outcome(run_task(dumps_task(threading.Lock)))
+    assert isinstance(outcome, Raised)
+    assert outcome.remote_type == "philipjose.farm.errors.UnpicklableTask"
+    assert "the task's result (lock) cannot be pickled" in outcome.message
+
+
+def test_task_whose_module_is_missing_on_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "pj_only_here.py").write_text("def answer():\n    return 42\n")
+    monkeypatch.syspath_prepend(str(here))
+    import pj_only_here  # type: ignore[import-not-found]
+
+    payload = dumps_task(pj_only_here.answer)  # by reference: the worker must import it
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(TaskError) as info:
+        _run_elsewhere(payload, elsewhere)
+    assert info.value.remote_type == "builtins.ModuleNotFoundError"
+    assert "pj_only_here" in info.value.message
+
+
+def test_ship_by_value_makes_an_uninstalled_module_travel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from philipjose.farm.shipping import ship_by_value
+
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "pj_by_value.py").write_text("def answer(x):\n    return x * 2\n")
+    monkeypatch.syspath_prepend(str(here))
+    import pj_by_value  # type: ignore[import-not-found]
+
+    ship_by_value(pj_by_value)
+    try:
+        payload = dumps_task(pj_by_value.answer, (21,))
+    finally:
+        import cloudpickle
+
+        cloudpickle.unregister_pickle_by_value(pj_by_value)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _run_elsewhere(payload, elsewhere) == 42
+
+
+def test_system_exit_ends_the_worker() -> None:
+    with pytest.raises(SystemExit):
+        run_task(dumps_task(sys.exit, (3,)))
+
+
+def test_outcomes_round_trip() -> None:
+    assert loads_outcome(dumps_outcome(Returned([1, "a"]))) == Returned([1, "a"])
+    raised = outcome_of(ValueError("x"))
+    assert raised.remote_type == "builtins.ValueError" and raised.traceback == "ValueError: x\n"
+    assert loads_outcome(dumps_outcome(raised)) == raised
+    with pytest.raises(TypeError, match="not Returned or Raised"):
+        loads_outcome(pickle.dumps(42))
+
+
+def test_describe_task() -> None:
+    assert describe_task(math.factorial) == "math.factorial"
+    assert describe_task(_raise_value_error) == f"{__name__}._raise_value_error"
+    assert describe_task(object()).startswith("<object object")
+
+
+# -- the error classes -----------------------------------------------------------------------------------
+
+
+def test_errors_inherit_what_callers_catch() -> None:
+    assert issubclass(UnpicklableTask, TypeError)
+    assert issubclass(MachinesError, ValueError)
+    assert issubclass(TaskTimeout, TimeoutError)
+    for cls in (TaskError, WorkerLost, TaskTimeout, UnpicklableTask, MachinesError):
+        assert issubclass(cls, FarmError)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TaskError("builtins.KeyError", "'k'", "Traceback...\nKeyError: 'k'\n"),
+        WorkerLost(7, ["w1", "w2", "w3"]),
+        TaskTimeout(3, 2.5),
+        TaskTimeout(3),
+        UnpicklableTask("cannot ship task f"),
+        MachinesError("m.toml: x: y"),
+    ],
+)
+def test_errors_pickle(error: FarmError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error) and copy.args == error.args
+
+
+def test_error_messages() -> None:
+    assert str(TaskError("builtins.KeyError", "", "")) == "builtins.KeyError"
+    assert str(TaskError("m.E", "boom", "tb\n")) == "m.E: boom\n\nRemote traceback:\ntb"
+    lost = WorkerLost("f(3)", ("a", "b"))
+    assert str(lost) == "task f(3) was lost with 2 worker(s) that died running it: a, b"
+    assert lost.workers == ("a", "b")
+    assert str(TaskTimeout(4, 1.5)) == "task 4 did not finish within 1.5 s"
+    assert str(TaskTimeout(4)) == "task 4 passed its deadline"
+
+
+def test_remote_traceback_names_the_function(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from philipjose.farm.shipping import dumps_task
+
+            def crunch(n):
+                raise ArithmeticError("n=%d" % n)
+
+            sys.stdout.buffer.write(dumps_task(crunch, (9,)))
+            """
+        )
+    )
+    payload = subprocess.run([sys.executable, str(script)], capture_output=True, check=True).stdout
+    # crunch lives in __main__ of the submitting script: it travelled by value
+    with pytest.raises(TaskError) as info:
+        _run_elsewhere(payload, tmp_path)
+    assert info.value.remote_type == "builtins.ArithmeticError"
+    assert 'in crunch\n    raise ArithmeticError("n=%d" % n)' in info.value.remote_traceback

@@ -228,4 +228,6 @@ async def stop(sup: SupRef, reason: Any = "shutdown") -> None:
     """Stop a supervisor from any process: its children are stopped in reverse start order, then it
     exits with ``reason`` (default ``shutdown``). Returns once it is done (like ``gen_server:stop``).
     """
+    ref = actors.monitor(sup)
     await _request(sup, "stop", as_reason(reason))
+    await actors.receive(match=lambda m: type(m) is tuple and len(m) == 5 and m[0] == DOWN and m[1] == ref)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from philipjose._version import __version__
 
 # Modules that define add_command(subparsers); each lands with the issue that builds it.
-_COMMANDS: tuple[str, ...] = ("philipjose.epmd.cli", "philipjose.farm.cli")
+_COMMANDS: tuple[str, ...] = ("philipjose.epmd.cli", "philipjose.farm.cli", "philipjose.supervisors.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,10 +13,12 @@ import logging
 from typing import Any
 
 from philipjose.supervisors.spec import ChildSpec
+from philipjose.term.types import Atom
 
 __all__ = ["LOGGER", "report_error", "report_progress", "report_unexpected"]
 
 LOGGER = logging.getLogger("philipjose.supervisors")
+_PYTHON_EXCEPTION = Atom("python_exception")
 
 
 def _offender(spec: ChildSpec, pid: Any) -> dict[str, Any]:
@@ -29,6 +31,24 @@ def _offender(spec: ChildSpec, pid: Any) -> dict[str, Any]:
         "shutdown": spec.shutdown,
         "child_type": spec.type,
     }
+
+
+class _Short:
+    """Formats a reason for the log line: a crash reason without its traceback (the runtime logs
+    that already); the full reason stays in ``record.report``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        reason = self.reason
+        if type(reason) is tuple and len(reason) == 4 and reason[0] == _PYTHON_EXCEPTION:
+            kind = reason[1].decode("utf-8", "replace") if isinstance(reason[1], bytes) else reason[1]
+            text = reason[2].decode("utf-8", "replace") if isinstance(reason[2], bytes) else reason[2]
+            return f"python_exception {kind}: {text}"
+        return repr(reason)
 
 
 def report_progress(supervisor: Any, spec: ChildSpec, pid: Any) -> None:
@@ -58,7 +78,7 @@ def report_error(context: str, supervisor: Any, reason: Any, spec: ChildSpec, pi
             "SUPERVISOR REPORT supervisor=%r context=%s reason=%r offender: id=%r pid=%r",
             supervisor,
             context,
-            reason,
+            _Short(reason),
             spec.id,
             pid,
             extra={"report": report},

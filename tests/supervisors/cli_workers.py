@@ -1,0 +1,20 @@
+"""Workers for the ``philipjose run`` subprocess tests: they print what happens to them on stdout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import philipjose as pj
+
+
+async def polite(tag: str) -> None:
+    """Traps exits; prints ``stopping <tag>`` when its supervisor shuts it down."""
+    pj.process_flag("trap_exit", True)
+    message = await pj.receive((pj.Atom("EXIT"), pj.ANY, pj.ANY))
+    print(f"stopping {tag} {message[2]}", flush=True)
+    raise pj.Exit(message[2])
+
+
+async def doomed(go: Any = None) -> None:
+    """Crashes as soon as it runs."""
+    raise RuntimeError("doomed worker")

@@ -1,0 +1,179 @@
+"""``philipjose run TREE.toml`` as a real subprocess: ready line, SIGTERM/SIGINT, exit statuses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+REPO = Path(__file__).resolve().parents[2]
+
+TREE = """
+strategy = "one_for_one"
+python_path = ["{tests}"]
+
+[[children]]
+id = "a"
+start = "supervisors.cli_workers:polite"
+args = ["a"]
+
+[[children]]
+id = "sub"
+  [[children.children]]
+  id = "b"
+  start = "supervisors.cli_workers:polite"
+  args = ["b"]
+
+[[children]]
+id = "c"
+start = "supervisors.cli_workers:polite"
+args = ["c"]
+"""
+
+
+class Lines:
+    """Reads a subprocess's stdout line by line (bounded by a generous ``fail_after``)."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def readline(self) -> str:
+        with trio.fail_after(60):
+            while b"\n" not in self.buffer:
+                chunk = await self.stream.receive_some()
+                if not chunk:
+                    line, self.buffer = self.buffer, b""
+                    return line.decode()
+                self.buffer += chunk
+            line, _, self.buffer = self.buffer.partition(b"\n")
+            return line.decode() + "\n"
+
+    async def rest(self) -> list[str]:
+        lines = []
+        while line := await self.readline():
+            lines.append(line.rstrip("\n"))
+        return lines
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def _start(tree: Path) -> tuple[trio.Process, Lines]:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "philipjose", "--log-level", "WARNING", "run", str(tree)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    return process, Lines(process.stdout)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_run_stops_the_tree_in_reverse_order_on_a_signal(tmp_path: Path, signum: int) -> None:
+    tree = tmp_path / "tree.toml"
+    tree.write_text(TREE.format(tests=(REPO / "tests").as_posix()))
+    process, lines = await _start(tree)
+    try:
+        ready = await lines.readline()
+        assert ready.startswith(f"philipjose run: started {tree}, top supervisor Pid(")
+        process.send_signal(signum)
+        rest = await lines.rest()
+        with trio.fail_after(60):
+            status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert rest == ["stopping c shutdown", "stopping b shutdown", "stopping a shutdown"]
+    assert status == 0
+
+
+async def test_run_exits_1_when_the_top_supervisor_dies(tmp_path: Path) -> None:
+    tree = tmp_path / "tree.toml"
+    tree.write_text(
+        f'intensity = 2\npython_path = ["{(REPO / "tests").as_posix()}"]\n'
+        '[[children]]\nid = "a"\nstart = "supervisors.cli_workers:polite"\nargs = ["a"]\n'
+        '[[children]]\nid = "d"\nstart = "supervisors.cli_workers:doomed"\n'
+    )
+    process, lines = await _start(tree)
+    try:
+        with trio.fail_after(60):
+            output = await lines.rest()
+            status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert output[0].startswith("philipjose run: started")
+    assert output[1:] == ["stopping a shutdown"]
+    assert status == 1
+
+
+def test_run_rejects_an_invalid_tree_before_starting_anything(tmp_path: Path) -> None:
+    tree = tmp_path / "bad.toml"
+    tree.write_text(
+        '[[children]]\nid = "a"\nstart = "tests.supervisors.cli_workers:polite"\nshutdown = "soon"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "philipjose", "run", str(tree)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"{tree}: children[0].shutdown:" in result.stderr
+
+
+def test_run_fails_with_1_when_the_tree_cannot_start(tmp_path: Path) -> None:
+    tree = tmp_path / "fail.toml"
+    tree.write_text(
+        '[[children]]\nid = "s"\nstart = "tests.supervisors.util:failing_start"\nargs = ["nope"]\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "philipjose", "run", str(tree)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "failed_to_start_child" in result.stderr
+
+
+async def test_the_example_tree_runs_as_a_user_would_run_it(tmp_path: Path) -> None:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "philipjose", "run", "examples/tree.toml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        cwd=REPO,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    lines = Lines(process.stdout)
+    try:
+        ready = await lines.readline()
+        assert ready.startswith("philipjose run: started examples/tree.toml, top supervisor Pid(")
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(60):
+            status = await process.wait()
+        errors = "\n".join(await Lines(process.stderr).rest())
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert status == 0
+    assert "janitor: shutting down (shutdown)" in errors
+    assert "tree stopped" in errors

@@ -108,14 +108,15 @@ def is_local_peer(peer_address: str, own_address: str) -> bool:
 
 
 async def open_listeners(port: int, addresses: Sequence[str] | None = None) -> list[trio.SocketListener]:
-    """Listen on ``port`` at each address (loopback added if missing, as epmd does).
+    """Listen on ``port`` at each address (127.0.0.1 added unless loopback is covered, as epmd does).
 
     ``addresses=None`` listens on all IPv4 and IPv6 interfaces (IPv6 skipped if unavailable).
     ``port=0`` picks a free port, the same for every address.
     """
     implicit = addresses is None
     hosts = ["0.0.0.0", "::"] if addresses is None else list(addresses)
-    if not implicit and not any(is_loopback(host) for host in hosts):
+    covered = any(is_loopback(host) or host in ("0.0.0.0", "") for host in hosts)
+    if not implicit and not covered:
         hosts.append("127.0.0.1")
     listeners: list[trio.SocketListener] = []
     try:

@@ -84,6 +84,8 @@ def decode(
     Returns ``(term, end)`` where ``end`` is the offset just past the term in ``data``; bytes after
     it are not looked at. Raises ``DecodeError`` for anything else.
     """
+    if offset < 0:
+        raise DecodeError(f"negative offset {offset}")
     if type(data) is bytes:
         buf = data
         base = 0

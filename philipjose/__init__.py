@@ -4,6 +4,7 @@ protocol, and a farmer that coordinates worker nodes.
 See ``DESIGN`` notes in the docs folder; the public names are re-exported here.
 """
 
+from philipjose import node  # pj.node.start, pj.node.ping, ...
 from philipjose._version import __version__
 from philipjose.actors import (
     ANY,
@@ -29,7 +30,6 @@ from philipjose.actors import (
     register,
     registered,
     reply,
-    run,
     self,
     send,
     spawn,
@@ -39,6 +39,7 @@ from philipjose.actors import (
     unregister,
     whereis,
 )
+from philipjose.node import run
 from philipjose.term import Atom, Pid, Port, Reference
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "is_alive",
     "link",
     "monitor",
+    "node",
     "process_flag",
     "process_info",
     "processes",

@@ -4,6 +4,18 @@ the Trio node that makes a philipjose runtime a node of an Erlang cluster.
 See ``docs/distribution.md`` for the protocol notes, the node options and the limits.
 """
 
+from philipjose.node.api import (
+    connect,
+    current,
+    demonitor_node,
+    disconnect,
+    monitor_node,
+    name,
+    nodes,
+    ping,
+    run,
+    start,
+)
 from philipjose.node.errors import (
     AuthenticationError,
     FrameTooLarge,
@@ -14,14 +26,26 @@ from philipjose.node.errors import (
     NotDistributedError,
     ProtocolError,
 )
+from philipjose.node.node import Node
 
 __all__ = [
     "AuthenticationError",
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeRefused",
+    "Node",
     "NodeConfigError",
     "NodeError",
     "NotDistributedError",
     "ProtocolError",
+    "connect",
+    "current",
+    "demonitor_node",
+    "disconnect",
+    "monitor_node",
+    "name",
+    "nodes",
+    "ping",
+    "run",
+    "start",
 ]

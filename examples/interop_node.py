@@ -1,0 +1,79 @@
+"""A philipjose node that Erlang and Elixir nodes can talk to.
+
+Usage: ``python examples/interop_node.py NAME COOKIE`` (NAME is ``alive@host`` or just ``alive``).
+It registers with EPMD (``$ERL_EPMD_PORT`` or 4369; one is started if none answers), prints a line
+containing ``ready`` and serves three registered processes:
+
+- ``echo``: on ``{From, Msg}`` sends ``Msg`` to ``From``;
+- ``sink``: counts messages; on ``{count, From}`` replies ``{count, N}`` to ``From`` and resets to 0;
+- ``counter``: a GenServer; ``call inc`` -> the new value, ``call get`` -> the value,
+  ``cast {add, N}`` adds N.
+
+From Erlang (``erl -sname e -setcookie COOKIE``)::
+
+    pong = net_adm:ping('py@host'),
+    {echo, 'py@host'} ! {self(), hello}, receive hello -> ok end,
+    1 = gen_server:call({counter, 'py@host'}, inc).
+
+The node stops when its main process receives ``stop`` (``{main, 'py@host'} ! stop``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import philipjose as pj
+from philipjose import Atom
+
+COUNT = Atom("count")
+ADD = Atom("add")
+
+
+async def echo() -> None:
+    while True:
+        msg = await pj.receive()
+        if isinstance(msg, tuple) and len(msg) == 2:
+            sender, payload = msg
+            pj.send(sender, payload)
+
+
+async def sink() -> None:
+    n = 0
+    while True:
+        msg = await pj.receive()
+        if type(msg) is tuple and len(msg) == 2 and msg[0] == COUNT:
+            pj.send(msg[1], (COUNT, n))
+            n = 0
+        else:
+            n += 1
+
+
+class Counter(pj.GenServer):
+    async def init(self, start: int = 0) -> None:
+        self.n = start
+
+    async def handle_call(self, request: object, caller: object) -> object:
+        if request == Atom("inc"):
+            self.n += 1
+        elif request != Atom("get"):
+            return (Atom("error"), Atom("unknown_call"))
+        return self.n
+
+    async def handle_cast(self, msg: object) -> None:
+        if type(msg) is tuple and len(msg) == 2 and msg[0] == ADD and type(msg[1]) is int:
+            self.n += msg[1]
+
+
+async def main() -> None:
+    pj.register("echo", pj.spawn(echo))
+    pj.register("sink", pj.spawn(sink))
+    await Counter.start(0, name="counter")
+    pj.register("main", pj.self())
+    print(f"ready {pj.node.name()}", flush=True)
+    await pj.receive(match=lambda m: m == Atom("stop"))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    pj.run(main, node=sys.argv[1], cookie=sys.argv[2])

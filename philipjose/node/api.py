@@ -1,0 +1,241 @@
+"""The public node API: ``pj.run(main, node=..., cookie=...)``, ``pj.node.start``, ``connect``, ``ping``,
+``monitor_node``, ``nodes``.
+
+Options of :func:`start` (and of :func:`run`, which passes them on):
+
+- ``name``: ``"alive"`` (short name on this host, like ``erl -sname``; with ``longnames=True`` the fully
+  qualified host, like ``erl -name``) or a full ``"alive@host"``.
+- ``cookie``: str or bytes; default ``$PHILIPJOSE_COOKIE``, else ``~/.erlang.cookie`` (created 0400).
+- ``port``: the listening port (default 0: any free port). ``listen_host``: default ``"0.0.0.0"``
+  (all interfaces, as ``erl``); give ``"127.0.0.1"`` to accept local peers only.
+- ``epmd``: register with EPMD (default True; ``ensure_epmd`` starts ``philipjose epmd`` if none
+  answers). With ``epmd=False`` the node does not register: peers must be told its ``port`` (for
+  ``erl``: ``-erl_epmd_port``-style setups, or our ``peer_ports``), and the creation is random.
+  ``epmd_port``: default ``$ERL_EPMD_PORT`` or 4369.
+- ``peer_ports``: ``{"alive@host": port}`` used instead of asking EPMD when connecting.
+- ``net_ticktime`` (default 60 s, as OTP), ``handshake_timeout`` (default 7 s, OTP's net_setuptime),
+  ``max_frame_size`` (default 128 MiB).
+
+The node is hidden: it never joins ``global``'s name synchronization, and Erlang's ``nodes()`` lists it
+only under ``nodes(hidden)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import trio
+
+from philipjose.actors import Exit, current_runtime
+from philipjose.actors import call as _call
+from philipjose.actors import run as _actors_run
+from philipjose.actors import self as _self
+from philipjose.epmd import NODE_TYPE_HIDDEN, Registration, ensure_epmd, register
+from philipjose.node import netkernel
+from philipjose.node.cookie import resolve_cookie
+from philipjose.node.errors import NodeConfigError, NotDistributedError
+from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE
+from philipjose.node.names import make_node_name
+from philipjose.node.node import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_NET_TICKTIME, Node
+from philipjose.term import Atom
+
+__all__ = [
+    "connect",
+    "current",
+    "demonitor_node",
+    "disconnect",
+    "monitor_node",
+    "name",
+    "nodes",
+    "ping",
+    "run",
+    "start",
+]
+
+log: Final = logging.getLogger("philipjose.node")
+
+_IS_AUTH: Final = Atom("is_auth")
+_YES: Final = Atom("yes")
+
+
+def current() -> Node:
+    """The running runtime's :class:`Node`; :class:`NotDistributedError` if distribution is off."""
+    dist = current_runtime().dist
+    if not isinstance(dist, Node):
+        raise NotDistributedError("distribution is not started (use pj.run(..., node=...) or pj.node.start)")
+    return dist
+
+
+def name() -> Atom:
+    """This node's name (``nonode@nohost`` when distribution is off)."""
+    return current_runtime().node
+
+
+async def start(
+    name: str,
+    *,
+    cookie: str | bytes | None = None,
+    longnames: bool = False,
+    port: int = 0,
+    listen_host: str = "0.0.0.0",
+    epmd: bool = True,
+    epmd_port: int | None = None,
+    peer_ports: dict[str, int] | None = None,
+    net_ticktime: float = DEFAULT_NET_TICKTIME,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+) -> Node:
+    """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
+
+    Listens, registers with EPMD (unless ``epmd=False``), starts the ``net_kernel`` process, and from
+    then on new pids carry the node name. Raises :class:`NodeConfigError` for bad options or when
+    distribution is already started, ``OSError`` when the port cannot be bound, and the EPMD errors
+    (``EpmdError``, an ``OSError``) when registration fails (for example, the name is taken).
+    """
+    rt = current_runtime()
+    if rt.dist is not None:
+        raise NodeConfigError(f"distribution is already started as {rt.node}")
+    full = make_node_name(name, longnames=longnames)
+    secret = resolve_cookie(cookie)
+    if net_ticktime <= 0 or handshake_timeout <= 0 or max_frame_size <= 0:
+        raise NodeConfigError("net_ticktime, handshake_timeout and max_frame_size must be positive")
+    if not 0 <= port <= 65535:
+        raise NodeConfigError(f"bad port {port}")
+    listeners = await trio.open_tcp_listeners(port, host=listen_host)
+    bound = listeners[0].socket.getsockname()[1]
+    registration: Registration | None = None
+    try:
+        if epmd:
+            await ensure_epmd(port=epmd_port)
+            registration = await register(
+                full.partition("@")[0], bound, epmd_port=epmd_port, node_type=NODE_TYPE_HIDDEN
+            )
+            creation = registration.creation
+        else:
+            creation = secrets.randbelow(0xFFFFFFFF - 4) + 4
+    except BaseException:
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+        raise
+    dist = Node(
+        rt,
+        full,
+        secret,
+        creation,
+        net_ticktime=net_ticktime,
+        handshake_timeout=handshake_timeout,
+        max_frame_size=max_frame_size,
+        epmd_port=epmd_port,
+        peer_ports=peer_ports,
+    )
+    dist.port = bound
+    rt.set_node(Atom(full), creation)
+    rt.dist = dist
+    rt.start_system_task(_serve, dist, listeners)
+    if registration is not None:
+        rt.start_system_task(_hold, registration)
+    pid, _ = rt.spawn(netkernel.net_kernel, ())
+    rt.register(netkernel.NAME, pid)
+    log.info("node %s listening on port %d (creation %d)", full, bound, creation)
+    return dist
+
+
+async def _serve(dist: Node, listeners: list[trio.SocketListener]) -> None:
+    await trio.serve_listeners(dist.accept, listeners)
+
+
+async def _hold(registration: Registration) -> None:
+    try:
+        await registration.wait_closed()
+        log.warning("EPMD closed this node's registration: peers can no longer find it by name")
+    finally:
+        await registration.aclose()
+
+
+def run(
+    main: Callable[..., Awaitable[Any]],
+    *args: Any,
+    node: str | None = None,
+    cookie: str | bytes | None = None,
+    clock: trio.abc.Clock | None = None,
+    **options: Any,
+) -> Any:
+    """Start a runtime, make it the distributed node ``node`` (if given), run ``main(*args)``.
+
+    Without ``node`` this is :func:`philipjose.actors.run`. ``options`` are those of :func:`start`.
+    Returns ``main``'s result (see :func:`philipjose.actors.run`).
+    """
+    if node is None:
+        if cookie is not None or options:
+            raise NodeConfigError("cookie and node options need node=...")
+        return _actors_run(main, *args, clock=clock)
+    name = node
+
+    async def setup() -> None:
+        await start(name, cookie=cookie, **options)
+
+    return _actors_run(main, *args, setup=setup, clock=clock)
+
+
+async def connect(node: str) -> bool:
+    """Connect to ``node`` now (if not connected); True when connected, False if it cannot be reached."""
+    dist = current()
+    target = Atom(node)
+    if target == dist.name:
+        return True
+    peer = dist.ensure_connecting(target)
+    await peer.done.wait()
+    return peer.up
+
+
+async def ping(node: str, *, timeout: float = 10.0) -> bool:
+    """Like ``net_adm:ping``: connect and ask the peer's ``net_kernel`` ``{is_auth, Us}``.
+
+    True for ``pong``, False for ``pang``. Call it from a process.
+    """
+    dist = current()
+    target = Atom(node)
+    if target == dist.name:
+        return True
+    if not await connect(target):
+        return False
+    try:
+        answer = await _call((netkernel.NAME, target), (_IS_AUTH, dist.name), timeout=timeout)
+    except (Exit, TimeoutError):
+        return False
+    return bool(answer == _YES)
+
+
+def nodes() -> list[Atom]:
+    """The nodes this node is connected to."""
+    dist = current_runtime().dist
+    return dist.nodes() if isinstance(dist, Node) else []
+
+
+def monitor_node(node: str, flag: bool = True) -> bool:
+    """The calling process gets ``(Atom('nodedown'), node)`` when the connection to ``node`` goes down.
+
+    Like ``erlang:monitor_node/2``: connects if needed (a node that cannot be reached gives nodedown
+    at once); each call adds one monitor; ``flag=False`` removes one. Returns True.
+    """
+    dist = current()
+    target = Atom(node)
+    me = _self()
+    if flag:
+        dist.monitor_node(me, target)
+    else:
+        dist.demonitor_node(me, target)
+    return True
+
+
+def demonitor_node(node: str) -> bool:
+    """Same as ``monitor_node(node, False)``."""
+    return monitor_node(node, False)
+
+
+def disconnect(node: str) -> bool:
+    """Close the connection to ``node`` (like ``erlang:disconnect_node``); True if there was one."""
+    return current().disconnect(Atom(node))

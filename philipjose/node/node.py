@@ -1,0 +1,664 @@
+"""The Trio node: listener, one connection per peer, ticks, routing of signals both ways.
+
+Theory of operation
+-------------------
+A :class:`Node` is the runtime's ``dist`` (it implements the actors layer's ``DistributionHooks``).
+It keeps one :class:`_Peer` per remote node it talks to. A hook (``send``, ``link``, ...) turns the
+signal into a control event and hands it to the peer: if the connection is up, the event is encoded at
+once (so an unencodable term raises in the sender) and the frame is appended to the peer's outgoing
+list, which its writer task flushes in batches; if not, the event waits in the peer's pending list and
+a connect task is started (connect on first use). Hooks never block.
+
+Each connection runs three tasks: a reader (bytes -> sans-I/O :class:`Connection` -> events -> the
+runtime's entry points ``deliver``, ``link_remote``, ``exit_signal``, ``monitor_remote``, ...), a
+writer, and a ticker. Every ``net_ticktime / 4`` seconds the ticker sends a tick if nothing was written
+in that period, and declares the peer dead if nothing was read in the last four periods (OTP's rule).
+When a connection ends for any reason the peer is forgotten, the runtime's ``node_down`` fires
+``noconnection`` to every link and monitor across it, and processes that called ``monitor_node`` get
+``(nodedown, Node)``. The next signal to that node connects again.
+
+Handshakes (:mod:`philipjose.node.handshake`) run under ``handshake_timeout``. Two nodes that connect
+to each other at the same time are resolved as OTP does: the acceptor whose name is greater answers
+``nok`` (its own attempt wins), the other answers ``ok_simultaneous`` and drops its own attempt; a
+connection attempt from a node that is already connected gets ``alive``.
+
+Bad input: anything a peer does wrong (a malformed handshake, a wrong cookie, an oversized or
+undecodable frame, silence) closes that peer's connection and is logged; the node keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, Final
+
+import trio
+
+from philipjose.actors import Runtime
+from philipjose.epmd import EpmdError, port_please
+from philipjose.node import control as c
+from philipjose.node.connection import Connection
+from philipjose.node.errors import AuthenticationError, HandshakeRefused, ProtocolError
+from philipjose.node.flags import ADVERTISED, DFLAG_ALIAS, flag_names, missing_mandatory
+from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE, TICK_BYTES, Tick
+from philipjose.node.handshake import (
+    Challenge,
+    Handshake,
+    HandshakeEvent,
+    SendName,
+    Status,
+    split_node_name,
+)
+from philipjose.node.sentinels import NEED_DATA
+from philipjose.term import Atom, EncodeError, Pid, Reference
+
+__all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "DEFAULT_NET_TICKTIME", "Node", "decide_status"]
+
+log: Final = logging.getLogger("philipjose.node")
+
+DEFAULT_NET_TICKTIME: Final = 60.0
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 7.0  # OTP's net_setuptime
+
+_RECV_SIZE: Final = 1 << 18
+_DOWN: Final = Atom("DOWN")
+_PROCESS: Final = Atom("process")
+_NODEDOWN: Final = Atom("nodedown")
+_SPAWN_REPLY: Final = Atom("spawn_reply")
+_OK: Final = Atom("ok")
+_ERROR: Final = Atom("error")
+_NOTSUP: Final = Atom("notsup")
+
+
+_CONNECT_ERRORS: Final = (
+    OSError,
+    EpmdError,
+    ProtocolError,
+    ValueError,
+    trio.TooSlowError,
+    trio.BrokenResourceError,
+)
+
+
+def decide_status(ours: str, theirs: str, state: str | None) -> str:
+    """The status an acceptor answers to a name message from ``theirs`` (pure; OTP's rules).
+
+    ``state`` is what we have with that node: ``"up"`` (a live connection), ``"outgoing"`` (our own
+    attempt is under way), ``"incoming"`` (another accepted attempt is under way) or ``None``.
+    """
+    if state == "up":
+        return "alive"
+    if state == "incoming":
+        return "nok"
+    if state == "outgoing":
+        # Simultaneous connect: the greater name's own attempt wins (names compared as bytes).
+        return "nok" if ours.encode() > theirs.encode() else "ok_simultaneous"
+    return "ok"
+
+
+class _Peer:
+    """Everything the node keeps about one remote node."""
+
+    __slots__ = (
+        "conn",
+        "done",
+        "flags",
+        "incoming",
+        "node",
+        "out",
+        "outgoing",
+        "pending",
+        "reads",
+        "scope",
+        "stream",
+        "unlink_id",
+        "up",
+        "wake",
+        "writes",
+    )
+
+    def __init__(self, node: Atom) -> None:
+        self.node = node
+        self.up = False
+        self.flags = 0
+        self.conn: Connection | None = None
+        self.stream: trio.SocketStream | None = None
+        self.pending: list[c.ControlEvent] = []
+        self.out: list[bytes] = []
+        self.wake = trio.Event()
+        self.outgoing: trio.CancelScope | None = None
+        self.incoming = False
+        self.done = trio.Event()
+        self.scope: trio.CancelScope | None = None
+        self.reads = 0
+        self.writes = 0
+        self.unlink_id = 0
+
+    def state(self) -> str | None:
+        if self.up:
+            return "up"
+        if self.incoming:
+            return "incoming"
+        if self.outgoing is not None:
+            return "outgoing"
+        return None
+
+
+SpawnHandler = Callable[["Node", Atom, c.SpawnRequest], None]
+
+
+class Node:
+    """A distributed node inside one runtime. Made by :func:`philipjose.node.start`.
+
+    Attributes: ``name`` (Atom), ``cookie`` (bytes), ``creation``, ``port`` (the listening port),
+    ``net_ticktime``, ``handshake_timeout``, ``max_frame_size``, ``epmd_port`` (None: default),
+    ``peer_ports`` (node name -> port, consulted before EPMD when connecting), ``spawn_handler``
+    (called for SPAWN_REQUEST; the default answers ``notsup``).
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        name: str,
+        cookie: bytes,
+        creation: int,
+        *,
+        net_ticktime: float = DEFAULT_NET_TICKTIME,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        epmd_port: int | None = None,
+        peer_ports: dict[str, int] | None = None,
+    ) -> None:
+        self.rt = rt
+        self.name = Atom(name)
+        self.cookie = cookie
+        self.creation = creation
+        self.port = 0
+        self.net_ticktime = net_ticktime
+        self.handshake_timeout = handshake_timeout
+        self.max_frame_size = max_frame_size
+        self.epmd_port = epmd_port
+        self.peer_ports = dict(peer_ports or {})
+        self.spawn_handler: SpawnHandler | None = None
+        self.peers: dict[Atom, _Peer] = {}
+        self.node_monitors: dict[Atom, list[Pid]] = {}
+        self._handlers: dict[type, Callable[[_Peer, Any], None]] = {
+            c.Link: self._on_link,
+            c.Exit: self._on_exit,
+            c.Exit2: self._on_exit2,
+            c.UnlinkId: self._on_unlink_id,
+            c.UnlinkIdAck: self._on_nothing,
+            c.Unlink: self._on_unlink,
+            c.MonitorP: self._on_monitor,
+            c.DemonitorP: self._on_demonitor,
+            c.MonitorPExit: self._on_monitor_exit,
+            c.AliasSend: self._on_alias_send,
+            c.SpawnRequest: self._on_spawn_request,
+            c.SpawnReply: self._on_spawn_reply,
+            c.GroupLeader: self._on_nothing,
+            c.UnknownControl: self._on_unknown,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} port={self.port} peers={sorted(self.nodes())}>"
+
+    # ------------------------------------------------------------------ queries
+
+    def nodes(self) -> list[Atom]:
+        """The nodes with a live connection."""
+        return [node for node, peer in self.peers.items() if peer.up]
+
+    # ------------------------------------------------------------------ DistributionHooks
+
+    def send(self, sender: Pid, to: Pid | tuple[Atom, Atom] | Reference, msg: Any) -> None:
+        """Send ``msg`` to a remote pid, ``(name, node)`` or alias (connects on first use)."""
+        if type(to) is Pid:
+            self._emit(to.node, c.Send(to, msg, sender))
+        elif type(to) is tuple:
+            self._emit(Atom(to[1]), c.RegSend(sender, Atom(to[0]), msg))
+        else:
+            assert isinstance(to, Reference)
+            self._emit(to.node, c.AliasSend(sender, to, msg))
+
+    def link(self, local: Pid, remote: Pid) -> None:
+        self._emit(remote.node, c.Link(local, remote))
+
+    def unlink(self, local: Pid, remote: Pid) -> None:
+        peer = self.peers.get(remote.node)
+        if peer is None:  # no connection: no link can exist across it
+            return
+        peer.unlink_id += 1
+        self._emit(remote.node, c.UnlinkId(peer.unlink_id, local, remote))
+
+    def exit(self, sender: Pid, to: Pid, reason: Any, *, link: bool) -> None:
+        event: c.ControlEvent = c.Exit(sender, to, reason) if link else c.Exit2(sender, to, reason)
+        if link and to.node not in self.peers:
+            return  # the connection is gone: the remote side already got noconnection
+        self._emit(to.node, event)
+
+    def monitor(self, watcher: Pid, target: Pid | tuple[Atom, Atom], ref: Reference) -> None:
+        if type(target) is Pid:
+            self._emit(target.node, c.MonitorP(watcher, target, ref))
+        else:
+            assert isinstance(target, tuple)
+            self._emit(Atom(target[1]), c.MonitorP(watcher, Atom(target[0]), ref))
+
+    def demonitor(self, watcher: Pid, target: Pid | tuple[Atom, Atom], ref: Reference) -> None:
+        item: Pid | Atom
+        if isinstance(target, Pid):
+            node, item = target.node, target
+        else:
+            node, item = Atom(target[1]), Atom(target[0])
+        if node in self.peers:
+            self._emit(node, c.DemonitorP(watcher, item, ref))
+
+    def monitor_exit(self, target: Pid | Atom, watcher: Pid, ref: Reference, reason: Any) -> None:
+        if watcher.node not in self.peers:
+            return
+        self._emit(watcher.node, c.MonitorPExit(target, watcher, ref, reason))
+
+    # ------------------------------------------------------------------ outgoing signals
+
+    def _emit(self, node: Atom, event: c.ControlEvent) -> None:
+        peer = self.peers.get(node)
+        if peer is None:
+            peer = self._new_peer(node)
+            self._start_connect(peer)
+        if peer.up:
+            frame = self._encode(peer, event)
+            if frame is not None:
+                peer.out.append(frame)
+                peer.wake.set()
+        else:
+            peer.pending.append(event)
+
+    def _encode(self, peer: _Peer, event: c.ControlEvent) -> bytes | None:
+        if type(event) is c.AliasSend and not peer.flags & DFLAG_ALIAS:
+            log.debug("dropping an alias send to %s, which does not support aliases", peer.node)
+            return None
+        assert peer.conn is not None
+        return peer.conn.send(event)
+
+    def _new_peer(self, node: Atom) -> _Peer:
+        peer = _Peer(node)
+        self.peers[node] = peer
+        return peer
+
+    def _start_connect(self, peer: _Peer) -> None:
+        self.rt.start_system_task(self._connect, peer)
+
+    def ensure_connecting(self, node: Atom) -> _Peer:
+        """The peer for ``node``, starting a connection attempt if there is none."""
+        peer = self.peers.get(node)
+        if peer is None:
+            peer = self._new_peer(node)
+            self._start_connect(peer)
+        return peer
+
+    def monitor_node(self, pid: Pid, node: Atom) -> None:
+        """``pid`` gets ``(nodedown, node)`` when the connection to ``node`` goes down (or fails)."""
+        self.node_monitors.setdefault(node, []).append(pid)
+        self.ensure_connecting(node)
+
+    def demonitor_node(self, pid: Pid, node: Atom) -> None:
+        """Remove one ``monitor_node`` of ``node`` by ``pid``."""
+        pids = self.node_monitors.get(node)
+        if pids and pid in pids:
+            pids.remove(pid)
+            if not pids:
+                del self.node_monitors[node]
+
+    def disconnect(self, node: Atom) -> bool:
+        """Close the connection to ``node``; True if there was one (``nodedown`` follows)."""
+        peer = self.peers.get(node)
+        if peer is None or not peer.up or peer.scope is None:
+            return False
+        peer.scope.cancel()
+        return True
+
+    # ------------------------------------------------------------------ connecting
+
+    async def _open_stream(self, node: Atom) -> trio.SocketStream:
+        alive, host = split_node_name(str(node))
+        port = self.peer_ports.get(str(node))
+        if port is None:
+            info = await port_please(alive, host, epmd_port=self.epmd_port, timeout=self.handshake_timeout)
+            if info is None:
+                raise ConnectionError(f"{node} is not registered with EPMD on {host}")
+            if info.highest_version < 6:
+                raise ConnectionError(f"{node} only speaks handshake version {info.highest_version}")
+            port = info.port
+        return await trio.open_tcp_stream(host, port)
+
+    async def _connect(self, peer: _Peer) -> None:
+        node = peer.node
+        stream: trio.SocketStream | None = None
+        machine: Handshake | None = None
+        refused = ""
+        with trio.CancelScope() as scope:
+            peer.outgoing = scope
+            try:
+                with trio.fail_after(self.handshake_timeout):
+                    stream = await self._open_stream(node)
+                    machine = await self._initiate(stream, node)
+            except HandshakeRefused as exc:
+                refused = exc.status
+            except AuthenticationError:
+                log.warning("connection to %s refused: the cookies differ", node)
+            except (
+                OSError,
+                EpmdError,
+                ProtocolError,
+                ValueError,
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+            ) as exc:
+                log.info("cannot connect to %s: %s", node, exc)
+        peer.outgoing = None
+        if machine is not None and stream is not None and self.peers.get(node) is peer and not peer.up:
+            await self._run_connection(peer, stream, machine)
+            return
+        if machine is not None:  # another connection to that node won meanwhile
+            log.info("dropping a duplicate connection to %s", node)
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        if refused == "nok":
+            # The other node's own attempt wins: wait for it to arrive as an incoming connection.
+            with trio.move_on_after(self.handshake_timeout):
+                await peer.done.wait()
+        if not peer.up and not peer.incoming:
+            self._give_up(peer)
+
+    async def _initiate(self, stream: trio.SocketStream, node: Atom) -> Handshake:
+        machine = Handshake(initiator=True, cookie=self.cookie)
+        await stream.send_all(machine.send(SendName(str(self.name), ADVERTISED, self.creation)))
+        status = await self._hs_event(stream, machine)
+        assert isinstance(status, Status)
+        if status.status == "alive":
+            # We have no connection to it (or we would not connect): the old one is dead.
+            await stream.send_all(machine.send(Status("true")))
+        elif status.status not in ("ok", "ok_simultaneous"):
+            raise HandshakeRefused(status.status)
+        challenge = await self._hs_event(stream, machine)
+        assert isinstance(challenge, Challenge)
+        if challenge.name != str(node):
+            raise ProtocolError(f"connected to {node} but it calls itself {challenge.name}")
+        await stream.send_all(machine.send(machine.challenge_reply(secrets.randbits(32))))
+        await self._hs_event(stream, machine)  # the ack (checked by the machine)
+        return machine
+
+    async def _hs_event(self, stream: trio.SocketStream, machine: Handshake) -> HandshakeEvent:
+        while True:
+            event = machine.next_event()
+            if event is not NEED_DATA:
+                return event  # type: ignore[return-value]
+            data = await stream.receive_some(4096)
+            if not data:
+                raise ProtocolError(f"the peer closed the connection during the handshake ({machine.state})")
+            machine.receive_data(data)
+
+    async def accept(self, stream: trio.SocketStream) -> None:
+        """Serve one incoming TCP connection: the handshake, then the connection (never raises)."""
+        try:
+            await self._accept(stream)
+        except Exception:  # the boundary: a bug in handling one peer must not stop the listener
+            log.exception("error while serving an incoming connection")
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _accept(self, stream: trio.SocketStream) -> None:
+        machine = Handshake(initiator=False, cookie=self.cookie)
+        peer: _Peer | None = None
+        who = "an unnamed peer"
+        try:
+            with trio.fail_after(self.handshake_timeout):
+                name = await self._hs_event(stream, machine)
+                assert isinstance(name, SendName)
+                who = name.name
+                missing = missing_mandatory(name.flags)
+                if missing:
+                    await stream.send_all(machine.send(Status("not_allowed")))
+                    log.warning("refused %s: it lacks distribution flags %s", who, flag_names(missing))
+                    return
+                node = Atom(name.name)
+                if node == self.name:
+                    await stream.send_all(machine.send(Status("not_allowed")))
+                    log.warning("refused a connection that claims to be this node (%s)", node)
+                    return
+                peer = self.peers.get(node)
+                status = decide_status(str(self.name), name.name, None if peer is None else peer.state())
+                if status == "nok":
+                    await stream.send_all(machine.send(Status("nok")))
+                    return
+                await stream.send_all(machine.send(Status(status)))
+                if status == "alive":
+                    answer = await self._hs_event(stream, machine)
+                    assert isinstance(answer, Status)
+                    if answer.status != "true":
+                        return
+                    assert peer is not None
+                    self._lose(peer)  # the peer says the old connection is dead
+                    peer = None
+                if status == "ok_simultaneous" and peer is not None and peer.outgoing is not None:
+                    peer.outgoing.cancel()
+                if peer is None:
+                    peer = self._new_peer(node)
+                peer.incoming = True
+                challenge = Challenge(str(self.name), ADVERTISED, secrets.randbits(32), self.creation)
+                await stream.send_all(machine.send(challenge))
+                await self._hs_event(stream, machine)  # the reply (its digest checked by the machine)
+                await stream.send_all(machine.send(machine.challenge_ack()))
+        except AuthenticationError:
+            log.warning("refused a connection from %s: wrong cookie", who)
+            self._accept_failed(peer)
+            return
+        except (ProtocolError, trio.TooSlowError, trio.BrokenResourceError, OSError) as exc:
+            log.warning("handshake with %s failed: %s", who, exc)
+            self._accept_failed(peer)
+            return
+        if self.peers.get(peer.node) is not peer:  # pragma: no cover - replaced meanwhile
+            return
+        peer.incoming = False
+        await self._run_connection(peer, stream, machine)
+
+    def _accept_failed(self, peer: _Peer | None) -> None:
+        if peer is None:
+            return
+        peer.incoming = False
+        if not peer.up and peer.outgoing is None:
+            self._give_up(peer)
+
+    # ------------------------------------------------------------------ a live connection
+
+    async def _run_connection(self, peer: _Peer, stream: trio.SocketStream, machine: Handshake) -> None:
+        conn = Connection(
+            machine.flags, max_frame_size=self.max_frame_size, max_message_size=self.max_frame_size
+        )
+        conn.receive_data(machine.trailing_data)
+        peer.conn = conn
+        peer.flags = machine.flags
+        peer.stream = stream
+        peer.up = True
+        for event in peer.pending:
+            try:
+                frame = self._encode(peer, event)
+            except (EncodeError, ValueError, TypeError) as exc:
+                log.error("dropped a signal to %s queued before connecting: %s", peer.node, exc)
+                continue
+            if frame is not None:
+                peer.out.append(frame)
+        peer.pending = []
+        peer.done.set()
+        log.info("connected to %s (flags %s)", peer.node, hex(peer.flags))
+        try:
+            async with trio.open_nursery() as nursery:
+                peer.scope = nursery.cancel_scope
+                nursery.start_soon(self._reader, peer, stream, conn, nursery.cancel_scope)
+                nursery.start_soon(self._writer, peer, stream, nursery.cancel_scope)
+                nursery.start_soon(self._ticker, peer, nursery.cancel_scope)
+        finally:
+            self._lose(peer)
+            await trio.aclose_forcefully(stream)
+
+    async def _reader(
+        self, peer: _Peer, stream: trio.SocketStream, conn: Connection, scope: trio.CancelScope
+    ) -> None:
+        rt = self.rt
+        deliver = rt.deliver
+        handlers = self._handlers
+        try:
+            while True:
+                data = await stream.receive_some(_RECV_SIZE)
+                if not data:
+                    log.info("%s closed the connection", peer.node)
+                    break
+                peer.reads += 1
+                conn.receive_data(data)
+                while True:
+                    event = conn.next_event()
+                    kind = type(event)
+                    if kind is c.RegSend or kind is c.Send:
+                        deliver(event.to, event.message)  # type: ignore[union-attr]
+                    elif event is NEED_DATA:
+                        break
+                    elif kind is not Tick:
+                        handlers[kind](peer, event)
+        except ProtocolError as exc:
+            log.warning("closing the connection to %s: %s", peer.node, exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.info("connection to %s lost: %s", peer.node, exc)
+        except Exception:  # a bug while handling this peer's signal: close only this connection
+            log.exception("closing the connection to %s after an internal error", peer.node)
+        scope.cancel()
+
+    async def _writer(self, peer: _Peer, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                if not peer.out:
+                    peer.wake = trio.Event()
+                    await peer.wake.wait()
+                    continue
+                data = b"".join(peer.out)
+                peer.out.clear()
+                peer.writes += 1
+                await stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.info("connection to %s lost while writing: %s", peer.node, exc)
+        scope.cancel()
+
+    async def _ticker(self, peer: _Peer, scope: trio.CancelScope) -> None:
+        interval = self.net_ticktime / 4
+        last_reads, last_writes, silent = peer.reads, peer.writes, 0
+        while True:
+            await trio.sleep(interval)
+            if peer.reads == last_reads:
+                silent += 1
+                if silent >= 4:
+                    log.warning(
+                        "%s not responding for %s s: closing the connection", peer.node, self.net_ticktime
+                    )
+                    scope.cancel()
+                    return
+            else:
+                silent = 0
+            if peer.writes == last_writes and not peer.out:
+                peer.out.append(TICK_BYTES)
+                peer.wake.set()
+            last_reads, last_writes = peer.reads, peer.writes
+
+    def _lose(self, peer: _Peer) -> None:
+        """The connection to ``peer`` is gone (or replaced): forget it, tell the runtime and watchers."""
+        was_up = peer.up
+        peer.up = False
+        if peer.scope is not None:
+            peer.scope.cancel()
+        if self.peers.get(peer.node) is peer:
+            del self.peers[peer.node]
+        if was_up:
+            log.info("connection to %s closed", peer.node)
+            self._node_down(peer.node)
+
+    def _give_up(self, peer: _Peer) -> None:
+        """No connection could be made: drop what waited and report the node down."""
+        peer.pending = []
+        peer.done.set()
+        if self.peers.get(peer.node) is peer:
+            del self.peers[peer.node]
+            self._node_down(peer.node)
+
+    def _node_down(self, node: Atom) -> None:
+        self.rt.node_down(node)
+        for pid in self.node_monitors.pop(node, []):
+            self.rt.send(pid, (_NODEDOWN, node))
+
+    # ------------------------------------------------------------------ incoming signals
+
+    def _check_sender(self, peer: _Peer, pid: Pid) -> None:
+        if pid.node != peer.node:
+            raise ProtocolError(f"{peer.node} sent a signal on behalf of {pid!r}, a process of another node")
+
+    def _emit_now(self, peer: _Peer, event: c.ControlEvent) -> None:
+        frame = self._encode(peer, event)
+        if frame is not None:
+            peer.out.append(frame)
+            peer.wake.set()
+
+    def _on_link(self, peer: _Peer, event: c.Link) -> None:
+        self._check_sender(peer, event.sender)
+        self.rt.link_remote(event.to, event.sender)
+
+    def _on_unlink_id(self, peer: _Peer, event: c.UnlinkId) -> None:
+        self._check_sender(peer, event.sender)
+        self.rt.unlink_remote(event.to, event.sender)
+        self._emit_now(peer, c.UnlinkIdAck(event.id, event.to, event.sender))
+
+    def _on_unlink(self, peer: _Peer, event: c.Unlink) -> None:
+        self._check_sender(peer, event.sender)
+        self.rt.unlink_remote(event.to, event.sender)
+
+    def _on_exit(self, peer: _Peer, event: c.Exit) -> None:
+        self._check_sender(peer, event.sender)
+        self.rt.exit_signal(event.sender, event.to, event.reason, link=True)
+
+    def _on_exit2(self, peer: _Peer, event: c.Exit2) -> None:
+        self._check_sender(peer, event.sender)
+        self.rt.exit_signal(event.sender, event.to, event.reason, link=False)
+
+    def _on_monitor(self, peer: _Peer, event: c.MonitorP) -> None:
+        self._check_sender(peer, event.watcher)
+        self.rt.monitor_remote(event.watcher, event.target, event.ref)
+
+    def _on_demonitor(self, peer: _Peer, event: c.DemonitorP) -> None:
+        self._check_sender(peer, event.watcher)
+        self.rt.demonitor_remote(event.watcher, event.target, event.ref)
+
+    def _on_monitor_exit(self, peer: _Peer, event: c.MonitorPExit) -> None:
+        target = event.target
+        item: Any = target if type(target) is Pid else (target, peer.node)
+        if type(target) is Pid:
+            self._check_sender(peer, target)
+        self.rt.deliver(event.watcher, (_DOWN, event.ref, _PROCESS, item, event.reason))
+
+    def _on_alias_send(self, peer: _Peer, event: c.AliasSend) -> None:
+        self.rt.deliver(event.alias, event.message)
+
+    def _on_spawn_request(self, peer: _Peer, event: c.SpawnRequest) -> None:
+        self._check_sender(peer, event.sender)
+        if self.spawn_handler is not None:
+            self.spawn_handler(self, peer.node, event)
+        else:
+            self._emit_now(peer, c.SpawnReply(event.req_id, event.sender, 0, _NOTSUP))
+
+    def _on_spawn_reply(self, peer: _Peer, event: c.SpawnReply) -> None:
+        ok = type(event.result) is Pid
+        self.rt.deliver(event.to, (_SPAWN_REPLY, event.req_id, _OK if ok else _ERROR, event.result))
+
+    def _on_unknown(self, peer: _Peer, event: c.UnknownControl) -> None:
+        log.warning("ignoring an unknown control message from %s: %.200r", peer.node, event.control)
+
+    def _on_nothing(self, peer: _Peer, event: Any) -> None:
+        pass
+
+    def reply_spawn(self, node: Atom, reply: c.SpawnReply) -> None:
+        """Send a SPAWN_REPLY to ``node`` (for a ``spawn_handler``)."""
+        self._emit(node, reply)

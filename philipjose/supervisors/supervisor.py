@@ -33,6 +33,7 @@ failed and is to be retried.
 
 from __future__ import annotations
 
+import heapq
 import inspect
 import itertools
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -326,43 +327,56 @@ class Supervisor:
             await self._terminate_dynamic()
 
     async def _terminate_dynamic(self) -> None:
+        """Stop every dynamic child at once: monitor and signal them all, then collect the ``DOWN``
+        messages, killing those still alive when their ``shutdown`` time has passed. The ``EXIT``
+        messages of these children are consumed on the way (they come first), so the mailbox scan
+        stays short however many children there are."""
         now = trio.current_time()
         waiting: dict[Reference, tuple[Pid, _Dynamic]] = {}
-        deadlines: dict[Reference, float] = {}
+        deadlines: list[tuple[float, int, Reference]] = []  # a heap; entries of finished refs are skipped
+        pids: set[Pid] = set()
         for pid, entry in self.dynamic.items():
             ref = actors.monitor(pid)
             waiting[ref] = (pid, entry)
+            pids.add(pid)
             timeout = entry.spec.shutdown_timeout
             if entry.spec.shutdown == "brutal_kill":
                 actors.exit(pid, KILL)
             else:
                 actors.exit(pid, SHUTDOWN)
                 if timeout is not None:
-                    deadlines[ref] = now + timeout
+                    deadlines.append((now + timeout, len(deadlines), ref))
+        heapq.heapify(deadlines)
         self.dynamic = {}
         self.restarting = {}
 
         def is_ours(message: Any) -> bool:
-            return (
-                type(message) is tuple and len(message) == 5 and message[0] == DOWN and message[1] in waiting
-            )
+            if type(message) is not tuple:
+                return False
+            size = len(message)
+            if size == 5:
+                return message[0] == DOWN and message[1] in waiting
+            return size == 3 and message[0] == EXIT and message[1] in pids
 
         while waiting:
+            while deadlines and deadlines[0][2] not in waiting:
+                heapq.heappop(deadlines)
             timeout = None
             if deadlines:
-                timeout = max(0.0, min(deadlines.values()) - trio.current_time())
+                timeout = max(0.0, deadlines[0][0] - trio.current_time())
             try:
                 message = await actors.receive(match=is_ours, timeout=timeout)
             except TimeoutError:
                 current = trio.current_time()
-                for ref, deadline in list(deadlines.items()):
-                    if deadline <= current:
+                while deadlines and deadlines[0][0] <= current:
+                    _, _, ref = heapq.heappop(deadlines)
+                    if ref in waiting:
                         actors.exit(waiting[ref][0], KILL)
-                        del deadlines[ref]
                 continue
+            if len(message) == 3:
+                continue  # the EXIT of a child we are stopping; its DOWN follows
             ref = message[1]
             pid, entry = waiting.pop(ref)
-            deadlines.pop(ref, None)
             actors.unlink(pid)
             reason = message[4]
             if not shutdown_ok(entry.spec.shutdown, entry.spec.restart, reason):

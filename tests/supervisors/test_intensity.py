@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 from philipjose.supervisors.intensity import add_restart, check_restart, whole_seconds
 
 
-def test_add_restart_keeps_times_inside_the_period_newest_first() -> None:
+def test_add_restart_keeps_times_inside_the_period_oldest_first() -> None:
     assert add_restart((), 10, 5) == (10,)
-    assert add_restart((9, 7, 5, 4), 10, 5) == (10, 9, 7, 5)  # 5 >= 10 - 5 is kept, 4 dropped
+    assert add_restart((4, 5, 7, 9), 10, 5) == (5, 7, 9, 10)  # 5 >= 10 - 5 is kept, 4 dropped
+    assert add_restart((1, 2), 10, 5) == (10,)
+    assert add_restart((10, 10), 10, 5) == (10, 10, 10)
 
 
 def test_default_intensity_one_in_five_seconds() -> None:
@@ -54,5 +56,5 @@ def test_matches_a_count_of_recent_restarts(gaps: list[int], period: int, intens
         assert len(check.restarts) <= len(recent)
         if check.exceeded:
             break
-        assert list(check.restarts) == list(reversed(recent))
+        assert list(check.restarts) == recent
         history = check.restarts

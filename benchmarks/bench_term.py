@@ -1,9 +1,11 @@
 """Benchmark: philipjose.term against erlang-py 2.0.7 (pure Python) and erlpack 1.0.1 (Cython).
 
 Times encode and decode of the same data with each library in one run and prints the best-of-N
-time per operation and the ratios. Each library gets the data in its own native types (erlang-py
-needs ``OtpErlangAtom``/``OtpErlangBinary`` wrappers, erlpack its ``Atom``); all three are checked
-to decode the same bytes before timing. Decoders are timed on philipjose's encoding.
+CPU time (``time.process_time``) per operation and the ratios. The libraries are timed round-robin,
+batch by batch, so that load from other processes on the machine falls on all of them alike.
+Each library gets the data in its own native types (erlang-py needs ``OtpErlangAtom`` and
+``OtpErlangBinary`` wrappers, erlpack its ``Atom``); all three are checked to decode the same
+bytes before timing. Decoders are timed on philipjose's encoding.
 
 Data sets (from issue 2):
   ok_42     {ok, 42}
@@ -97,18 +99,26 @@ def _codecs() -> dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]
     return codecs
 
 
-def _best(fn: Callable[[Any], Any], arg: Any, budget: float, repeats: int) -> float:
-    """Best time per call, over ``repeats`` batches each sized to take about ``budget`` seconds."""
-    start = time.perf_counter()
+def _batch_size(fn: Callable[[Any], Any], arg: Any, budget: float) -> int:
+    start = time.process_time()
     fn(arg)
-    once = max(time.perf_counter() - start, 1e-7)
-    number = max(1, int(budget / once))
-    best = math.inf
+    once = max(time.process_time() - start, 1e-6)
+    return max(1, int(budget / once))
+
+
+def _race(
+    entries: dict[str, tuple[Callable[[Any], Any], Any]], budget: float, repeats: int
+) -> dict[str, float]:
+    """Best CPU time per call of each entry, measured round-robin so that load shifts hit all."""
+    sizes = {lib: _batch_size(fn, arg, budget) for lib, (fn, arg) in entries.items()}
+    best = dict.fromkeys(entries, math.inf)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(arg)
-        best = min(best, (time.perf_counter() - start) / number)
+        for lib, (fn, arg) in entries.items():
+            number = sizes[lib]
+            start = time.process_time()
+            for _ in range(number):
+                fn(arg)
+            best[lib] = min(best[lib], (time.process_time() - start) / number)
     return best
 
 
@@ -122,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter repeats")
     args = parser.parse_args(argv)
-    budget, repeats = (0.05, 3) if args.quick else (0.2, 7)
+    budget, repeats = (0.05, 3) if args.quick else (0.1, 15)
 
     sets = _datasets()
     codecs = _codecs()
@@ -142,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[tuple[str, str, str], float] = {}
     for name in reference:
-        for lib, (enc, dec) in codecs.items():
-            results[(name, lib, "encode")] = _best(enc, sets[lib][name], budget, repeats)
-            results[(name, lib, "decode")] = _best(dec, reference[name], budget, repeats)
+        encoders = {lib: (enc, sets[lib][name]) for lib, (enc, _) in codecs.items()}
+        decoders = {lib: (dec, reference[name]) for lib, (_, dec) in codecs.items()}
+        for op, entries in (("encode", encoders), ("decode", decoders)):
+            for lib, seconds in _race(entries, budget, repeats).items():
+                results[(name, lib, op)] = seconds
 
     libs = list(codecs)
     header = f"{'data':8} {'op':7}" + "".join(f"{lib:>14}" for lib in libs)

@@ -5,8 +5,11 @@ naming file, key and reason). Once every child has started, one line is printed 
 
     philipjose run: started TREE.toml, top supervisor Pid(...)
 
-Then the command waits. On SIGINT or SIGTERM it stops the tree (children in reverse start order, as
-the top supervisor's parent does in OTP) and exits 0. If the top supervisor dies on its own (restart
+With a ``[node]`` table the runtime is first made the distributed node ``name`` (with ``cookie``,
+else the usual ``~/.erlang.cookie``; registered with EPMD, which is started if none answers), so
+Erlang nodes can reach the tree's registered processes. Then the command waits. On SIGINT or SIGTERM
+it stops the tree (children in reverse start order, as the top supervisor's parent does in OTP) and
+exits 0. If the top supervisor dies on its own (restart
 intensity exceeded, auto_shutdown, ...) it exits 1; if the tree fails to start, 1 as well.
 """
 
@@ -20,7 +23,8 @@ from typing import Any
 
 import trio
 
-from philipjose import actors
+from philipjose import actors, node
+from philipjose.node.errors import NodeError
 from philipjose.supervisors.config import TreeConfig, load_config
 from philipjose.supervisors.errors import ConfigError, StartError
 from philipjose.supervisors.tree import start_tree
@@ -97,5 +101,12 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"philipjose run: {exc}", file=sys.stderr)
         return 2
-    result: int = actors.run(_main, tree)
+    if tree.node is None:
+        result: int = actors.run(_main, tree)
+        return result
+    try:
+        result = node.run(_main, tree, node=tree.node.name, cookie=tree.node.cookie)
+    except (NodeError, OSError) as exc:
+        print(f"philipjose run: cannot start node {tree.node.name!r}: {exc}", file=sys.stderr)
+        return 1
     return result

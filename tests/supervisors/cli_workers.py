@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import philipjose as pj
+from philipjose.supervisors import start_function
 
 
 async def polite(tag: str) -> None:
@@ -18,3 +19,16 @@ async def polite(tag: str) -> None:
 async def doomed(go: Any = None) -> None:
     """Crashes as soon as it runs."""
     raise RuntimeError("doomed worker")
+
+
+class Echo(pj.GenServer):
+    """Replies ``("pong", request)`` to every call."""
+
+    async def handle_call(self, request: Any, caller: Any) -> Any:
+        return ("pong", request)
+
+
+@start_function
+async def start_echo(name: str) -> pj.Pid:
+    """Start :class:`Echo` registered as ``name``."""
+    return await Echo.start_link(name=name)

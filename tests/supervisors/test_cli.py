@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import trio
+
+from tests.tools import require
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -177,3 +181,81 @@ async def test_the_example_tree_runs_as_a_user_would_run_it(tmp_path: Path) -> N
     assert status == 0
     assert "janitor: shutting down (shutdown)" in errors
     assert "tree stopped" in errors
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _expect(lines: Lines, text: str) -> list[str]:
+    seen = []
+    while True:
+        line = await lines.readline()
+        if not line:
+            raise AssertionError(f"{text!r} never came; got {seen}")
+        seen.append(line)
+        if text in line:
+            return seen
+
+
+@pytest.mark.interop
+async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> None:
+    epmd_path, erl_path = require("epmd"), require("erl")
+    port = _free_port()
+    env = dict(_env(), ERL_EPMD_PORT=str(port))
+    alive = f"pjtree_{secrets.token_hex(4)}"
+    tree = tmp_path / "node.toml"
+    tree.write_text(
+        f'[node]\nname = "{alive}"\ncookie = "sup-test-cookie"\n'
+        '[[children]]\nid = "echo"\nstart = "tests.supervisors.cli_workers:start_echo"\nargs = ["echo"]\n'
+    )
+    epmd = await trio.lowlevel.open_process(
+        [epmd_path, "-d", "-d", "-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    run = None
+    try:
+        assert epmd.stdout is not None
+        await _expect(Lines(epmd.stdout), "entering the main select() loop")
+        run = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "philipjose", "run", str(tree)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        assert run.stdout is not None
+        ready = await Lines(run.stdout).readline()
+        assert ready.startswith("philipjose run: started")
+        code = (
+            '[_, Host] = string:split(atom_to_list(node()), "@"), '
+            f'Node = list_to_atom("{alive}@" ++ Host), '
+            'io:format("~p~n", [gen_server:call({echo, Node}, ping, 10000)]), halt().'
+        )
+        with trio.fail_after(60):
+            result = await trio.run_process(
+                [
+                    erl_path,
+                    "-noshell",
+                    "-sname",
+                    f"probe_{alive}",
+                    "-setcookie",
+                    "sup-test-cookie",
+                    "-start_epmd",
+                    "false",
+                    "-eval",
+                    code,
+                ],
+                capture_stdout=True,
+                env=env,
+            )
+        assert result.stdout.decode().strip() == '{<<"pong">>,ping}'
+        run.send_signal(signal.SIGTERM)
+        with trio.fail_after(60):
+            assert await run.wait() == 0
+    finally:
+        for process in (run, epmd):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()

@@ -40,11 +40,16 @@ __all__ = [
 
 _F64 = struct.Struct(">d")
 
+#: At most this many distinct atoms are interned; later ones are still correct ``Atom`` values
+#: (equal by text) but not interned, so input full of fresh atoms cannot grow memory without bound.
+MAX_INTERNED_ATOMS = 200_000
+
 
 class Atom(str):
     """An Erlang atom.
 
-    ``Atom('ok')`` is interned, so decoding the same atom twice gives the same object. An atom is
+    ``Atom('ok')`` is interned (the first ``MAX_INTERNED_ATOMS`` distinct names), so decoding the
+    same atom twice gives the same object. An atom is
     equal only to an atom with the same text: ``Atom('ok') == 'ok'`` is False, because the string
     ``'ok'`` encodes as a binary. Atoms are at most 255 characters (checked when encoding).
     """
@@ -58,7 +63,7 @@ class Atom(str):
             if not isinstance(text, str):
                 raise TypeError(f"Atom text must be str, not {type(text).__name__}")
             atom = str.__new__(cls, text)
-            if len(cls._interned) < 1_000_000:
+            if len(cls._interned) < MAX_INTERNED_ATOMS:
                 cls._interned[str(text)] = atom
         return atom
 

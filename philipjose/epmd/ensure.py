@@ -72,7 +72,7 @@ async def ensure_epmd(*, port: int | None = None, host: str = "127.0.0.1", timeo
     except EpmdTimeoutError:
         raise
     except EpmdUnreachableError as exc:
-        if not is_loopback(host):
+        if not (is_loopback(host) or host == "localhost"):
             raise EpmdUnreachableError(f"no EPMD at {host}:{port}, and that is not this host") from exc
     started = await start_daemon(port=port, timeout=timeout)
     await names(host, epmd_port=port, timeout=timeout)

@@ -23,6 +23,7 @@ Speed notes (what the hot paths do):
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -60,7 +61,7 @@ __all__ = [
 _TRAP_EXIT: Final = "trap_exit"
 _checkpoint: Final = trio.lowlevel.checkpoint
 _wait_task_rescheduled: Final = trio.lowlevel.wait_task_rescheduled
-_SUCCEEDED: Final = trio.lowlevel.Abort.SUCCEEDED
+_current_task: Final = trio.lowlevel.current_task
 _reschedule: Final = trio.lowlevel.reschedule
 _islice: Final = itertools.islice
 
@@ -128,7 +129,11 @@ def send(dest: Any, msg: Any) -> None:
         if node is rt.node or node is NONODE:
             proc = rt._procs.get((dest.serial << 32) | dest.id)
             if proc is not None and proc.alive and (proc.pid is dest or rt._same(proc, dest)):
-                proc.queue.append(msg)
+                queue = proc.queue
+                if queue is None:
+                    proc.queue = deque((msg,))
+                else:
+                    queue.append(msg)
                 waiter = proc.waiter
                 if waiter is not None:
                     proc.waiter = None
@@ -162,19 +167,25 @@ async def receive(match: Any = None, *, timeout: float | None = None) -> Any:
     else:
         proc.budget = REDUCTIONS
         await _checkpoint()
+    if match is not None:
+        return await _select(proc, compile_match(match), 0, timeout)
     queue = proc.queue
-    if match is None:
+    if queue:
+        return queue.popleft()
+    if timeout is not None:
+        return await _wait(proc, None, 0, timeout)
+    # Park right here (no extra coroutine frames: an idle process is parked in this frame).
+    task = _current_task()
+    if task is not proc.task:
+        raise NoProcessError("receive must be awaited by the process's own task, not a helper task")
+    abort = proc.abort
+    while True:
+        proc.waiter = task
+        await _wait_task_rescheduled(abort)
+        proc.budget = REDUCTIONS
+        queue = proc.queue
         if queue:
             return queue.popleft()
-        return await _wait(proc, None, 0, timeout)
-    test = compile_match(match)
-    i = 0
-    for msg in queue:
-        if test(msg):
-            del queue[i]
-            return msg
-        i += 1
-    return await _wait(proc, test, i, timeout)
 
 
 async def receive_from(proc: Process, test: Matcher, start: int, timeout: float | None) -> Any:
@@ -189,13 +200,19 @@ async def receive_from(proc: Process, test: Matcher, start: int, timeout: float 
     else:
         proc.budget = REDUCTIONS
         await _checkpoint()
+    return await _select(proc, test, start, timeout)
+
+
+async def _select(proc: Process, test: Matcher, start: int, timeout: float | None) -> Any:
+    """Take the first message from index ``start`` on that passes ``test``, waiting if needed."""
     queue = proc.queue
     i = start
-    for msg in _islice(queue, start, None):
-        if test(msg):
-            del queue[i]
-            return msg
-        i += 1
+    if queue:
+        for msg in _islice(queue, start, None):
+            if test(msg):
+                del queue[i]
+                return msg
+            i += 1
     return await _wait(proc, test, i, timeout)
 
 
@@ -211,23 +228,19 @@ async def _wait(proc: Process, test: Matcher | None, scanned: int, timeout: floa
 
 async def _park(proc: Process, test: Matcher | None, scanned: int) -> Any:
     """Park until a matching message arrives; ``scanned`` messages were already tested."""
-    task = trio.lowlevel.current_task()
+    task = _current_task()
     if task is not proc.task:
         raise NoProcessError("receive must be awaited by the process's own task, not a helper task")
-    queue = proc.queue
-
-    def abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
-        proc.waiter = None
-        return _SUCCEEDED
-
+    abort = proc.abort
     while True:
         proc.waiter = task
         await _wait_task_rescheduled(abort)
         proc.budget = REDUCTIONS
-        if test is None:
-            if queue:
-                return queue.popleft()
+        queue = proc.queue
+        if not queue:
             continue
+        if test is None:
+            return queue.popleft()
         i = scanned
         for msg in _islice(queue, scanned, None):
             if test(msg):

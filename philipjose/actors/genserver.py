@@ -158,7 +158,7 @@ async def _start(
     ack = rt.make_ref()
     pid, mref = rt.spawn(_serve, (cls, args, name, me.pid, ack, link), link=me if link else None, monitor=me)
     assert mref is not None
-    mark = len(me.queue)
+    mark = len(me.queue or ())
 
     def answer(m: Any) -> bool:
         if type(m) is not tuple:
@@ -306,7 +306,7 @@ async def call(dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
         target = rt.whereis(dest) or dest
     if target == me.pid:
         raise Exit((_CALLING_SELF, where))
-    mark = len(me.queue)
+    mark = len(me.queue or ())
     mref = rt.monitor(me, dest)
     rt.alias(me, mref)
     tag = ImproperList((_ALIAS,), mref)

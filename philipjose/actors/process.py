@@ -1,9 +1,9 @@
 """The process record: one per live process, owned by the runtime's process table.
 
 A process is a Trio task running ``fn(*args)`` inside its own cancel scope. Its mailbox is a
-``collections.deque``; ``waiter`` holds the task while it is parked in ``receive`` so that a sender can
-wake it with ``trio.lowlevel.reschedule``. Relations are created lazily (``None`` until first used) to
-keep an idle process small:
+``collections.deque``, made on the first message; ``waiter`` holds the task while it is parked in
+``receive`` so that a sender can wake it with ``trio.lowlevel.reschedule``. Relations are created
+lazily (``None`` until first used) to keep an idle process small:
 
 - ``links``: pids (local or remote) linked to this process;
 - ``monitors``: monitors this process holds, ``ref -> target`` (a pid, or ``(name, node)``);
@@ -59,7 +59,7 @@ class Process:
         self.pid = pid
         self.key = key
         self.initial_call = initial_call
-        self.queue: deque[Any] = deque()
+        self.queue: deque[Any] | None = None  # made by the first message
         self.waiter: trio.lowlevel.Task | None = None
         self.task: trio.lowlevel.Task | None = None
         self.budget = REDUCTIONS
@@ -72,6 +72,11 @@ class Process:
         self.monitors: dict[Reference, Any] | None = None
         self.monitored_by: dict[Reference, tuple[Pid, Any]] | None = None
         self.aliases: set[tuple[int, ...]] | None = None
+
+    def abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        """Abort function of a parked ``receive``: unpark (a cancelled receive takes no message)."""
+        self.waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def __repr__(self) -> str:
         return f"<Process {self.pid!r} {self.initial_call} alive={self.alive}>"

@@ -33,6 +33,7 @@ import itertools
 import logging
 import random
 import sys
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, Final
@@ -333,7 +334,11 @@ class Runtime:
     # ------------------------------------------------------------------ messages
 
     def _enqueue(self, proc: Process, msg: Any) -> None:
-        proc.queue.append(msg)
+        queue = proc.queue
+        if queue is None:
+            proc.queue = deque((msg,))
+        else:
+            queue.append(msg)
         waiter = proc.waiter
         if waiter is not None:
             proc.waiter = None
@@ -350,7 +355,11 @@ class Runtime:
             if node is self.node or node is NONODE:
                 proc = self._procs.get((dest.serial << 32) | dest.id)
                 if proc is not None and proc.alive and (proc.pid is dest or self._same(proc, dest)):
-                    proc.queue.append(msg)
+                    queue = proc.queue
+                    if queue is None:
+                        proc.queue = deque((msg,))
+                    else:
+                        queue.append(msg)
                     waiter = proc.waiter
                     if waiter is not None:
                         proc.waiter = None
@@ -576,7 +585,7 @@ class Runtime:
             found = True
             nodes: set[Atom] = set()
             self._drop_monitor(proc.pid, ref, target, nodes)
-        if flush:
+        if flush and proc.queue:
             queue = proc.queue
             for i, m in enumerate(queue):
                 if type(m) is tuple and len(m) == 5 and m[0] == DOWN and m[1] == ref:
@@ -654,7 +663,7 @@ class Runtime:
         initial = _name_of(proc.initial_call)
         return {
             "status": status,
-            "message_queue_len": len(proc.queue),
+            "message_queue_len": len(proc.queue or ()),
             "links": list(proc.links or ()),
             "monitors": list((proc.monitors or {}).values()),
             "monitored_by": [watcher for watcher, _ in (proc.monitored_by or {}).values()],

@@ -71,7 +71,7 @@ def test_runtime_attributes_and_setup_hook() -> None:
         ref = rt.make_ref()
         return pj.self(), ref
 
-    me, ref = pj.run(main, setup=setup)
+    me, ref = pj.actors.run(main, setup=setup)
     assert seen == [(Atom("nonode@nohost"), 0, None)]
     assert me.node == NODE and me.creation == 9
     assert ref.node == NODE and ref.creation == 9 and len(ref.ids) == 3

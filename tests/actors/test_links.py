@@ -238,7 +238,7 @@ def test_spawn_link_requires_a_process() -> None:
     async def main() -> None:
         await trio.testing.wait_all_tasks_blocked()
 
-    pj.run(main, setup=setup)
+    pj.actors.run(main, setup=setup)
     assert checked == ["ok"]
 
 

@@ -388,3 +388,22 @@ def test_server_never_crashes_on_junk(data: bytes) -> None:
                 break
     except EpmdProtocolError:
         assert conn.state is ERROR
+
+
+def test_codec_modules_do_no_io() -> None:
+    """protocol.py, registry.py and errors.py import neither trio nor socket."""
+    import ast
+    from pathlib import Path
+
+    import philipjose.epmd as package
+
+    root = Path(package.__file__).parent
+    for module in ("protocol.py", "registry.py", "errors.py"):
+        tree = ast.parse((root / module).read_text())
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"trio", "socket", "asyncio", "select"}, module

@@ -192,6 +192,14 @@ async def start_child_process(spec: ChildSpec, args: tuple[Any, ...]) -> Pid | N
     raise _Failed((Atom("bad_return_value"), result))
 
 
+def _alive(pid: Pid) -> bool:
+    """``is_alive`` for local pids; a child on another node counts as alive while it is a child."""
+    try:
+        return actors.is_alive(pid)
+    except actors.BadArg:
+        return True
+
+
 def _is_down(ref: Reference) -> Callable[[Any], bool]:
     def match(message: Any) -> bool:
         return type(message) is tuple and len(message) == 5 and message[0] == DOWN and message[1] == ref
@@ -518,7 +526,7 @@ class Supervisor:
             entries.extend((e.spec, None) for e in self.restarting.values())
             counts["specs"] = 1 if self.mode == SIMPLE else len(entries)
         for spec, pid in entries:
-            if pid is not None and actors.is_alive(pid):
+            if pid is not None and _alive(pid):
                 counts["active"] += 1
             counts["supervisors" if spec.type == "supervisor" else "workers"] += 1
         return True, counts
@@ -568,7 +576,7 @@ class Supervisor:
                 return False, Atom("simple_one_for_one") if self.mode == SIMPLE else Atom("not_found")
             entry = self.dynamic.pop(key, None)
             if entry is None:
-                return (False, Atom("not_found")) if actors.is_alive(key) else (True, None)
+                return (False, Atom("not_found")) if _alive(key) else (True, None)
             reason = await shutdown_process(key, entry.spec)
             if not shutdown_ok(entry.spec.shutdown, entry.spec.restart, reason):
                 _reports.report_error("shutdown_error", self.label, reason, entry.spec, key)

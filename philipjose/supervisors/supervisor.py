@@ -192,6 +192,14 @@ async def start_child_process(spec: ChildSpec, args: tuple[Any, ...]) -> Pid | N
     raise _Failed((Atom("bad_return_value"), result))
 
 
+def _otp_id(cid: Any) -> Any:
+    if cid is None:
+        return Atom("undefined")
+    if isinstance(cid, str):
+        return Atom(cid)
+    return cid
+
+
 def _alive(pid: Pid) -> bool:
     """``is_alive`` for local pids; a child on another node counts as alive while it is a child."""
     try:
@@ -493,14 +501,48 @@ class Supervisor:
 
     # ----------------------------------------------------------------- API requests
 
-    async def handle_call(self, request: Any) -> tuple[bool, Any]:
-        """Answer one API request: ``(True, value)`` or ``(False, error reason)``."""
-        kind = request[0]
-        handler = self._HANDLERS.get(kind)
-        if handler is None:
+    async def handle_call(self, request: Any) -> Any:
+        """Answer one request and return the reply.
+
+        The philipjose API sends ``(kind, *args)`` tuples and gets ``(True, value)`` or
+        ``(False, error reason)``. OTP's ``supervisor:which_children/1`` and ``count_children/1``,
+        called from an Erlang node, send the bare atoms and get OTP's shapes (see :meth:`otp_reply`).
+        """
+        if type(request) is Atom:
+            return await self.otp_reply(request)
+        if type(request) is not tuple or not request:
             return False, (Atom("bad_request"), request)
-        result: tuple[bool, Any] = await handler(self, *request[1:])
+        entry = self._HANDLERS.get(request[0])
+        if entry is None or len(request) != entry[1] + 1:
+            return False, (Atom("bad_request"), request)
+        result: tuple[bool, Any] = await entry[0](self, *request[1:])
         return result
+
+    async def otp_reply(self, request: Atom) -> Any:
+        """OTP-shaped answers for an Erlang caller: ``which_children`` gives
+        ``[{Id, Child, Type, Modules}]`` (``Child`` a pid, ``undefined`` or ``restarting``; ``Type``
+        and module names as atoms; an ``Id`` that is a ``str`` as an atom, ``undefined`` for dynamic
+        children); ``count_children`` gives ``[{specs, N}, {active, N}, {supervisors, N},
+        {workers, N}]``. Anything else gets ``{error, {bad_request, Request}}``."""
+        if request == Atom("which_children"):
+            _, infos = await self._which_children()
+            return [
+                (
+                    _otp_id(info.id),
+                    Atom("undefined")
+                    if info.pid is None
+                    else Atom(info.pid)
+                    if isinstance(info.pid, str)
+                    else info.pid,
+                    Atom(info.type),
+                    Atom("dynamic") if info.modules == "dynamic" else [Atom(m) for m in info.modules],
+                )
+                for info in infos
+            ]
+        if request == Atom("count_children"):
+            _, counts = await self._count_children()
+            return [(Atom(key), counts[key]) for key in ("specs", "active", "supervisors", "workers")]
+        return (Atom("error"), (Atom("bad_request"), request))
 
     async def _which_children(self) -> tuple[bool, Any]:
         if self.mode == STATIC:
@@ -629,14 +671,15 @@ class Supervisor:
         entry = self.dynamic.get(key) if isinstance(key, Pid) else None
         return (True, entry.spec) if entry is not None else (False, Atom("not_found"))
 
-    _HANDLERS: dict[Any, Any] = {
-        Atom("which_children"): _which_children,
-        Atom("count_children"): _count_children,
-        Atom("start_child"): _start_child,
-        Atom("terminate_child"): _terminate_child,
-        Atom("restart_child"): _restart_child,
-        Atom("delete_child"): _delete_child,
-        Atom("get_childspec"): _get_childspec,
+    # request kind -> (handler, number of arguments)
+    _HANDLERS: dict[Any, tuple[Any, int]] = {
+        Atom("which_children"): (_which_children, 0),
+        Atom("count_children"): (_count_children, 0),
+        Atom("start_child"): (_start_child, 1),
+        Atom("terminate_child"): (_terminate_child, 1),
+        Atom("restart_child"): (_restart_child, 1),
+        Atom("delete_child"): (_delete_child, 1),
+        Atom("get_childspec"): (_get_childspec, 1),
     }
 
 

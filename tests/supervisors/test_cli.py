@@ -209,7 +209,7 @@ async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> No
     alive = f"pjtree_{secrets.token_hex(4)}"
     tree = tmp_path / "node.toml"
     tree.write_text(
-        f'[node]\nname = "{alive}"\ncookie = "sup-test-cookie"\n'
+        f'name = "pjtop"\n[node]\nname = "{alive}"\ncookie = "sup-test-cookie"\n'
         '[[children]]\nid = "echo"\nstart = "tests.supervisors.cli_workers:start_echo"\nargs = ["echo"]\n'
     )
     epmd = await trio.lowlevel.open_process(
@@ -231,7 +231,10 @@ async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> No
         code = (
             '[_, Host] = string:split(atom_to_list(node()), "@"), '
             f'Node = list_to_atom("{alive}@" ++ Host), '
-            'io:format("~p~n", [gen_server:call({echo, Node}, ping, 10000)]), halt().'
+            'io:format("~p~n", [gen_server:call({echo, Node}, ping, 10000)]), '
+            "[{echo, P, worker, [M]}] = supervisor:which_children({pjtop, Node}), "
+            'io:format("~p ~p~n", [node(P) =:= Node, M]), '
+            'io:format("~p~n", [supervisor:count_children({pjtop, Node})]), halt().'
         )
         with trio.fail_after(60):
             result = await trio.run_process(
@@ -250,7 +253,11 @@ async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> No
                 capture_stdout=True,
                 env=env,
             )
-        assert result.stdout.decode().strip() == '{<<"pong">>,ping}'
+        assert result.stdout.decode().split("\n")[:3] == [
+            '{<<"pong">>,ping}',
+            "true 'tests.supervisors.cli_workers.start_echo'",
+            "[{specs,1},{active,1},{supervisors,0},{workers,1}]",
+        ]
         run.send_signal(signal.SIGTERM)
         with trio.fail_after(60):
             assert await run.wait() == 0

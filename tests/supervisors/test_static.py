@@ -632,3 +632,32 @@ def test_down_messages_are_not_left_behind() -> None:
         return info["message_queue_len"] == 0 and await no_message((DOWN, pj.ANY, pj.ANY, pj.ANY, pj.ANY))
 
     assert run(main)
+
+
+def test_malformed_requests_do_not_crash_the_supervisor_and_otp_shapes_for_erlang() -> None:
+    async def main() -> None:
+        sup = await supervisors.start_link(
+            [spec("a"), {"id": ("t", 1), "start": ignoring_start, "args": ["t"], "modules": "dynamic"}]
+        )
+        _, _, a = await next_event("started")
+        assert await pj.call(sup, 42) == (False, (Atom("bad_request"), 42))
+        bad = (Atom("which_children"), 1)
+        assert await pj.call(sup, bad) == (False, (Atom("bad_request"), bad))
+        assert await pj.call(sup, ()) == (False, (Atom("bad_request"), ()))
+        assert await pj.call(sup, Atom("which_children")) == [
+            (Atom("a"), a, Atom("worker"), [Atom("tests.supervisors.util.worker")]),
+            (("t", 1), Atom("undefined"), Atom("worker"), Atom("dynamic")),
+        ]
+        assert await pj.call(sup, Atom("count_children")) == [
+            (Atom("specs"), 2),
+            (Atom("active"), 1),
+            (Atom("supervisors"), 0),
+            (Atom("workers"), 2),
+        ]
+        assert await pj.call(sup, Atom("nonsense")) == (
+            Atom("error"),
+            (Atom("bad_request"), Atom("nonsense")),
+        )
+        assert pj.is_alive(sup)
+
+    run(main)

@@ -474,7 +474,7 @@ def test_dynamic_api_on_a_static_supervisor() -> None:
     run(main)
 
 
-def test_failed_restart_is_retried_and_counts_towards_intensity() -> None:
+def test_failed_restart_is_retried_and_counts_towards_intensity(caplog: pytest.LogCaptureFixture) -> None:
     from .util import Flaky
 
     async def main() -> tuple[list[Any], Any]:
@@ -492,7 +492,11 @@ def test_failed_restart_is_retried_and_counts_towards_intensity() -> None:
         reason = await wait_down(ref)
         return [flaky.calls, always.calls], reason
 
-    calls, reason = run(main)
+    with caplog.at_level(logging.ERROR, logger="philipjose.supervisors"):
+        calls, reason = run(main)
+    labels = [r.report["label"] for r in caplog.records if hasattr(r, "report")]
+    assert labels.count("start_error") == 1 + 3
+    assert labels[-1] == "shutdown"
     assert calls[0] == 3
     # f used 2 restarts (the failed one and its retry); g's restart and 2 retries fail (restarts 3-5),
     # and the 6th restart exceeds intensity 5 before it is tried

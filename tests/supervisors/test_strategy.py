@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from philipjose.supervisors.strategy import (
     RestartPlan,
@@ -98,3 +100,31 @@ def test_auto_shutdown() -> None:
     assert auto_shutdown_triggered("any_significant", True, True)
     assert not auto_shutdown_triggered("all_significant", True, True)
     assert auto_shutdown_triggered("all_significant", True, False)
+
+
+@given(
+    st.lists(st.sampled_from(["permanent", "transient", "temporary"]), min_size=1, max_size=12),
+    st.data(),
+    st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"]),
+)
+def test_plan_invariants(restarts: list[str], data: st.DataObject, strategy: str) -> None:
+    children = [(f"c{i}", r) for i, r in enumerate(restarts)]
+    ids = [cid for cid, _ in children]
+    dead = data.draw(st.sampled_from(ids))
+    plan = plan_restart(strategy, children, dead)
+    position = ids.index(dead)
+    affected = {
+        "one_for_one": [],
+        "one_for_all": [c for c in ids if c != dead],
+        "rest_for_one": ids[position + 1 :],
+    }[strategy]
+    # siblings are stopped in reverse start order, the dead one is never among them
+    assert list(plan.terminate) == list(reversed(affected))
+    # temporary siblings are forgotten, never started again
+    temporaries = {cid for cid, r in children if r == "temporary"}
+    assert set(plan.forget) == set(affected) & temporaries
+    assert not set(plan.start) & set(plan.forget)
+    # starts follow start order and include the dead child
+    assert list(plan.start) == sorted(plan.start, key=ids.index)
+    assert dead in plan.start
+    assert set(plan.start) == ({dead} | set(affected)) - set(plan.forget)

@@ -9,8 +9,9 @@ With a ``[node]`` table the runtime is first made the distributed node ``name`` 
 else the usual ``~/.erlang.cookie``; registered with EPMD, which is started if none answers), so
 Erlang nodes can reach the tree's registered processes. Then the command waits. On SIGINT or SIGTERM
 it stops the tree (children in reverse start order, as the top supervisor's parent does in OTP) and
-exits 0. If the top supervisor dies on its own (restart
-intensity exceeded, auto_shutdown, ...) it exits 1; if the tree fails to start, 1 as well.
+exits 0 (a second signal while it stops kills the top supervisor: exit 1). If the top supervisor
+dies on its own (restart intensity exceeded, auto_shutdown, ...) it exits 1; if the tree fails to
+start, 1 as well.
 """
 
 from __future__ import annotations
@@ -84,9 +85,13 @@ async def _main(tree: TreeConfig) -> int:
         return 1
     _LOG.info("signal %s: stopping the tree", signal.Signals(message[1]).name)
     actors.exit(sup, Atom("shutdown"))
-    down = await actors.receive(
-        match=lambda m: type(m) is tuple and len(m) == 5 and m[0] == _DOWN and m[1] == ref
-    )
+    down = await actors.receive(match=wanted)
+    if down[0] == _SIGNAL:  # a second signal while stopping: do not wait any longer
+        _LOG.warning("signal %s again: killing the tree", signal.Signals(down[1]).name)
+        actors.exit(sup, Atom("kill"))
+        down = await actors.receive(
+            match=lambda m: type(m) is tuple and len(m) == 5 and m[0] == _DOWN and m[1] == ref
+        )
     actors.exit(watcher, Atom("kill"))
     if down[4] != Atom("shutdown"):
         _LOG.error("the top supervisor ended with %r", down[4])

@@ -16,6 +16,14 @@ async def polite(tag: str) -> None:
     raise pj.Exit(message[2])
 
 
+async def lingering(tag: str) -> None:
+    """Traps exits; on shutdown prints ``stopping <tag>`` and then never ends."""
+    pj.process_flag("trap_exit", True)
+    await pj.receive((pj.Atom("EXIT"), pj.ANY, pj.ANY))
+    print(f"stopping {tag}", flush=True)
+    await pj.receive(lambda m: False)
+
+
 async def doomed(go: Any = None) -> None:
     """Crashes as soon as it runs."""
     raise RuntimeError("doomed worker")

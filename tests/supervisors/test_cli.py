@@ -103,6 +103,28 @@ async def test_run_stops_the_tree_in_reverse_order_on_a_signal(tmp_path: Path, s
     assert status == 0
 
 
+async def test_a_second_signal_kills_a_tree_that_does_not_stop(tmp_path: Path) -> None:
+    tree = tmp_path / "tree.toml"
+    tree.write_text(
+        f'python_path = ["{(REPO / "tests").as_posix()}"]\n'
+        '[[children]]\nid = "l"\nstart = "supervisors.cli_workers:lingering"\nargs = ["l"]\n'
+        'shutdown = "infinity"\n'
+    )
+    process, lines = await _start(tree)
+    try:
+        assert (await lines.readline()).startswith("philipjose run: started")
+        process.send_signal(signal.SIGTERM)
+        assert await lines.readline() == "stopping l\n"
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(60):
+            status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert status == 1
+
+
 async def test_run_exits_1_when_the_top_supervisor_dies(tmp_path: Path) -> None:
     tree = tmp_path / "tree.toml"
     tree.write_text(

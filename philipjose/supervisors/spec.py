@@ -33,6 +33,7 @@ Every check raises :class:`~philipjose.supervisors.errors.SpecError` naming the 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -82,9 +83,12 @@ def start_function(fn: _F) -> _F:
 
 def is_start_function(fn: Callable[..., Any]) -> bool:
     """True if the supervisor calls ``fn`` for a pid instead of spawning it as the child's body:
-    ``fn`` is marked with :func:`start_function`, or is a plain function (not ``async def`` and not a
-    class)."""
-    if getattr(fn, _START_FUNCTION_MARK, False):
+    ``fn`` is marked with :func:`start_function` (also through ``functools.partial``), or is a plain
+    function (not ``async def`` and not a class)."""
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if getattr(target, _START_FUNCTION_MARK, False):
         return True
     if isinstance(fn, type):
         return False

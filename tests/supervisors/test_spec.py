@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -157,6 +158,8 @@ def test_overrides() -> None:
 def test_start_function_detection() -> None:
     assert is_start_function(plain_start)
     assert is_start_function(marked_start)
+    assert is_start_function(functools.partial(marked_start, 1))
+    assert not is_start_function(functools.partial(body, 1))
     assert not is_start_function(body)
     assert not is_start_function(WithSpec)
 

@@ -204,3 +204,19 @@ def test_nested_supervisor_start_failure_propagates() -> None:
         SHUTDOWN,
         (Atom("failed_to_start_child"), "inner", (SHUTDOWN, (Atom("failed_to_start_child"), "f", BOOM))),
     )
+
+
+def test_start_link_through_partial_nests_a_supervisor() -> None:
+    import functools
+
+    async def main() -> list[Any]:
+        sub = functools.partial(
+            supervisors.start_link, [{"id": "w", "start": (worker, "w")}], strategy="one_for_all"
+        )
+        top = await supervisors.start_link([{"id": "sub", "start": sub, "type": "supervisor"}])
+        await events(1)
+        (info,) = await supervisors.which_children(top)
+        inner = await supervisors.which_children(info.pid)
+        return [info.type, [i.id for i in inner]]
+
+    assert run(main) == ["supervisor", ["w"]]

@@ -11,14 +11,18 @@ from philipjose.farm.errors import (
     UnpicklableTask,
     WorkerLost,
 )
+from philipjose.farm.farm import Farm, FarmFuture, WorkerInfo
 from philipjose.farm.machines import Machine
 
 __all__ = [
+    "Farm",
     "FarmError",
+    "FarmFuture",
     "Machine",
     "MachinesError",
     "TaskError",
     "TaskTimeout",
     "UnpicklableTask",
+    "WorkerInfo",
     "WorkerLost",
 ]

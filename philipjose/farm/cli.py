@@ -1,4 +1,5 @@
-"""``philipjose machines``: register, unregister, list and validate the farm's machines.
+"""The farm's commands: ``philipjose machines`` (register, unregister, list and validate machines),
+``philipjose worker`` (a worker node, started by a farmer) and ``philipjose farm run SCRIPT``.
 
 ::
 
@@ -14,6 +15,7 @@ qualified or a host to remove is not registered, 2 for a bad command line or a m
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -53,7 +55,13 @@ def _positive_float(text: str) -> float:
 
 
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``machines`` command to the ``philipjose`` command line."""
+    """Add the ``farm``, ``machines`` and ``worker`` commands to the ``philipjose`` command line."""
+    _add_farm_command(subparsers)
+    _add_machines_command(subparsers)
+    _add_worker_command(subparsers)
+
+
+def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "machines",
         help="register, unregister, list and validate the machines a farm may use",
@@ -236,3 +244,107 @@ def _validate(args: argparse.Namespace) -> int:
     for result in results:
         print(format_validation(result, width))
     return 0 if all(r.qualified for r in results) else 1
+
+
+# -- philipjose worker ---------------------------------------------------------------------------------
+
+
+def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="run a farm worker (started by a farmer, not by hand)",
+        description="A worker node that connects back to its farmer and runs tasks. The farm's cookie is "
+        "read from the first line of stdin (or --cookie-file, mode 0600), never from the command line; "
+        "the worker exits when stdin ends, when the farmer's node goes down, or when told to stop.",
+    )
+    parser.add_argument("--farmer", required=True, metavar="NODE", help="the farmer's node name")
+    parser.add_argument("--farmer-port", required=True, type=_positive_int, metavar="PORT")
+    parser.add_argument("--farm", required=True, metavar="NAME", help="the farmer process's registered name")
+    parser.add_argument("--name", required=True, metavar="NODE", help="this worker's node name")
+    parser.add_argument(
+        "--listen-host", default="127.0.0.1", help="where this node listens (default 127.0.0.1)"
+    )
+    parser.add_argument("--cookie-file", type=Path, default=None, help="read the cookie from this 0600 file")
+    parser.set_defaults(func=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import philipjose as pj
+    from philipjose.farm.launch import read_secret, read_secret_file
+    from philipjose.farm.worker import serve
+
+    secret = read_secret_file(args.cookie_file) if args.cookie_file is not None else read_secret()
+    pj.run(
+        functools.partial(serve, lifeline=args.cookie_file is None),
+        args.farmer,
+        args.farm,
+        node=args.name,
+        cookie=secret,
+        epmd=False,
+        peer_ports={args.farmer: args.farmer_port},
+        listen_host=args.listen_host,
+    )
+    return 0
+
+
+# -- philipjose farm run -------------------------------------------------------------------------------
+
+
+def _add_farm_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "farm",
+        help="run a computation on a farm of workers",
+        description="Run a script on a farm. The script defines `async def main(farm)` (or `def main(farm)` "
+        "returning an awaitable); it gets a ready philipjose.farm.Farm. Its functions are shipped to the "
+        "workers by value, so the script need not be installed on them.",
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION")
+    run = actions.add_parser(
+        "run",
+        help="run SCRIPT's main(farm) on a farm",
+        description="Run a script's main(farm). Options may come before or after SCRIPT; other "
+        "arguments after SCRIPT are the script's (its sys.argv[1:]).",
+    )
+    _add_farm_run_options(run)
+    run.add_argument("script", metavar="SCRIPT", type=Path)
+    run.add_argument("script_args", metavar="ARG", nargs=argparse.REMAINDER, help="arguments for the script")
+    run.set_defaults(func=_farm_run)
+
+    def show_help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    parser.set_defaults(func=show_help)
+
+
+def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_positive_int, default=None, help="local workers (default: one per core)"
+    )
+    where.add_argument("--machines", metavar="FILE", type=Path, default=None, help="run on these machines")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw a progress bar on stderr (default: only when stderr is a terminal)",
+    )
+
+
+def _farm_run(args: argparse.Namespace) -> int:
+    from philipjose.farm.script import run_script
+
+    # options given after SCRIPT: take them out of the script's arguments
+    late = argparse.ArgumentParser(prog="philipjose farm run", add_help=False)
+    _add_farm_run_options(late)
+    extra, script_args = late.parse_known_args(args.script_args)
+    for key in ("workers", "machines", "progress"):
+        if getattr(extra, key) is not None:
+            setattr(args, key, getattr(extra, key))
+    if args.workers is not None and args.machines is not None:
+        return _fail("give --workers or --machines, not both")
+    args.script_args = script_args
+
+    return run_script(
+        args.script, args.script_args, workers=args.workers, machines=args.machines, progress=args.progress
+    )

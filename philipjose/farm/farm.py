@@ -1,0 +1,734 @@
+"""``Farm``: the async farmer. Starts workers on machines, ships tasks to them, resolves futures.
+
+Theory of operation
+-------------------
+The farmer is a distributed philipjose node (started here under plain ``trio.run``; inside ``pj.run``
+the running node is used, or started). It registers one process, the *farmer process*, that receives
+what workers send (``pj_worker_up``, ``pj_done``) and the ``nodedown`` of each worker's node. All
+bookkeeping is the pure :class:`~philipjose.farm.scheduler.Scheduler`: every event (a submit from the
+caller's task, a report, a death, a deadline) is fed to it, and :meth:`Farm._apply` carries out the
+decisions: assignments are batched per worker into one ``pj_run`` message, revocations become
+``pj_revoke`` (or a kill, when a loser of a race or a timed-out task must really stop), resolutions
+resolve :class:`FarmFuture` objects. Trio runs one task at a time, so the scheduler is only ever
+touched between awaits and needs no lock.
+
+Each worker *slot* (one per worker a machine should run) is kept by a keeper task: it launches the
+worker process (:mod:`philipjose.farm.launch`, cookie on stdin), waits for the OS process to exit,
+tells the scheduler the worker is gone (if the ``nodedown`` did not already), and starts a new one,
+under a restart intensity (default: at most 10 restarts in 60 s, across the farm, as an OTP
+supervisor's ``intensity``/``period``; checked with :func:`philipjose.supervisors.intensity.check_restart`).
+When the intensity is exceeded the farm is broken: every unresolved task fails with
+:class:`~philipjose.farm.errors.FarmError` and so does every later submit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import math
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import trio
+
+import philipjose as pj
+from philipjose.actors import NoProcessError, Runtime, current_runtime, run_async
+from philipjose.farm import worker as w
+from philipjose.farm.errors import FarmError, TaskTimeout, WorkerLost
+from philipjose.farm.launch import WorkerProcess, launch
+from philipjose.farm.machines import Machine, load_machines
+from philipjose.farm.progress import ProgressCallback
+from philipjose.farm.scheduler import (
+    Assignment,
+    Cancellation,
+    Completion,
+    Counters,
+    Decision,
+    Expiry,
+    Loss,
+    Revocation,
+    Scheduler,
+)
+from philipjose.farm.shipping import (
+    Outcome,
+    Raised,
+    Returned,
+    describe_task,
+    dumps_task,
+    loads_outcome,
+    unwrap,
+)
+from philipjose.supervisors.intensity import check_restart, whole_seconds
+from philipjose.term import Atom, Pid
+
+__all__ = ["Farm", "FarmFuture", "WorkerInfo"]
+
+log: Final = logging.getLogger("philipjose.farm")
+T = TypeVar("T")
+
+_NODEDOWN: Final = Atom("nodedown")
+_WAKE: Final = Atom("pj_wake")
+
+
+@dataclass
+class WorkerInfo:
+    """One worker as the farm sees it: its node, machine host, OS pid there, tasks it has reported."""
+
+    node: str
+    host: str
+    os_pid: int | None
+    tasks_done: int = 0
+    alive: bool = True
+
+
+@dataclass(eq=False)
+class _Slot:
+    index: int
+    machine: Machine
+    generation: int = 0
+    node: Atom | None = None
+    pid: Pid | None = None
+    process: WorkerProcess | None = None
+    info: WorkerInfo | None = None
+    up: trio.Event = field(default_factory=trio.Event)
+
+
+class FarmFuture:
+    """The eventual outcome of one task. ``await future`` returns its value or raises.
+
+    Raises :class:`~philipjose.farm.errors.TaskError` (the task raised), ``WorkerLost``, ``TaskTimeout``,
+    ``concurrent.futures.CancelledError`` (cancelled) or ``FarmError`` (the farm broke or closed).
+    """
+
+    def __init__(self, farm: Farm, task_id: int, description: str) -> None:
+        self._farm = farm
+        self.task_id = task_id
+        self.description = description
+        self._event = trio.Event()
+        self._outcome: Outcome | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[FarmFuture], None]] = []
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<FarmFuture {self.task_id} {self.description} {state}>"
+
+    def done(self) -> bool:
+        """True once resolved (by a result, an error, a loss, a timeout or a cancellation)."""
+        return self._event.is_set()
+
+    def cancelled(self) -> bool:
+        return isinstance(self._error, concurrent.futures.CancelledError)
+
+    def cancel(self) -> bool:
+        """Cancel the task (a queued one is dropped, a running one is left to finish and ignored).
+
+        Returns False if it was already resolved.
+        """
+        return self._farm._cancel(self.task_id, kill=False)
+
+    def result(self) -> Any:
+        """The value now; raises as ``await`` would, or ``InvalidStateError`` if not resolved yet."""
+        if not self.done():
+            raise concurrent.futures.InvalidStateError(f"task {self.task_id} is not resolved yet")
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None
+        return unwrap(self._outcome)
+
+    def exception(self) -> BaseException | None:
+        """The error it resolved with (None for a value); ``InvalidStateError`` if not resolved."""
+        try:
+            self.result()
+        except concurrent.futures.InvalidStateError:
+            raise
+        except BaseException as exc:
+            return exc
+        return None
+
+    def add_done_callback(self, fn: Callable[[FarmFuture], None]) -> None:
+        """Call ``fn(future)`` when it resolves (at once if it is resolved)."""
+        if self.done():
+            fn(self)
+        else:
+            self._callbacks.append(fn)
+
+    async def wait(self) -> None:
+        """Wait until resolved, without raising its error."""
+        await self._event.wait()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._get().__await__()
+
+    async def _get(self) -> Any:
+        await self._event.wait()
+        return self.result()
+
+    def _resolve(self, outcome: Outcome | None, error: BaseException | None) -> None:
+        if self.done():
+            return
+        self._outcome, self._error = outcome, error
+        self._event.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
+
+
+def _run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]:
+    return [fn(*args) for args in chunk]
+
+
+def _reduce_chunk(fn: Callable[[Any, Any], Any], chunk: list[Any]) -> Any:
+    return functools.reduce(fn, chunk)
+
+
+class Farm:
+    """An async farm of worker processes (see the module docstring and ``docs/farm.md``).
+
+    ``async with Farm(workers=4) as farm: ...`` starts 4 local workers. ``machines`` takes a list of
+    :class:`~philipjose.farm.machines.Machine` or the path of a machines file instead (``workers`` then
+    must be None); a machine with ``workers=None`` runs one worker per core (``os.cpu_count()`` for
+    localhost, 1 for another host). With neither, one local worker per core.
+
+    Options: ``max_in_flight`` tasks a worker holds at once (default 2), ``max_deaths`` worker deaths
+    before a task fails with ``WorkerLost`` (default 3), ``task_timeout`` seconds a task may run
+    (default None), ``restart_intensity``/``restart_period`` (default 10 restarts in 60 s),
+    ``progress`` (a :data:`~philipjose.farm.progress.ProgressCallback`), ``start_timeout`` (seconds to
+    wait for the first workers, default 60), ``farmer_host`` (the host workers connect back to;
+    default 127.0.0.1 when every machine is localhost, else this host's fully qualified name),
+    ``worker_stderr`` (``subprocess`` destination for workers' stderr; default inherited).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        machines: Sequence[Machine] | str | os.PathLike[str] | None = None,
+        *,
+        max_in_flight: int = 2,
+        max_deaths: int = 3,
+        task_timeout: float | None = None,
+        restart_intensity: int = 10,
+        restart_period: int = 60,
+        progress: ProgressCallback | None = None,
+        start_timeout: float = 60.0,
+        farmer_host: str | None = None,
+        worker_stderr: int | None = None,
+        ssh: str = "ssh",
+    ) -> None:
+        if workers is not None and machines is not None:
+            raise ValueError("give workers=N (local workers) or machines=..., not both")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        if machines is None:
+            machine_list = [Machine("localhost", workers)]
+        elif isinstance(machines, (str, os.PathLike)):
+            machine_list = list(load_machines(Path(machines)).values())
+        else:
+            machine_list = list(machines)
+        if not machine_list:
+            raise ValueError("a farm needs at least one machine")
+        self.machines = machine_list
+        self.task_timeout = task_timeout
+        self.restart_intensity = restart_intensity
+        self.restart_period = restart_period
+        self.progress = progress
+        self.start_timeout = start_timeout
+        self.worker_stderr = worker_stderr
+        self.ssh = ssh
+        all_local = all(m.is_local for m in machine_list)
+        self.farmer_host = farmer_host or ("127.0.0.1" if all_local else _fqdn())
+        self._listen_host = (
+            "127.0.0.1" if self.farmer_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
+        )
+        self._sched: Scheduler[bytes] = Scheduler(max_in_flight=max_in_flight, max_deaths=max_deaths)
+        self._futures: dict[int, FarmFuture] = {}
+        self._slots: list[_Slot] = []
+        self._by_node: dict[Atom, _Slot] = {}
+        self._by_pid: dict[Pid, _Slot] = {}
+        self._id = secrets.token_hex(4)
+        self._name = Atom(f"pj_farm_{self._id}")
+        self._rt: Runtime | None = None
+        self._farmer_pid: Pid | None = None
+        self._restarts: tuple[int, ...] = ()
+        self._broken: FarmError | None = None
+        self._closing = False
+        self._waiting_until = math.inf
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+        self._runtime_done: trio.Event | None = None
+        self._stop_runtime: trio.Event | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Farm:
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        try:
+            await self._start()
+        except BaseException as exc:
+            await self._shutdown()
+            await self._nursery_cm.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        try:
+            await self._shutdown()
+        finally:
+            result: bool | None = await self._nursery_cm.__aexit__(*exc_info)
+        return result
+
+    async def _start(self) -> None:
+        assert self._nursery is not None
+        try:
+            rt = current_runtime()
+        except NoProcessError:
+            # plain trio: host a runtime in the background; the farmer process is spawned inside it
+            rt, self._farmer_pid = await self._nursery.start(self._host_runtime)
+        else:
+            if rt.dist is None:
+                await pj.node.start(
+                    f"farmer-{self._id}@{self.farmer_host}",
+                    cookie=secrets.token_hex(16),
+                    epmd=False,
+                    listen_host=self._listen_host,
+                )
+            self._farmer_pid = pj.spawn(self._farmer_process)
+        self._rt = rt
+        node = rt.dist
+        if node is None:
+            raise FarmError("the runtime has no distribution node")
+        self._cookie: bytes = node.cookie  # type: ignore[attr-defined]
+        self._farmer_node: Atom = node.name  # type: ignore[attr-defined]
+        self._farmer_port: int = node.port  # type: ignore[attr-defined]
+        rt.register(self._name, self._farmer_pid)
+        index = 0
+        for machine in self.machines:
+            count = machine.workers
+            if count is None:
+                count = os.cpu_count() or 1 if machine.is_local else 1
+            for _ in range(count):
+                slot = _Slot(index, machine)
+                index += 1
+                self._slots.append(slot)
+                self._nursery.start_soon(self._keep, slot)
+        with trio.move_on_after(self.start_timeout):
+            for slot in self._slots:
+                await slot.up.wait()
+        if self._broken is not None:
+            raise self._broken
+        if not any(s.pid is not None for s in self._slots):
+            raise FarmError(f"no worker came up within {self.start_timeout:g} s")
+
+    async def _host_runtime(
+        self, task_status: trio.TaskStatus[tuple[Runtime, Pid]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        stop = self._stop_runtime = trio.Event()
+
+        async def setup() -> None:
+            await pj.node.start(
+                f"farmer-{self._id}@{self.farmer_host}",
+                cookie=secrets.token_hex(16),
+                epmd=False,
+                listen_host=self._listen_host,
+            )
+
+        async def main() -> None:
+            task_status.started((current_runtime(), pj.spawn(self._farmer_process)))
+            await stop.wait()
+
+        await run_async(main, setup=setup)
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        rt = self._rt
+        for slot in self._slots:
+            if slot.pid is not None and rt is not None:
+                rt.send(slot.pid, w.STOP)
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for slot in self._slots:
+                    if slot.process is not None:
+                        nursery.start_soon(slot.process.aclose, 10.0)
+        if self._broken is None:
+            self._broken = FarmError("the farm is closed")
+        for future in list(self._futures.values()):
+            future._resolve(None, self._broken)
+        self._futures.clear()
+        if rt is not None and self._farmer_pid is not None:
+            rt.exit(self._farmer_pid, self._farmer_pid, Atom("kill"))
+        if self._stop_runtime is not None:
+            self._stop_runtime.set()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def _worker_args(self, slot: _Slot) -> list[str]:
+        host = "127.0.0.1" if slot.machine.is_local else slot.machine.host.rpartition("@")[2]
+        slot.node = Atom(f"w{slot.index}g{slot.generation}-{self._id}@{host}")
+        listen = "127.0.0.1" if slot.machine.is_local else "0.0.0.0"
+        return [
+            "-m",
+            "philipjose",
+            "--log-level",
+            "WARNING",
+            "worker",
+            "--farmer",
+            str(self._farmer_node),
+            "--farmer-port",
+            str(self._farmer_port),
+            "--farm",
+            str(self._name),
+            "--name",
+            str(slot.node),
+            "--listen-host",
+            listen,
+        ]
+
+    async def _keep(self, slot: _Slot) -> None:
+        while not self._closing and self._broken is None:
+            args = self._worker_args(slot)
+            self._by_node[slot.node] = slot  # type: ignore[index]
+            try:
+                slot.process = await launch(
+                    slot.machine, args, secret=self._cookie, ssh=self.ssh, stderr=self.worker_stderr
+                )
+            except FarmError as exc:
+                log.warning("cannot start a worker on %s: %s", slot.machine.host, exc)
+            else:
+                status = await slot.process.wait()
+                if not self._closing:
+                    log.warning("worker %s exited with status %s", slot.node, status)
+            self._worker_gone(slot)
+            if self._is_closing():
+                return
+            check = check_restart(
+                self._restarts,
+                whole_seconds(trio.current_time()),
+                self.restart_intensity,
+                self.restart_period,
+            )
+            self._restarts = check.restarts
+            if check.exceeded:
+                self._break(
+                    FarmError(
+                        f"workers died more than {self.restart_intensity} times in {self.restart_period} s; "
+                        "the farm gave up"
+                    )
+                )
+                for other in self._slots:
+                    other.up.set()  # wake a start that waits for workers: it raises the error
+                return
+            slot.generation += 1
+
+    def _is_closing(self) -> bool:
+        return self._closing
+
+    def _worker_gone(self, slot: _Slot) -> None:
+        self._by_node.pop(slot.node, None)  # type: ignore[arg-type]
+        pid, slot.pid = slot.pid, None
+        if slot.info is not None:
+            slot.info.alive = False
+        if pid is not None:
+            self._by_pid.pop(pid, None)
+            self._apply(self._sched.worker_down(pid))
+        if slot.process is not None:
+            slot.process.kill()
+
+    def _break(self, error: FarmError) -> None:
+        self._broken = error
+        for task_id in self._sched.live_tasks():
+            self._sched.cancel(task_id)
+            future = self._futures.pop(task_id, None)
+            if future is not None:
+                future._resolve(None, error)
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.kill()
+        self._report()
+
+    # -- the farmer process ---------------------------------------------------------------------------
+
+    async def _farmer_process(self) -> None:
+        while True:
+            deadline = self._sched.next_deadline()
+            self._waiting_until = math.inf if deadline is None else deadline
+            timeout = None if deadline is None else max(0.0, deadline - trio.current_time())
+            try:
+                msg: Any = await pj.receive(timeout=timeout)
+            except TimeoutError:
+                self._apply(self._sched.expire(trio.current_time()), kill=True)
+                continue
+            if type(msg) is not tuple or not msg:
+                continue
+            tag = msg[0]
+            if tag == w.DONE and len(msg) == 3:
+                self._on_done(msg[1], msg[2])
+            elif tag == w.WORKER_UP and len(msg) == 4:
+                self._on_worker_up(msg[1], msg[2], msg[3])
+            elif tag == _NODEDOWN and len(msg) == 2:
+                slot = self._by_node.get(msg[1])
+                if slot is not None:
+                    self._worker_gone(slot)
+
+    def _on_worker_up(self, pid: Any, host: Any, os_pid: Any) -> None:
+        if not isinstance(pid, Pid):
+            return
+        slot = self._by_node.get(pid.node)
+        if slot is None or slot.pid is not None:
+            return
+        slot.pid = pid
+        slot.info = WorkerInfo(
+            str(pid.node),
+            host.decode("utf-8", "replace") if isinstance(host, bytes) else str(host),
+            os_pid if isinstance(os_pid, int) else None,
+        )
+        self._by_pid[pid] = slot
+        pj.node.monitor_node(pid.node)
+        self._sched.worker_up(pid)
+        slot.up.set()
+        self._apply([])
+
+    def _on_done(self, pid: Any, results: Any) -> None:
+        if not isinstance(results, list):
+            return
+        slot = self._by_pid.get(pid)
+        decisions: list[Decision] = []
+        for item in results:
+            if not (type(item) is tuple and len(item) == 2 and isinstance(item[0], int)):
+                continue
+            task_id, data = item
+            if not isinstance(data, bytes):
+                continue
+            try:
+                outcome: Outcome | None = loads_outcome(data) if data else None
+            except Exception as exc:  # a worker's outcome that does not unpickle here
+                outcome = Raised(type(exc).__name__, f"the result could not be unpickled: {exc}", "")
+            if slot is not None and slot.info is not None and data:
+                slot.info.tasks_done += 1
+            try:
+                decisions += self._sched.result(pid, task_id, outcome, ok=isinstance(outcome, Returned))
+            except LookupError:
+                continue
+        self._apply(decisions)
+
+    # -- carrying out decisions -------------------------------------------------------------------
+
+    def _apply(self, decisions: list[Decision], *, kill: bool = False) -> None:
+        for d in decisions:
+            if isinstance(d, Revocation):
+                slot = self._by_pid.get(d.worker)  # type: ignore[call-overload]
+                if slot is not None:
+                    if kill and slot.process is not None:
+                        slot.process.kill()
+                    elif self._rt is not None:
+                        self._rt.send(d.worker, (w.REVOKE, d.task_id))
+            else:
+                self._resolve(d)
+        batches: dict[Any, list[tuple[int, bytes]]] = {}
+        for a in self._sched.dispatch(trio.current_time()):
+            batches.setdefault(a.worker, []).append((a.task_id, a.payload))
+        if self._rt is not None:
+            for worker, batch in batches.items():
+                self._rt.send(worker, (w.RUN, batch))
+        deadline = self._sched.next_deadline()
+        if deadline is not None and deadline < self._waiting_until and self._farmer_pid is not None:
+            self._waiting_until = deadline
+            assert self._rt is not None
+            self._rt.send(self._farmer_pid, _WAKE)
+        self._report()
+
+    def _resolve(self, resolution: Completion | Loss | Expiry | Cancellation | Assignment[Any]) -> None:
+        if isinstance(resolution, Assignment):
+            return
+        future = self._futures.pop(resolution.task_id, None)
+        if future is None:
+            return
+        if isinstance(resolution, Completion):
+            outcome = resolution.outcome
+            if outcome is None:
+                future._resolve(None, FarmError(f"task {future.description} was dropped by its worker"))
+            else:
+                future._resolve(outcome, None)
+        elif isinstance(resolution, Loss):
+            future._resolve(
+                None, WorkerLost(future.description, [str(getattr(p, "node", p)) for p in resolution.workers])
+            )
+        elif isinstance(resolution, Expiry):
+            future._resolve(None, TaskTimeout(future.description, resolution.timeout))
+        elif isinstance(resolution, Cancellation):
+            future._resolve(
+                None, concurrent.futures.CancelledError(f"task {future.description} was cancelled")
+            )
+
+    def _report(self) -> None:
+        if self.progress is not None and not self._closing:
+            self.progress(self._sched.counters)
+
+    def _cancel(self, task_id: int, *, kill: bool) -> bool:
+        if task_id not in self._futures:
+            return False
+        self._apply(self._sched.cancel(task_id), kill=kill)
+        return True
+
+    # -- the API -------------------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> Counters:
+        """The progress counters now."""
+        return self._sched.counters
+
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        """The workers that came up, live ones first: node, host, OS pid, tasks done."""
+        infos = [s.info for s in self._slots if s.info is not None]
+        return sorted(infos, key=lambda i: not i.alive)
+
+    def submit(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> FarmFuture:
+        """Queue ``fn(*args)``; returns its :class:`FarmFuture` at once (``await`` it for the value).
+
+        ``timeout`` (default: the farm's ``task_timeout``) bounds its running time on a worker; when it
+        runs out the task fails with ``TaskTimeout`` and its worker is killed (a running task cannot be
+        stopped any other way) and replaced. Raises ``UnpicklableTask`` at once if it cannot be shipped.
+        """
+        return self._submit(dumps_task(fn, args), describe_task(fn), timeout=timeout)
+
+    def _submit(
+        self, payload: bytes, description: str, *, timeout: float | None = None, pin: Any = None
+    ) -> FarmFuture:
+        if self._broken is not None:
+            raise self._broken
+        if self._rt is None:
+            raise FarmError("the farm is not started (use `async with Farm(...) as farm`)")
+        limit = self.task_timeout if timeout is None else timeout
+        task_id = self._sched.submit(payload, timeout=limit, pin=pin)
+        future = FarmFuture(self, task_id, f"{task_id} ({description})")
+        self._futures[task_id] = future
+        self._apply([])
+        return future
+
+    async def map(
+        self,
+        fn: Callable[..., T],
+        iterable: Iterable[Any],
+        *iterables: Iterable[Any],
+        ordered: bool = True,
+        chunksize: int | None = None,
+    ) -> list[T]:
+        """``[fn(x) for x in iterable]`` computed on the farm (several iterables zip, as ``map``).
+
+        ``ordered=False`` returns the results in completion order. ``chunksize`` items go in one task
+        (default 1; larger chunks amortize the per-task cost for small tasks). The first error
+        raises and cancels the rest.
+        """
+        items = list(zip(iterable, *iterables, strict=False))
+        size = max(1, chunksize or 1)
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        payloads = [dumps_task(_run_chunk, (fn, chunk)) for chunk in chunks]
+        name = describe_task(fn)
+        futures = [self._submit(p, f"map {name}") for p in payloads]
+        try:
+            if ordered:
+                results: list[T] = []
+                for future in futures:
+                    results.extend(await future)
+                return results
+            unordered: list[T] = []
+            async for future in self.as_completed(futures):
+                unordered.extend(future.result())
+            return unordered
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+
+    async def as_completed(self, futures: Iterable[FarmFuture]) -> AsyncIterator[FarmFuture]:
+        """Yield ``futures`` as they resolve (done ones first)."""
+        pending = list(futures)
+        send, receive = trio.open_memory_channel[FarmFuture](len(pending) or 1)
+        for future in pending:
+            future.add_done_callback(send.send_nowait)
+        for _ in pending:
+            yield await receive.receive()
+
+    async def reduce(
+        self,
+        fn: Callable[[Any, Any], Any],
+        iterable: Iterable[Any],
+        *,
+        initial: Any = None,
+        chunks: int | None = None,
+    ) -> Any:
+        """``functools.reduce(fn, iterable, initial)`` with the work spread over the workers (lfarm's
+        preduce): ``fn`` must be associative. The items are cut into ``chunks`` pieces (default: two per
+        worker), each reduced on a worker, and the partial results are reduced here, in order."""
+        items = list(iterable)
+        if not items:
+            return initial
+        count = max(1, min(len(items), chunks or 2 * max(1, len(self._sched.workers()))))
+        size = math.ceil(len(items) / count)
+        pieces = [items[i : i + size] for i in range(0, len(items), size)]
+        futures = [
+            self._submit(dumps_task(_reduce_chunk, (fn, p)), f"reduce {describe_task(fn)}") for p in pieces
+        ]
+        partials = [await f for f in futures]
+        return (
+            functools.reduce(fn, partials, initial) if initial is not None else functools.reduce(fn, partials)
+        )
+
+    async def broadcast(self, fn: Callable[..., T], *args: Any) -> list[T]:
+        """Run ``fn(*args)`` once on every live worker (lfarm's broadcast-task); one result each."""
+        payload = dumps_task(fn, args)
+        futures = [
+            self._submit(payload, f"broadcast {describe_task(fn)}", pin=worker)
+            for worker in self._sched.workers()
+        ]
+        return [await f for f in futures]
+
+    async def race(self, *thunks: Callable[[], T]) -> T:
+        """Run the thunks in parallel; the first to *succeed* wins, the others are stopped for real
+        (a loser still running has its worker killed and replaced). If all fail, the last error raises.
+        """
+        if not thunks:
+            raise ValueError("race needs at least one thunk")
+        futures = [self.submit(t) for t in thunks]
+        error: BaseException | None = None
+        try:
+            async for future in self.as_completed(futures):
+                exc = future.exception()
+                if exc is None:
+                    return future.result()  # type: ignore[no-any-return]
+                error = exc
+            assert error is not None
+            raise error
+        finally:
+            for future in futures:
+                if not future.done():
+                    self._cancel(future.task_id, kill=True)
+
+    async def ping(self) -> int:
+        """Check every live worker answers (a broadcast of a no-op); the number that did."""
+        return len(await self.broadcast(os.getpid))
+
+    def __repr__(self) -> str:
+        c = self._sched.counters
+        return f"<Farm {self._name} workers={c.workers} done={c.resolved}/{c.submitted}>"
+
+
+def current_runtime_or_none() -> Runtime | None:
+    try:
+        return current_runtime()
+    except NoProcessError:
+        return None
+
+
+def _fqdn() -> str:
+    import socket
+
+    return socket.getfqdn()

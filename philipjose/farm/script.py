@@ -1,0 +1,83 @@
+"""``philipjose farm run SCRIPT``: load a user script and run its ``main(farm)`` on a ready farm.
+
+The script is imported under a private module name (so its ``if __name__ == "__main__":`` block does
+not run) and registered with cloudpickle to be shipped *by value*: its functions, lambdas and closures
+reach the workers without the script being installed there. ``sys.argv`` is ``[SCRIPT, *ARGS]`` while
+it runs. ``main`` may be ``async def main(farm)`` or a plain function returning an awaitable or a value;
+a value other than None is printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from philipjose.farm.errors import FarmError
+from philipjose.farm.farm import Farm
+from philipjose.farm.progress import ProgressWriter
+from philipjose.farm.shipping import ship_by_value
+
+__all__ = ["load_script", "run_script"]
+
+
+def load_script(path: str | os.PathLike[str]) -> types.ModuleType:
+    """Import the script at ``path`` as a module shipped by value; :class:`FarmError` without ``main``."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise FarmError(f"{path}: no such script")
+    name = "pj_farm_script_" + hashlib.sha256(str(file).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise FarmError(f"{path}: cannot be loaded as a Python script")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    ship_by_value(module)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "main", None)):
+        raise FarmError(f"{path}: defines no main(farm) function")
+    return module
+
+
+def run_script(
+    path: str | os.PathLike[str],
+    argv: Sequence[str] = (),
+    *,
+    workers: int | None = None,
+    machines: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+) -> int:
+    """Run ``path``'s ``main(farm)`` on a farm of ``workers`` local workers or of ``machines``.
+
+    ``progress``: True draws the bar on stderr, False never, None only when stderr is a terminal.
+    Returns the exit status (0); errors from the script propagate.
+    """
+    module = load_script(path)
+    writer = None if progress is False else ProgressWriter(sys.stderr, force=bool(progress))
+
+    async def go() -> Any:
+        async with Farm(workers, machines, progress=writer) as farm:
+            result = module.main(farm)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+    saved = sys.argv
+    sys.argv = [str(path), *argv]
+    try:
+        result = trio.run(go)
+    finally:
+        sys.argv = saved
+        if writer is not None:
+            writer.close()
+    if result is not None:
+        print(result)
+    return 0

@@ -1,0 +1,89 @@
+"""The worker: a philipjose node that connects back to its farmer and runs the tasks it is sent.
+
+Started by the farmer as ``python -m philipjose worker --farmer NODE --farmer-port PORT --name NODE
+--farm NAME`` (locally, or over ssh), with the farm's cookie as the first line of its stdin (or in a
+0600 file given with ``--cookie-file``); never on the command line. It is a distributed node that
+does not register with EPMD: it is told the farmer's port and connects to it.
+
+Protocol (Erlang terms over the distribution connection; ``FARM`` is the farmer's registered name):
+
+- worker -> ``{FARM, farmer}``: ``(pj_worker_up, WorkerPid, Host :: binary, OsPid :: int)``;
+- farmer -> worker: ``(pj_run, [(TaskId, Payload :: binary), ...])``: tasks to queue, in order;
+- farmer -> worker: ``(pj_revoke, TaskId)``: drop that task if it has not started;
+- farmer -> worker: ``pj_stop``: exit;
+- worker -> ``{FARM, farmer}``: ``(pj_done, WorkerPid, [(TaskId, Outcome :: binary), ...])``, one
+  report per task, an empty ``Outcome`` for a task dropped after a revocation.
+
+Tasks run one at a time, in a thread (so the node keeps answering ticks while a task computes), with
+:func:`philipjose.farm.shipping.run_task`. The worker exits when the farmer's node goes down, when its
+stdin (the lifeline) ends, or on ``pj_stop``. A running task cannot be interrupted: to stop one for
+real, the farmer kills the worker process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from typing import Any, Final
+
+import trio
+
+import philipjose as pj
+from philipjose.actors import current_runtime
+from philipjose.farm.launch import wait_for_lifeline
+from philipjose.farm.shipping import run_task
+from philipjose.term import Atom, Pid
+
+__all__ = ["DONE", "REVOKE", "RUN", "STOP", "WORKER_UP", "serve"]
+
+WORKER_UP: Final = Atom("pj_worker_up")
+RUN: Final = Atom("pj_run")
+REVOKE: Final = Atom("pj_revoke")
+STOP: Final = Atom("pj_stop")
+DONE: Final = Atom("pj_done")
+_NODEDOWN: Final = Atom("nodedown")
+_LIFELINE: Final = Atom("pj_lifeline_closed")
+
+
+async def _watch_lifeline(me: Pid) -> None:
+    await wait_for_lifeline()
+    current_runtime().send(me, _LIFELINE)
+
+
+async def _runner(
+    tasks: trio.MemoryReceiveChannel[tuple[int, bytes]], revoked: set[int], farm: tuple[Atom, Atom]
+) -> None:
+    me = pj.self()
+    async for task_id, payload in tasks:
+        if task_id in revoked:
+            revoked.discard(task_id)
+            pj.send(farm, (DONE, me, [(task_id, b"")]))
+            continue
+        outcome = await trio.to_thread.run_sync(run_task, payload, abandon_on_cancel=True)
+        revoked.discard(task_id)
+        pj.send(farm, (DONE, me, [(task_id, outcome)]))
+
+
+async def serve(farmer: str, farm_name: str, *, lifeline: bool = True) -> None:
+    """The worker's main process: announce itself, run tasks until told or forced to stop."""
+    farmer_node, farm = Atom(farmer), (Atom(farm_name), Atom(farmer))
+    me = pj.self()
+    if lifeline:
+        current_runtime().start_system_task(_watch_lifeline, me)
+    pj.node.monitor_node(farmer_node)
+    pj.send(farm, (WORKER_UP, me, socket.gethostname().encode(), os.getpid()))
+    send_tasks, receive_tasks = trio.open_memory_channel[tuple[int, bytes]](math.inf)
+    revoked: set[int] = set()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_runner, receive_tasks, revoked, farm)
+        while True:
+            msg: Any = await pj.receive()
+            if type(msg) is tuple and len(msg) == 2 and msg[0] == RUN and isinstance(msg[1], list):
+                for task_id, payload in msg[1]:
+                    send_tasks.send_nowait((task_id, payload))
+            elif type(msg) is tuple and len(msg) == 2 and msg[0] == REVOKE and isinstance(msg[1], int):
+                revoked.add(msg[1])
+            elif msg in (STOP, _LIFELINE) or (type(msg) is tuple and msg[:1] == (_NODEDOWN,)):
+                nursery.cancel_scope.cancel()
+                return

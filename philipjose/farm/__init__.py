@@ -11,10 +11,12 @@ from philipjose.farm.errors import (
     UnpicklableTask,
     WorkerLost,
 )
+from philipjose.farm.executor import Executor
 from philipjose.farm.farm import Farm, FarmFuture, WorkerInfo
 from philipjose.farm.machines import Machine
 
 __all__ = [
+    "Executor",
     "Farm",
     "FarmError",
     "FarmFuture",

@@ -1,0 +1,158 @@
+"""``Executor``: the farm behind the ``concurrent.futures.Executor`` interface, for synchronous code.
+
+``with farm.Executor(workers=4) as ex: results = list(ex.map(f, xs))`` runs a :class:`~philipjose.farm.Farm`
+under ``trio.run`` in a background thread; ``submit`` hands each call to it through
+``trio.from_thread`` and returns a ``concurrent.futures.Future``. Existing code written for
+``ProcessPoolExecutor`` switches with one line. Differences: a task whose worker dies is rerun
+(at-least-once) rather than breaking the pool, and a remote exception arrives as
+:class:`~philipjose.farm.errors.TaskError` (the original exception is its ``__cause__`` when it can be
+rebuilt).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import trio
+
+from philipjose.farm.errors import FarmError
+from philipjose.farm.farm import Farm, FarmFuture
+from philipjose.farm.shipping import describe_task, dumps_task
+
+__all__ = ["Executor"]
+
+T = TypeVar("T")
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return fn(*args, **kwargs)
+
+
+class Executor(concurrent.futures.Executor):
+    """A ``concurrent.futures.Executor`` running tasks on a farm; takes :class:`Farm`'s arguments.
+
+    The farm starts in the constructor (workers up before it returns) and stops in :meth:`shutdown`.
+    """
+
+    def __init__(self, workers: int | None = None, machines: Any = None, **farm_options: Any) -> None:
+        self._farm = Farm(workers, machines, **farm_options)
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._ready = threading.Event()
+        self._stop: trio.Event | None = None
+        self._error: BaseException | None = None
+        self._shutdown = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="philipjose-farm", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        error = self._failure()
+        if error is not None:
+            self._thread.join()
+            raise error
+
+    def _failure(self) -> BaseException | None:
+        return self._error
+
+    def _run(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._stop = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        async with self._farm:
+            self._ready.set()
+            await self._stop.wait()
+
+    @property
+    def farm(self) -> Farm:
+        """The :class:`Farm` underneath (touch it only from its thread)."""
+        return self._farm
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        """Schedule ``fn(*args, **kwargs)``; returns a ``concurrent.futures.Future``.
+
+        Raises ``RuntimeError`` after shutdown and ``UnpicklableTask`` at once for a task that cannot
+        be shipped.
+        """
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._error is not None:
+                raise FarmError(f"the farm stopped: {self._error}")
+            payload = dumps_task(_call, (fn, args, kwargs))
+            future: concurrent.futures.Future[T] = concurrent.futures.Future()
+            assert self._token is not None
+            farm_future = trio.from_thread.run_sync(
+                self._submit, payload, describe_task(fn), future, trio_token=self._token
+            )
+            future.add_done_callback(lambda f: self._forward_cancel(f, farm_future))
+            return future
+
+    def _submit(self, payload: bytes, description: str, future: concurrent.futures.Future[Any]) -> FarmFuture:
+        farm_future = self._farm._submit(payload, description)
+
+        def done(ff: FarmFuture) -> None:
+            if ff.cancelled():
+                future.cancel()
+                return
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(ff.result())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        farm_future.add_done_callback(done)
+        return farm_future
+
+    def _forward_cancel(self, future: concurrent.futures.Future[Any], farm_future: FarmFuture) -> None:
+        if farm_future.done():
+            return  # resolved already (this is the farm's own cancellation coming back)
+        if future.cancelled() and self._token is not None and not self._shutdown_complete():
+            try:
+                trio.from_thread.run_sync(farm_future.cancel, trio_token=self._token)
+            except trio.RunFinishedError:
+                return
+
+    def _shutdown_complete(self) -> bool:
+        return not self._thread.is_alive()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting tasks; with ``cancel_futures`` cancel those not started; with ``wait``
+        wait for the others, then stop the workers and the farm's thread."""
+        with self._lock:
+            if self._shutdown:
+                if wait:
+                    self._thread.join()
+                return
+            self._shutdown = True
+        if self._token is None or not self._thread.is_alive():
+            return
+        token = self._token
+
+        async def finish() -> None:
+            if cancel_futures:
+                for future in list(self._farm._futures.values()):
+                    future.cancel()
+            while self._farm._futures:
+                await next(iter(self._farm._futures.values())).wait()
+            assert self._stop is not None
+            self._stop.set()
+
+        def start_finish() -> None:
+            self._farm._nursery.start_soon(finish)  # type: ignore[union-attr]
+
+        try:
+            trio.from_thread.run_sync(start_finish, trio_token=token)
+        except trio.RunFinishedError:
+            return
+        if wait:
+            self._thread.join()

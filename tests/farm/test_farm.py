@@ -1,0 +1,244 @@
+"""The farm with real worker processes: local (fork+exec) and over a real sshd."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import operator
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import trio
+
+import philipjose as pj
+from philipjose import farm
+from philipjose.farm.scheduler import Counters
+from tests.farm.conftest import SshServer
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.02)  # the workload, not a wait
+    return x * x
+
+
+def die() -> None:
+    os._exit(3)
+
+
+class Watch:
+    """A progress callback that sets an event when a condition on the counters holds."""
+
+    def __init__(self) -> None:
+        self.conditions: list[tuple[Any, trio.Event]] = []
+        self.last = Counters()
+
+    def __call__(self, counters: Counters) -> None:
+        self.last = counters
+        for condition, event in self.conditions:
+            if condition(counters):
+                event.set()
+
+    async def until(self, condition: Any) -> None:
+        event = trio.Event()
+        self.conditions.append((condition, event))
+        if condition(self.last):
+            return
+        with trio.fail_after(120):
+            await event.wait()
+
+
+async def test_submit_map_closures_and_errors() -> None:
+    offset = 100
+    async with farm.Farm(workers=2) as f:
+        assert await f.submit(square, 7) == 49
+        assert await f.submit(lambda: offset + 1) == 101
+        assert await f.map(lambda x: x + offset, range(10)) == [x + offset for x in range(10)]
+        assert await f.map(operator.mul, [1, 2, 3], [4, 5, 6], chunksize=2) == [4, 10, 18]
+        assert sorted(await f.map(square, range(20), ordered=False)) == [x * x for x in range(20)]
+        assert await f.reduce(operator.add, range(101)) == 5050
+        assert await f.reduce(operator.add, [], initial=0) == 0
+        with pytest.raises(farm.TaskError) as info:
+            await f.submit(operator.truediv, 1, 0)
+        assert info.value.remote_type == "builtins.ZeroDivisionError"
+        assert isinstance(info.value.__cause__, ZeroDivisionError)
+        lock = threading.Lock()
+        with pytest.raises(farm.UnpicklableTask):
+            f.submit(lambda: lock)
+        futures = [f.submit(square, i) for i in range(6)]
+        done = [fut async for fut in f.as_completed(futures)]
+        assert sorted(fut.result() for fut in done) == [i * i for i in range(6)]
+        assert len(f.workers) == 2 and all(w.alive and w.os_pid for w in f.workers)
+        assert sum(w.tasks_done for w in f.workers) == f.counters.resolved
+        assert await f.ping() == 2
+
+
+async def test_broadcast_reaches_each_worker_once() -> None:
+    async with farm.Farm(workers=3) as f:
+        pids = await f.broadcast(os.getpid)
+        assert sorted(pids) == sorted(w.os_pid or 0 for w in f.workers)
+        assert len(set(pids)) == 3
+
+
+async def test_race_stops_a_running_loser(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    path = str(fifo)
+
+    def loser() -> str:
+        with open(path, "w") as out:
+            out.write(f"{os.getpid()}\n")
+        time.sleep(1000)
+        return "loser"
+
+    def winner() -> tuple[str, int]:
+        with open(path) as source:  # blocks until the loser is running
+            return ("winner", int(source.readline()))
+
+    watch = Watch()
+    async with farm.Farm(workers=2, progress=watch) as f:
+        name, loser_pid = await f.race(loser, winner)
+        assert name == "winner"
+        await watch.until(lambda c: c.workers_lost >= 1)
+        assert not psutil.pid_exists(loser_pid) or psutil.Process(loser_pid).status() == psutil.STATUS_ZOMBIE
+        assert loser_pid not in [w.os_pid for w in f.workers if w.alive]
+        await watch.until(lambda c: c.workers == 2)  # replaced
+        assert await f.submit(square, 3) == 9
+
+
+async def test_race_all_failing_raises() -> None:
+    async with farm.Farm(workers=1) as f:
+        with pytest.raises(farm.TaskError):
+            await f.race(lambda: 1 / 0)
+
+
+async def test_sigkill_during_map_loses_nothing() -> None:
+    watch = Watch()
+    async with farm.Farm(workers=2, progress=watch) as f:
+        victim = f.workers[0].os_pid
+        assert victim is not None
+
+        def kill_midway(c: Counters) -> bool:
+            if c.resolved >= 5 and not kill_midway.done:  # type: ignore[attr-defined]
+                kill_midway.done = True  # type: ignore[attr-defined]
+                os.kill(victim, signal.SIGKILL)
+            return False
+
+        kill_midway.done = False  # type: ignore[attr-defined]
+        watch.conditions.append((kill_midway, trio.Event()))
+        results = await f.map(slow_square, range(60))
+        assert results == [x * x for x in range(60)]
+        assert f.counters.workers_lost == 1
+        await watch.until(lambda c: c.workers == 2)
+        assert victim not in [w.os_pid for w in f.workers]
+        assert [w.alive for w in f.workers] == [True, True]
+
+
+async def test_poison_task_fails_with_worker_lost() -> None:
+    async with farm.Farm(workers=2, max_deaths=3) as f:
+        poison = f.submit(die)
+        good = [f.submit(square, i) for i in range(10)]
+        with pytest.raises(farm.WorkerLost) as info:
+            await poison
+        assert len(info.value.workers) == 3
+        assert "die" in str(info.value)
+        assert [await g for g in good] == [i * i for i in range(10)]
+        assert f.counters.workers_lost == 3
+
+
+async def test_task_timeout_kills_and_replaces_the_worker() -> None:
+    watch = Watch()
+    async with farm.Farm(workers=1, progress=watch) as f:
+        with pytest.raises(farm.TaskTimeout):
+            await f.submit(time.sleep, 1000, timeout=1)
+        await watch.until(lambda c: c.workers == 1 and c.workers_lost == 1)
+        assert await f.submit(square, 4) == 16
+
+
+async def test_cancel_a_queued_task() -> None:
+    async with farm.Farm(workers=1, max_in_flight=1) as f:
+        first = f.submit(slow_square, 2)
+        second = f.submit(square, 3)
+        assert second.cancel()
+        assert not second.cancel()
+        assert await first == 4
+        with pytest.raises(concurrent.futures.CancelledError):
+            await second
+        assert second.cancelled()
+
+
+async def test_closed_farm_refuses_work() -> None:
+    async with farm.Farm(workers=1) as f:
+        pass
+    with pytest.raises(farm.FarmError, match="closed"):
+        f.submit(square, 1)
+
+
+def test_farm_inside_pj_run() -> None:
+    async def main() -> int:
+        async with farm.Farm(workers=1) as f:
+            return int(await f.submit(square, 5))
+
+    assert pj.run(main) == 25
+
+
+def test_executor_is_a_concurrent_futures_executor() -> None:
+    with farm.Executor(workers=2) as ex:
+        assert isinstance(ex, concurrent.futures.Executor)
+        assert list(ex.map(square, range(10))) == [x * x for x in range(10)]
+        assert ex.submit(pow, 2, exp=10).result(timeout=60) == 1024
+        failing = ex.submit(operator.truediv, 1, 0)
+        with pytest.raises(farm.TaskError):
+            failing.result(timeout=60)
+        futures = [ex.submit(slow_square, i) for i in range(8)]
+        done, _ = concurrent.futures.wait(futures, timeout=60)
+        assert len(done) == 8
+    with pytest.raises(RuntimeError):
+        ex.submit(square, 1)
+
+
+def test_executor_shutdown_cancels_futures() -> None:
+    ex = farm.Executor(workers=1, max_in_flight=1)
+    futures = [ex.submit(slow_square, i) for i in range(30)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert any(f.cancelled() for f in futures)
+    assert all(f.done() for f in futures)
+
+
+async def test_ssh_workers(sshd_server: SshServer) -> None:
+    machine = sshd_server.machine(python=sys.executable, workers=2)
+    async with farm.Farm(machines=[machine], farmer_host="127.0.0.1") as f:
+        assert await f.map(lambda x: x * 3, range(10)) == [x * 3 for x in range(10)]
+        assert len(f.workers) == 2
+        assert len(set(await f.broadcast(os.getpid))) == 2
+    assert sum("Accepted publickey" in line for line in sshd_server.log) >= 2
+
+
+def test_farm_run_script(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys\n"
+        "def cube(x):\n    return x ** 3\n"
+        "async def main(farm):\n"
+        "    n = int(sys.argv[1])\n"
+        "    return sum(await farm.map(cube, range(n)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "philipjose", "farm", "run", str(script), "--workers", "2", "10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{sum(x**3 for x in range(10))}\n"
+    assert "[" not in done.stderr  # no progress bar when stderr is not a terminal

@@ -17,7 +17,9 @@ Speed notes (what the hot paths do):
   receives, and a cancellation (``exit(pid, kill)``, a timeout scope around the loop) reaches it within
   that many receives; a kill sets the budget to zero, so the victim's next receive checkpoints.
 - Parking uses ``trio.lowlevel.wait_task_rescheduled`` with an abort function that just unparks, so
-  ``receive`` is cancellation-safe: a cancelled receive takes no message.
+  ``receive`` is cancellation-safe: a cancelled receive takes no message. While parked, the task's
+  ``custom_sleep_data`` is its process; a sender reschedules ``proc.waiter`` only if that still holds
+  (Trio clears it whenever it reschedules the task, e.g. on cancellation).
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ _TRAP_EXIT: Final = "trap_exit"
 _checkpoint: Final = trio.lowlevel.checkpoint
 _wait_task_rescheduled: Final = trio.lowlevel.wait_task_rescheduled
 _current_task: Final = trio.lowlevel.current_task
+
+
+def _abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
+    # A parked receive is always abortable. Trio's reschedule clears task.custom_sleep_data, which
+    # is how senders know the task is no longer parked here (see Process.waiter).
+    return trio.lowlevel.Abort.SUCCEEDED
 _reschedule: Final = trio.lowlevel.reschedule
 _islice: Final = itertools.islice
 
@@ -137,7 +145,8 @@ def send(dest: Any, msg: Any) -> None:
                 waiter = proc.waiter
                 if waiter is not None:
                     proc.waiter = None
-                    _reschedule(waiter)
+                    if waiter.custom_sleep_data is proc:  # still parked in receive
+                        _reschedule(waiter)
             return
     rt._send_slow(dest, msg)
 
@@ -178,10 +187,10 @@ async def receive(match: Any = None, *, timeout: float | None = None) -> Any:
     task = _current_task()
     if task is not proc.task:
         raise NoProcessError("receive must be awaited by the process's own task, not a helper task")
-    abort = proc.abort
     while True:
         proc.waiter = task
-        await _wait_task_rescheduled(abort)
+        task.custom_sleep_data = proc
+        await _wait_task_rescheduled(_abort)
         proc.budget = REDUCTIONS
         queue = proc.queue
         if queue:
@@ -231,10 +240,10 @@ async def _park(proc: Process, test: Matcher | None, scanned: int) -> Any:
     task = _current_task()
     if task is not proc.task:
         raise NoProcessError("receive must be awaited by the process's own task, not a helper task")
-    abort = proc.abort
     while True:
         proc.waiter = task
-        await _wait_task_rescheduled(abort)
+        task.custom_sleep_data = proc
+        await _wait_task_rescheduled(_abort)
         proc.budget = REDUCTIONS
         queue = proc.queue
         if not queue:

@@ -2,7 +2,8 @@
 
 A process is a Trio task running ``fn(*args)`` inside its own cancel scope. Its mailbox is a
 ``collections.deque``, made on the first message; ``waiter`` holds the task while it is parked in
-``receive`` so that a sender can wake it with ``trio.lowlevel.reschedule``. Relations are created
+``receive`` (valid while ``waiter.custom_sleep_data is`` the process) so that a sender can wake it
+with ``trio.lowlevel.reschedule``. Relations are created
 lazily (``None`` until first used) to keep an idle process small:
 
 - ``links``: pids (local or remote) linked to this process;
@@ -72,11 +73,6 @@ class Process:
         self.monitors: dict[Reference, Any] | None = None
         self.monitored_by: dict[Reference, tuple[Pid, Any]] | None = None
         self.aliases: set[tuple[int, ...]] | None = None
-
-    def abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
-        """Abort function of a parked ``receive``: unpark (a cancelled receive takes no message)."""
-        self.waiter = None
-        return trio.lowlevel.Abort.SUCCEEDED
 
     def __repr__(self) -> str:
         return f"<Process {self.pid!r} {self.initial_call} alive={self.alive}>"

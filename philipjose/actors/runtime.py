@@ -33,6 +33,7 @@ import itertools
 import logging
 import random
 import sys
+import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -81,6 +82,22 @@ def current_runtime() -> Runtime:
         return _runtime_var.get()
     except LookupError:
         raise NoProcessError("not inside a philipjose runtime (use pj.run)") from None
+
+
+_CoroutineType: Final = types.CoroutineType
+_task_names: dict[Any, str] = {}
+
+
+def _task_name(fn: Any) -> str:
+    # Trio task names for process functions, cached (a bounded cache: lambdas may be made per spawn).
+    name = _name_of(fn)
+    try:
+        if len(_task_names) >= 4096:
+            _task_names.clear()
+        _task_names[fn] = name
+    except TypeError:  # unhashable callable
+        pass
+    return name
 
 
 def _name_of(fn: Any) -> str:
@@ -208,7 +225,7 @@ class Runtime:
         if not callable(fn):
             raise TypeError(f"spawn expects an async function, got {fn!r}, which is not callable")
         coro = fn(*args)
-        if not inspect.isawaitable(coro):
+        if type(coro) is not _CoroutineType and not inspect.isawaitable(coro):
             raise TypeError(
                 f"spawn expects an async function, but {_name_of(fn)} returned {type(coro).__name__} "
                 "(is it a plain 'def' instead of 'async def'?)"
@@ -231,7 +248,10 @@ class Runtime:
             monitor.monitors = monitor.monitors or {}
             monitor.monitors[ref] = pid
             proc.monitored_by = {ref: (monitor.pid, pid)}
-        self._proc_nursery.start_soon(self._process_main, proc, coro, name=fn)
+        name = _task_names.get(fn)
+        if name is None:
+            name = _task_name(fn)
+        self._proc_nursery.start_soon(self._process_main, proc, coro, name=name)
         return pid, ref
 
     async def _process_main(self, proc: Process, coro: Awaitable[Any]) -> None:
@@ -342,7 +362,8 @@ class Runtime:
         waiter = proc.waiter
         if waiter is not None:
             proc.waiter = None
-            _reschedule(waiter)
+            if waiter.custom_sleep_data is proc:  # still parked in receive
+                _reschedule(waiter)
 
     def send(self, dest: Any, msg: Any) -> None:
         """Send ``msg`` to a pid, registered name, ``(name, node)`` or alias reference (never blocks).
@@ -363,7 +384,8 @@ class Runtime:
                     waiter = proc.waiter
                     if waiter is not None:
                         proc.waiter = None
-                        _reschedule(waiter)
+                        if waiter.custom_sleep_data is proc:  # still parked in receive
+                            _reschedule(waiter)
                 return
         self._send_slow(dest, msg)
 
@@ -651,7 +673,7 @@ class Runtime:
             status = "running"
             function = _current_function_here()
         else:
-            if proc.waiter is not None:
+            if proc.waiter is not None and proc.waiter.custom_sleep_data is proc:
                 status = "waiting"
             elif task is None:
                 status = "runnable"  # spawned, not started yet

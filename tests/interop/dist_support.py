@@ -1,0 +1,144 @@
+"""Support for the distribution interop tests: a private EPMD, real erl/elixir peers, and a Python
+node (in the test's Trio run) serving the processes of ``examples/interop_node.py``."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import trio
+
+import philipjose as pj
+from philipjose import Atom
+from philipjose.epmd import serve as serve_epmd
+from tests.node.support import LocalNode, unique
+from tests.tools import require
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER_SOURCE = Path(__file__).parent / "erl" / "pj_peer.erl"
+COOKIE = "interop-cookie"
+
+
+def load_example() -> ModuleType:
+    """``examples/interop_node.py`` as a module (its processes are what the peers talk to)."""
+    spec = importlib.util.spec_from_file_location("interop_node", ROOT / "examples" / "interop_node.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_peer(out: Path) -> Path:
+    """Compile ``pj_peer.erl`` into ``out`` with the real ``erlc``."""
+    erlc = require("erlc")
+    subprocess.run([erlc, "-o", str(out), str(PEER_SOURCE)], check=True)
+    return out
+
+
+async def victims() -> None:
+    """On ``{From, new}`` spawn a process that exits with R on ``{exit, R}``; reply ``{victim, Pid}``."""
+
+    async def victim() -> None:
+        msg = await pj.receive()
+        raise pj.Exit(msg[1] if type(msg) is tuple and len(msg) == 2 else msg)
+
+    while True:
+        sender, _ = await pj.receive()
+        pj.send(sender, (Atom("victim"), pj.spawn(victim)))
+
+
+async def serve_example() -> None:
+    """Start the example's echo, sink and counter, and ``victims``, in the calling node."""
+    example = load_example()
+    pj.register("echo", pj.spawn(example.echo))
+    pj.register("sink", pj.spawn(example.sink))
+    pj.register("victims", pj.spawn(victims))
+    await example.Counter.start(0, name="counter")
+
+
+@asynccontextmanager
+async def python_node(epmd_port: int, *, cookie: str = COOKIE, **options: Any) -> AsyncIterator[LocalNode]:
+    """A Python node registered with the EPMD at ``epmd_port``, serving the example's processes."""
+    node = LocalNode(
+        unique("py"),
+        {"cookie": cookie, "epmd_port": epmd_port, "listen_host": "127.0.0.1", **options},
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.serve)
+        await node.run(serve_example)
+        yield node
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def private_epmd() -> AsyncIterator[int]:
+    """philipjose's EPMD server on a free loopback port (both erl and our node use it)."""
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(serve_epmd, 0, "127.0.0.1")
+        yield server.port
+        nursery.cancel_scope.cancel()
+
+
+class Peer:
+    """A real ``erl`` or ``elixir`` OS process whose stdout is read line by line."""
+
+    def __init__(self, process: trio.Process, name: str) -> None:
+        self.process = process
+        self.name = name
+        self._buffer = b""
+        self.lines: list[str] = []
+
+    async def line(self, prefix: str, timeout: float = 60) -> str:
+        """The next stdout line starting with ``prefix`` (earlier lines are kept in ``lines``)."""
+        assert self.process.stdout is not None
+        with trio.fail_after(timeout):
+            while True:
+                while b"\n" in self._buffer:
+                    raw, self._buffer = self._buffer.split(b"\n", 1)
+                    text = raw.decode(errors="replace")
+                    self.lines.append(text)
+                    if text.startswith(prefix):
+                        return text[len(prefix) :].strip()
+                data = await self.process.stdout.receive_some(65536)
+                if not data:
+                    raise EOFError(f"{self.name} exited; its output was:\n" + "\n".join(self.lines))
+                self._buffer += data
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+
+
+@asynccontextmanager
+async def start_peer(argv: Sequence[str], epmd_port: int, name: str) -> AsyncIterator[Peer]:
+    env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port))
+    process = await trio.lowlevel.open_process(
+        list(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    peer = Peer(process, name)
+    try:
+        yield peer
+    finally:
+        peer.kill()
+        with trio.move_on_after(10):
+            await process.wait()
+
+
+@asynccontextmanager
+async def erl_peer(
+    beam_dir: Path, epmd_port: int, py_node: str, scenario: str, *, cookie: str = COOKIE
+) -> AsyncIterator[Peer]:
+    """``erl`` running ``pj_peer:main([py_node, scenario])``; waits for its READY line."""
+    erl = require("erl")
+    name = unique("erl")
+    argv = [erl, "-noshell", "-sname", name, "-setcookie", cookie, "-pa", str(beam_dir)]
+    argv += ["-run", "pj_peer", "main", py_node, scenario]
+    async with start_peer(argv, epmd_port, name) as peer:
+        await peer.line("READY")
+        yield peer

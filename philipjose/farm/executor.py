@@ -12,19 +12,32 @@ rebuilt).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import trio
 
 from philipjose.farm.errors import FarmError
-from philipjose.farm.farm import Farm, FarmFuture
+from philipjose.farm.farm import Farm, FarmFuture, _run_chunk
 from philipjose.farm.shipping import describe_task, dumps_task
 
 __all__ = ["Executor"]
 
 T = TypeVar("T")
+
+
+def _chain_results(futures: list[concurrent.futures.Future[list[T]]], timeout: float | None) -> Iterator[T]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        for future in futures:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            yield from future.result(remaining)
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -93,8 +106,36 @@ class Executor(concurrent.futures.Executor):
             farm_future = trio.from_thread.run_sync(
                 self._submit, payload, describe_task(fn), future, trio_token=self._token
             )
-            future.add_done_callback(lambda f: self._forward_cancel(f, farm_future))
+            future.add_done_callback(functools.partial(self._forward_cancel, farm_future=farm_future))
             return future
+
+    def map(
+        self, fn: Callable[..., T], *iterables: Any, timeout: float | None = None, chunksize: int = 1
+    ) -> Iterator[T]:
+        """Like ``Executor.map``; ``chunksize`` items are sent as one task (as ProcessPoolExecutor)."""
+        items = list(zip(*iterables, strict=False))
+        size = max(1, chunksize)
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        futures = self._submit_many([(_run_chunk, (fn, chunk)) for chunk in chunks], describe_task(fn))
+        return _chain_results(futures, timeout)
+
+    def _submit_many(
+        self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]], description: str
+    ) -> list[concurrent.futures.Future[Any]]:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            payloads = [dumps_task(fn, args) for fn, args in calls]
+            futures: list[concurrent.futures.Future[Any]] = [concurrent.futures.Future() for _ in payloads]
+            assert self._token is not None
+
+            def submit_all() -> list[FarmFuture]:
+                return [self._submit(p, description, f) for p, f in zip(payloads, futures, strict=True)]
+
+            farm_futures = trio.from_thread.run_sync(submit_all, trio_token=self._token)
+            for future, farm_future in zip(futures, farm_futures, strict=True):
+                future.add_done_callback(functools.partial(self._forward_cancel, farm_future=farm_future))
+            return futures
 
     def _submit(self, payload: bytes, description: str, future: concurrent.futures.Future[Any]) -> FarmFuture:
         farm_future = self._farm._submit(payload, description)
@@ -113,7 +154,7 @@ class Executor(concurrent.futures.Executor):
         farm_future.add_done_callback(done)
         return farm_future
 
-    def _forward_cancel(self, future: concurrent.futures.Future[Any], farm_future: FarmFuture) -> None:
+    def _forward_cancel(self, future: concurrent.futures.Future[Any], *, farm_future: FarmFuture) -> None:
         if farm_future.done():
             return  # resolved already (this is the farm's own cancellation coming back)
         if future.cancelled() and self._token is not None and not self._shutdown_complete():

@@ -73,6 +73,9 @@ T = TypeVar("T")
 
 _NODEDOWN: Final = Atom("nodedown")
 _WAKE: Final = Atom("pj_wake")
+_PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at once
+_PIPELINE_START: Final = 2  # and how many before anything is known about its speed
+_PIPELINE_WORK: Final = 0.010  # seconds of estimated work an adaptive pipeline keeps queued per worker
 
 
 @dataclass
@@ -95,6 +98,8 @@ class _Slot:
     pid: Pid | None = None
     process: WorkerProcess | None = None
     info: WorkerInfo | None = None
+    busy_since: float | None = None  # when it last started or reported work while busy
+    per_task: float | None = None  # its estimated seconds per task (moving average)
     up: trio.Event = field(default_factory=trio.Event)
 
 
@@ -195,7 +200,8 @@ class Farm:
     must be None); a machine with ``workers=None`` runs one worker per core (``os.cpu_count()`` for
     localhost, 1 for another host). With neither, one local worker per core.
 
-    Options: ``max_in_flight`` tasks a worker holds at once (default 2), ``max_deaths`` worker deaths
+    Options: ``max_in_flight`` tasks a worker holds at once (default None: adaptive, from 2 for slow
+    tasks to 32 for tiny ones, about 10 ms of estimated work per worker), ``max_deaths`` worker deaths
     before a task fails with ``WorkerLost`` (default 3), ``task_timeout`` seconds a task may run
     (default None), ``restart_intensity``/``restart_period`` (default 10 restarts in 60 s),
     ``progress`` (a :data:`~philipjose.farm.progress.ProgressCallback`), ``start_timeout`` (seconds to
@@ -209,7 +215,7 @@ class Farm:
         workers: int | None = None,
         machines: Sequence[Machine] | str | os.PathLike[str] | None = None,
         *,
-        max_in_flight: int = 2,
+        max_in_flight: int | None = None,
         max_deaths: int = 3,
         task_timeout: float | None = None,
         restart_intensity: int = 10,
@@ -245,7 +251,10 @@ class Farm:
         self._listen_host = (
             "127.0.0.1" if self.farmer_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
         )
-        self._sched: Scheduler[bytes] = Scheduler(max_in_flight=max_in_flight, max_deaths=max_deaths)
+        self._adaptive = max_in_flight is None
+        self._sched: Scheduler[bytes] = Scheduler(
+            max_in_flight=_PIPELINE_CAP if max_in_flight is None else max_in_flight, max_deaths=max_deaths
+        )
         self._futures: dict[int, FarmFuture] = {}
         self._slots: list[_Slot] = []
         self._by_node: dict[Atom, _Slot] = {}
@@ -492,6 +501,9 @@ class Farm:
         self._by_pid[pid] = slot
         pj.node.monitor_node(pid.node)
         self._sched.worker_up(pid)
+        slot.busy_since = slot.per_task = None
+        if self._adaptive:
+            self._sched.set_capacity(pid, _PIPELINE_START)
         slot.up.set()
         self._apply([])
 
@@ -516,7 +528,20 @@ class Farm:
                 decisions += self._sched.result(pid, task_id, outcome, ok=isinstance(outcome, Returned))
             except LookupError:
                 continue
+        if slot is not None and slot.pid is not None:
+            self._tune(slot, sum(1 for item in results if type(item) is tuple and len(item) == 2 and item[1]))
         self._apply(decisions)
+
+    def _tune(self, slot: _Slot, reported: int) -> None:
+        """Adapt a worker's pipeline depth to its speed: about 10 ms of queued work, 2 to 32 tasks."""
+        now = trio.current_time()
+        if reported and slot.busy_since is not None:
+            sample = (now - slot.busy_since) / reported
+            slot.per_task = sample if slot.per_task is None else 0.7 * slot.per_task + 0.3 * sample
+        slot.busy_since = now if self._sched.in_flight(slot.pid) else None
+        if self._adaptive and slot.per_task is not None:
+            depth = _PIPELINE_WORK / max(slot.per_task, 1e-6)
+            self._sched.set_capacity(slot.pid, max(_PIPELINE_START, min(_PIPELINE_CAP, math.ceil(depth))))
 
     # -- carrying out decisions -------------------------------------------------------------------
 
@@ -525,7 +550,9 @@ class Farm:
             if isinstance(d, Revocation):
                 slot = self._by_pid.get(d.worker)  # type: ignore[call-overload]
                 if slot is not None:
-                    if kill and slot.process is not None:
+                    # a worker runs its tasks in order: the oldest it holds is the one running
+                    running = self._sched.in_flight(d.worker)[:1] == (d.task_id,)
+                    if kill and running and slot.process is not None:
                         slot.process.kill()
                     elif self._rt is not None:
                         self._rt.send(d.worker, (w.REVOKE, d.task_id))
@@ -535,8 +562,12 @@ class Farm:
         for a in self._sched.dispatch(trio.current_time()):
             batches.setdefault(a.worker, []).append((a.task_id, a.payload))
         if self._rt is not None:
+            now = trio.current_time()
             for worker, batch in batches.items():
                 self._rt.send(worker, (w.RUN, batch))
+                slot = self._by_pid.get(worker)
+                if slot is not None and slot.busy_since is None:
+                    slot.busy_since = now
         deadline = self._sched.next_deadline()
         if deadline is not None and deadline < self._waiting_until and self._farmer_pid is not None:
             self._waiting_until = deadline

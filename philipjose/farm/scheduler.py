@@ -3,14 +3,15 @@
 Theory of operation
 -------------------
 The farm's event loop reports what happened (``submit``, ``worker_up``, ``worker_down``, ``result``,
-``cancel``, ``expire``) and carries out what :class:`Scheduler` decides: each event returns the
-decisions it caused (resolutions of tasks, revocations to send to workers), and :meth:`dispatch`
-returns the assignments to send. Time is whatever monotonic number the loop passes as ``now``; the
-scheduler never reads a clock, so every rule below can be tested by feeding events.
+``cancel``, ``expire``, ``set_capacity``) and carries out what :class:`Scheduler` decides: each event
+returns the decisions it caused (resolutions of tasks, revocations to send to workers), and
+:meth:`dispatch` returns the assignments to send. Time is whatever monotonic number the loop passes as
+``now``; the scheduler never reads a clock, so every rule below can be tested by feeding events.
 
 A task is created PENDING (queued). :meth:`dispatch` makes it ASSIGNED to one worker, filling each
-worker up to ``max_in_flight`` tasks (pipelining: a worker has its next task before it finishes the
-current one), least-loaded worker first. A task leaves the books exactly once, RESOLVED by one of:
+worker up to its capacity (``max_in_flight`` unless :meth:`set_capacity` lowers it; pipelining: a
+worker has its next tasks before it finishes the current one), least-loaded worker first.
+A task leaves the books exactly once, RESOLVED by one of:
 
 - :class:`Completion`: a worker reported its outcome. A later report for the same task (a worker that
   was presumed dead, a cancelled task that finished anyway) is a duplicate and is dropped; a report
@@ -193,6 +194,7 @@ class _Task(Generic[P]):
 @dataclass(slots=True)
 class _Worker:
     worker_id: WorkerId
+    capacity: int
     in_flight: dict[int, None] = field(default_factory=dict)  # an ordered set of task ids
     exclusive: int | None = None  # the suspect task it runs alone
     pinned: deque[int] = field(default_factory=deque)
@@ -334,7 +336,18 @@ class Scheduler(Generic[P]):
         """``worker`` is connected and ready for tasks. Call :meth:`dispatch` to give it some."""
         if worker in self._workers:
             raise SchedulerError(f"worker {worker!r} is already up")
-        self._workers[worker] = _Worker(worker)
+        self._workers[worker] = _Worker(worker, self.max_in_flight)
+
+    def set_capacity(self, worker: WorkerId, capacity: int) -> None:
+        """Let ``worker`` hold at most ``capacity`` tasks (1 to ``max_in_flight``, the default).
+
+        The loop may tune it to how fast the worker gets through its tasks: deep pipelines for tiny
+        tasks, shallow ones for long tasks (better balance at the end of a batch). Tasks it already
+        holds beyond a lowered capacity stay with it.
+        """
+        if not 1 <= capacity <= self.max_in_flight:
+            raise ValueError(f"capacity must be from 1 to {self.max_in_flight}, not {capacity}")
+        self._worker(worker).capacity = capacity
 
     def worker_down(self, worker: WorkerId) -> list[Decision]:
         """``worker`` died or was cut off: requeue its live tasks or resolve them as a :class:`Loss`."""
@@ -421,7 +434,7 @@ class Scheduler(Generic[P]):
         """
         assignments: list[Assignment[P]] = []
         for state in self._workers.values():
-            while state.pinned and state.exclusive is None and len(state.in_flight) < self.max_in_flight:
+            while state.pinned and state.exclusive is None and len(state.in_flight) < state.capacity:
                 task = self._tasks.get(state.pinned.popleft())
                 if task is not None and task.state is PENDING:
                     assignments.append(self._assign(task, state, now))
@@ -497,7 +510,7 @@ class Scheduler(Generic[P]):
             load = len(state.in_flight)
             if (
                 state.exclusive is None
-                and load < self.max_in_flight
+                and load < state.capacity
                 and (best is None or load < len(best.in_flight))
             ):
                 best = state

@@ -14,8 +14,10 @@ Protocol (Erlang terms over the distribution connection; ``FARM`` is the farmer'
 - worker -> ``{FARM, farmer}``: ``(pj_done, WorkerPid, [(TaskId, Outcome :: binary), ...])``, one
   report per task, an empty ``Outcome`` for a task dropped after a revocation.
 
-Tasks run one at a time, in a thread (so the node keeps answering ticks while a task computes), with
-:func:`philipjose.farm.shipping.run_task`. The worker exits when the farmer's node goes down, when its
+Tasks run one at a time, in order, in a thread (so the node keeps answering ticks while a task
+computes), with :func:`philipjose.farm.shipping.run_task`. Quick tasks are batched: one thread hop
+runs queued tasks until 5 ms have passed and their outcomes go back in one ``pj_done`` message; a
+longer task is reported as soon as it ends. The worker exits when the farmer's node goes down, when its
 stdin (the lifeline) ends, or on ``pj_stop``. A running task cannot be interrupted: to stop one for
 real, the farmer kills the worker process.
 """
@@ -25,6 +27,8 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
+from collections import deque
 from typing import Any, Final
 
 import trio
@@ -44,6 +48,7 @@ STOP: Final = Atom("pj_stop")
 DONE: Final = Atom("pj_done")
 _NODEDOWN: Final = Atom("nodedown")
 _LIFELINE: Final = Atom("pj_lifeline_closed")
+_BATCH_BUDGET: Final = 0.005  # seconds of quick tasks run per thread hop and reported together
 
 
 async def _watch_lifeline(me: Pid) -> None:
@@ -51,18 +56,41 @@ async def _watch_lifeline(me: Pid) -> None:
     current_runtime().send(me, _LIFELINE)
 
 
+def _run_batch(batch: list[tuple[int, bytes]], budget: float = _BATCH_BUDGET) -> list[tuple[int, bytes]]:
+    """Run tasks in order until ``budget`` seconds have passed (at least one); their outcomes."""
+    done: list[tuple[int, bytes]] = []
+    start = time.perf_counter()
+    for task_id, payload in batch:
+        done.append((task_id, run_task(payload)))
+        if time.perf_counter() - start >= budget:
+            break
+    return done
+
+
 async def _runner(
     tasks: trio.MemoryReceiveChannel[tuple[int, bytes]], revoked: set[int], farm: tuple[Atom, Atom]
 ) -> None:
     me = pj.self()
-    async for task_id, payload in tasks:
-        if task_id in revoked:
-            revoked.discard(task_id)
-            pj.send(farm, (DONE, me, [(task_id, b"")]))
+    queue: deque[tuple[int, bytes]] = deque()
+    while True:
+        if not queue:
+            queue.append(await tasks.receive())
+        while True:
+            try:
+                queue.append(tasks.receive_nowait())
+            except trio.WouldBlock:
+                break
+        dropped = [(t, b"") for t, _ in queue if t in revoked]
+        if dropped:
+            revoked.difference_update(t for t, _ in dropped)
+            queue = deque(item for item in queue if item[0] not in {t for t, _ in dropped})
+            pj.send(farm, (DONE, me, dropped))
             continue
-        outcome = await trio.to_thread.run_sync(run_task, payload, abandon_on_cancel=True)
-        revoked.discard(task_id)
-        pj.send(farm, (DONE, me, [(task_id, outcome)]))
+        done = await trio.to_thread.run_sync(_run_batch, list(queue), abandon_on_cancel=True)
+        for _ in done:
+            queue.popleft()
+        revoked.difference_update(t for t, _ in done)
+        pj.send(farm, (DONE, me, done))
 
 
 async def serve(farmer: str, farm_name: str, *, lifeline: bool = True) -> None:

@@ -54,6 +54,26 @@ def test_pipelining_fills_least_loaded_workers_first() -> None:
     assert s.state(1) is RESOLVED and s.state(4) is ASSIGNED
 
 
+def test_capacity_per_worker() -> None:
+    s: Scheduler[str] = Scheduler(max_in_flight=4)
+    for p in "abcdefgh":
+        s.submit(p)
+    s.worker_up("slow")
+    s.worker_up("fast")
+    s.set_capacity("slow", 1)
+    assert _assigned(s.dispatch()) == [("slow", 0), ("fast", 1), ("fast", 2), ("fast", 3), ("fast", 4)]
+    s.set_capacity("fast", 2)  # lowering keeps what it holds
+    assert s.in_flight("fast") == (1, 2, 3, 4)
+    s.result("fast", 1, None)
+    assert s.dispatch() == []
+    with pytest.raises(ValueError):
+        s.set_capacity("fast", 5)
+    with pytest.raises(ValueError):
+        s.set_capacity("fast", 0)
+    with pytest.raises(SchedulerError):
+        s.set_capacity("nobody", 1)
+
+
 def test_max_in_flight_one_means_no_pipelining() -> None:
     s: Scheduler[str] = Scheduler(max_in_flight=1)
     for p in "abc":
@@ -367,6 +387,13 @@ class SchedulerMachine(RuleBasedStateMachine):
         del self.held[name]
         self.dead.append(name)
         self._apply(self.s.worker_down(name))
+        self._dispatch()
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), capacity=st.integers(1, 3))
+    def set_capacity(self, data: st.DataObject, capacity: int) -> None:
+        name = data.draw(st.sampled_from(sorted(self.held)))
+        self.s.set_capacity(name, min(capacity, self.max_in_flight))
         self._dispatch()
 
     @precondition(lambda self: any(self.held.values()))

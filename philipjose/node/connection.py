@@ -13,7 +13,7 @@ then closes this connection (as OTP does) and keeps all others.
 
 from __future__ import annotations
 
-from philipjose.node.control import ControlEvent, decode_message, encode_event
+from philipjose.node.control import ControlCodec, ControlEvent
 from philipjose.node.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -43,6 +43,7 @@ class Connection:
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
     ) -> None:
         self.flags = flags
+        self._codec = ControlCodec(flags)
         self._frames = FrameDecoder(
             max_frame_size=max_frame_size, max_message_size=max_message_size, max_sequences=max_sequences
         )
@@ -57,11 +58,11 @@ class Connection:
         if event is NEED_DATA or isinstance(event, Tick):
             return event
         assert not isinstance(event, Sentinel)
-        return decode_message(event)
+        return self._codec.decode(event)
 
     def send(self, event: ControlEvent) -> bytes:
         """The frame that carries ``event``."""
-        return encode_event(event, self.flags)
+        return self._codec.encode(event)
 
     @staticmethod
     def tick() -> bytes:

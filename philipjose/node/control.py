@@ -84,6 +84,7 @@ __all__ = [
     "DOP_UNLINK_ID",
     "DOP_UNLINK_ID_ACK",
     "AliasSend",
+    "ControlCodec",
     "ControlEvent",
     "DemonitorP",
     "Exit",
@@ -592,3 +593,74 @@ def control_terms(event: ControlEvent, flags: int) -> tuple[tuple[Any, ...], Any
     if isinstance(event, GroupLeader):
         return (DOP_GROUP_LEADER, event.sender, event.to), _NO_PAYLOAD
     raise TypeError(f"cannot send {type(event).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A per-connection codec with caches for the hot path.
+
+_CACHEABLE_OPS: Final = frozenset({DOP_SEND_SENDER, DOP_REG_SEND, DOP_SEND, DOP_ALIAS_SEND})
+_DECODE_CACHE_SIZE: Final = 16
+_ENCODE_CACHE_SIZE: Final = 4096
+
+
+class ControlCodec:
+    """:func:`decode_message` and :func:`encode_event` for one connection, with caches.
+
+    Most traffic repeats the same control message (the same sender sending to the same pid or
+    name), so the codec remembers the bytes of the last 16 distinct send-type control messages it
+    decoded: a message that starts with one of them reuses the decoded control tuple and only its
+    payload is decoded. (A term's encoding is self-delimiting, so if the frame starts with those bytes
+    the control term is exactly that one.) Likewise it remembers the encoded control term of up to
+    4096 recent (kind, sender, destination) triples.
+    """
+
+    __slots__ = ("_decoded", "_encoded", "_next_slot", "flags")
+
+    def __init__(self, flags: int) -> None:
+        self.flags = flags
+        self._decoded: list[tuple[bytes, bool, int, tuple[Any, ...]]] = []
+        self._next_slot = 0
+        self._encoded: dict[tuple[Any, ...], bytes] = {}
+
+    def decode(self, message: DistMessage) -> ControlEvent:
+        """Like :func:`decode_message`."""
+        data = message.data
+        offset = message.offset
+        versioned = message.versioned
+        for raw, was_versioned, op, control in self._decoded:
+            if was_versioned is versioned and data.startswith(raw, offset):
+                pos = offset + len(raw)
+                if pos >= len(data):
+                    raise ProtocolError(f"control message {op} without its payload")
+                payload, end = decode_term(data, pos, versioned)
+                if end != len(data):
+                    raise ProtocolError(f"{len(data) - end} stray bytes after control message {op}")
+                return _build(op, control, payload)
+        event = decode_message(message)
+        if type(event) in (Send, RegSend, AliasSend) and getattr(event, "token", None) is None:
+            control, pos = decode_term(data, offset, versioned)
+            if control[0] in _CACHEABLE_OPS:
+                entry = (bytes(data[offset:pos]), versioned, control[0], control)
+                if len(self._decoded) < _DECODE_CACHE_SIZE:
+                    self._decoded.append(entry)
+                else:
+                    self._decoded[self._next_slot] = entry
+                    self._next_slot = (self._next_slot + 1) % _DECODE_CACHE_SIZE
+        return event
+
+    def encode(self, event: ControlEvent) -> bytes:
+        """Like :func:`encode_event`."""
+        key: tuple[Any, ...]
+        if isinstance(event, Send | RegSend) and event.token is None:
+            key, message = (type(event), event.sender, event.to), event.message
+        elif isinstance(event, AliasSend) and event.token is None:
+            key, message = (AliasSend, event.sender, event.alias), event.message
+        else:
+            return encode_event(event, self.flags)
+        control = self._encoded.get(key)
+        if control is None:
+            if len(self._encoded) >= _ENCODE_CACHE_SIZE:
+                self._encoded.clear()
+            control = self._encoded[key] = encode_term(control_terms(event, self.flags)[0])
+        build = dist_header if self.flags & _HEADER_FLAGS else pass_through
+        return build(control, encode_term(message))

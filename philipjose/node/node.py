@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -61,6 +62,7 @@ DEFAULT_NET_TICKTIME: Final = 60.0
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 7.0  # OTP's net_setuptime
 
 _RECV_SIZE: Final = 1 << 18
+_DIRECT_WRITES: Final = 8  # direct (task-switch-free) writes allowed per chunk read
 _DOWN: Final = Atom("DOWN")
 _PROCESS: Final = Atom("process")
 _NODEDOWN: Final = Atom("nodedown")
@@ -101,6 +103,7 @@ class _Peer:
 
     __slots__ = (
         "conn",
+        "direct",
         "done",
         "flags",
         "incoming",
@@ -108,8 +111,10 @@ class _Peer:
         "out",
         "outgoing",
         "pending",
+        "raw",
         "reads",
         "scope",
+        "sending",
         "stream",
         "unlink_id",
         "up",
@@ -133,6 +138,9 @@ class _Peer:
         self.reads = 0
         self.writes = 0
         self.unlink_id = 0
+        self.raw: socket.socket | None = None  # a dup of the socket, for direct non-blocking writes
+        self.direct = 0  # direct writes left before the next read (then the writer task batches)
+        self.sending = False  # the writer task is inside send_all
 
     def state(self) -> str | None:
         if self.up:
@@ -145,6 +153,8 @@ class _Peer:
 
 
 SpawnHandler = Callable[["Node", Atom, c.SpawnRequest], None]
+SpawnReplyHandler = Callable[["Node", Atom, c.SpawnReply], bool]
+DemonitorHandler = Callable[["Node", Atom, c.DemonitorP], None]
 
 
 class Node:
@@ -153,7 +163,10 @@ class Node:
     Attributes: ``name`` (Atom), ``cookie`` (bytes), ``creation``, ``port`` (the listening port),
     ``net_ticktime``, ``handshake_timeout``, ``max_frame_size``, ``epmd_port`` (None: default),
     ``peer_ports`` (node name -> port, consulted before EPMD when connecting), ``spawn_handler``
-    (called for SPAWN_REQUEST; the default answers ``notsup``).
+    (called for SPAWN_REQUEST; the default answers ``notsup``), ``spawn_reply_handler`` (called
+    for SPAWN_REPLY; returns True when it handled it, else the reply is delivered to its process
+    as ``(spawn_reply, ReqId, ok | error, Result)``) and ``demonitor_handler`` (told of every
+    DEMONITOR_P after the runtime handled it). ``philipjose.rpc`` sets these three.
     """
 
     def __init__(
@@ -180,6 +193,8 @@ class Node:
         self.epmd_port = epmd_port
         self.peer_ports = dict(peer_ports or {})
         self.spawn_handler: SpawnHandler | None = None
+        self.spawn_reply_handler: SpawnReplyHandler | None = None
+        self.demonitor_handler: DemonitorHandler | None = None
         self.peers: dict[Atom, _Peer] = {}
         self.node_monitors: dict[Atom, list[Pid]] = {}
         self._handlers: dict[type, Callable[[_Peer, Any], None]] = {
@@ -267,10 +282,31 @@ class Node:
         if peer.up:
             frame = self._encode(peer, event)
             if frame is not None:
-                peer.out.append(frame)
-                peer.wake.set()
+                self._queue(peer, frame)
         else:
             peer.pending.append(event)
+
+    @staticmethod
+    def _queue(peer: _Peer, frame: bytes) -> None:
+        """Send ``frame`` on ``peer``'s connection, in order, without blocking.
+
+        Replies (a few frames per frame received) are written at once with a non-blocking send,
+        which saves a task switch per message in request/reply traffic; everything else, and
+        whatever a direct write could not take, goes to the writer task, which sends in batches.
+        """
+        raw = peer.raw
+        if raw is not None and peer.direct > 0 and not peer.out and not peer.sending:
+            peer.direct -= 1
+            try:
+                sent = raw.send(frame)
+            except OSError:  # would block, or broken: the writer task sees the error for itself
+                sent = 0
+            if sent == len(frame):
+                peer.writes += 1
+                return
+            frame = frame[sent:]
+        peer.out.append(frame)
+        peer.wake.set()
 
     def _encode(self, peer: _Peer, event: c.ControlEvent) -> bytes | None:
         if type(event) is c.AliasSend and not peer.flags & DFLAG_ALIAS:
@@ -478,6 +514,9 @@ class Node:
         peer.conn = conn
         peer.flags = machine.flags
         peer.stream = stream
+        raw = stream.socket
+        peer.raw = socket.fromfd(raw.fileno(), raw.family, raw.type)
+        peer.raw.setblocking(False)
         peer.up = True
         for event in peer.pending:
             try:
@@ -498,6 +537,9 @@ class Node:
                 nursery.start_soon(self._ticker, peer, nursery.cancel_scope)
         finally:
             self._lose(peer)
+            if peer.raw is not None:
+                peer.raw.close()
+                peer.raw = None
             await trio.aclose_forcefully(stream)
 
     async def _reader(
@@ -513,6 +555,7 @@ class Node:
                     log.info("%s closed the connection", peer.node)
                     break
                 peer.reads += 1
+                peer.direct = _DIRECT_WRITES
                 conn.receive_data(data)
                 while True:
                     event = conn.next_event()
@@ -541,7 +584,9 @@ class Node:
                 data = b"".join(peer.out)
                 peer.out.clear()
                 peer.writes += 1
+                peer.sending = True
                 await stream.send_all(data)
+                peer.sending = False
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.info("connection to %s lost while writing: %s", peer.node, exc)
         scope.cancel()
@@ -600,8 +645,7 @@ class Node:
     def _emit_now(self, peer: _Peer, event: c.ControlEvent) -> None:
         frame = self._encode(peer, event)
         if frame is not None:
-            peer.out.append(frame)
-            peer.wake.set()
+            self._queue(peer, frame)
 
     def _on_link(self, peer: _Peer, event: c.Link) -> None:
         self._check_sender(peer, event.sender)
@@ -631,6 +675,8 @@ class Node:
     def _on_demonitor(self, peer: _Peer, event: c.DemonitorP) -> None:
         self._check_sender(peer, event.watcher)
         self.rt.demonitor_remote(event.watcher, event.target, event.ref)
+        if self.demonitor_handler is not None:
+            self.demonitor_handler(self, peer.node, event)
 
     def _on_monitor_exit(self, peer: _Peer, event: c.MonitorPExit) -> None:
         target = event.target
@@ -650,6 +696,8 @@ class Node:
             self._emit_now(peer, c.SpawnReply(event.req_id, event.sender, 0, _NOTSUP))
 
     def _on_spawn_reply(self, peer: _Peer, event: c.SpawnReply) -> None:
+        if self.spawn_reply_handler is not None and self.spawn_reply_handler(self, peer.node, event):
+            return
         ok = type(event.result) is Pid
         self.rt.deliver(event.to, (_SPAWN_REPLY, event.req_id, _OK if ok else _ERROR, event.result))
 
@@ -662,3 +710,7 @@ class Node:
     def reply_spawn(self, node: Atom, reply: c.SpawnReply) -> None:
         """Send a SPAWN_REPLY to ``node`` (for a ``spawn_handler``)."""
         self._emit(node, reply)
+
+    def send_control(self, node: Atom, event: c.ControlEvent) -> None:
+        """Send any control event to ``node``, connecting on first use (for services such as rpc)."""
+        self._emit(node, event)

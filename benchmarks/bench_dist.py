@@ -1,0 +1,182 @@
+"""Distribution benchmark: a real OTP node drives the same workload against another OTP node and
+against a philipjose node, in the same run; then philipjose drives it against the OTP node.
+
+Workload (issue 5): N one-way messages ``{row, 1, <<32 bytes>>, 2.5, [1,2,3]}`` to a registered
+``sink`` (timed until the sink's count comes back), then R ping-pong round trips with ``echo``.
+
+    python3 benchmarks/bench_dist.py [--messages 200000] [--round-trips 20000]
+
+Needs ``erl``, ``erlc`` and ``epmd``. Everything runs on loopback with a private ``epmd`` port. The
+philipjose node is ``examples/interop_node.py`` in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COOKIE = "bench-cookie"
+
+ERLANG = r"""
+-module(pj_bench).
+-export([serve/0, drive/1]).
+
+serve() ->
+    register(sink, spawn(fun() -> sink(0) end)),
+    register(echo, spawn(fun echo/0)),
+    io:format("ready~n"),
+    receive stop -> ok end.
+
+sink(N) -> receive {count, From} -> From ! {count, N}, sink(0); _ -> sink(N + 1) end.
+echo() -> receive {From, Msg} -> From ! Msg, echo() end.
+
+drive([TargetS, NS, RS]) ->
+    T = list_to_atom(TargetS), N = list_to_integer(NS), R = list_to_integer(RS),
+    pong = net_adm:ping(T),
+    Msg = {row, 1, <<0:256>>, 2.5, [1, 2, 3]},
+    oneway(T, Msg, 1000), pingpong(T, 100),                      % warm-up
+    {OneUs, Count} = oneway(T, Msg, N),
+    PingUs = pingpong(T, R),
+    io:format("RESULT ~s ~p ~p ~p ~p ~p~n", [TargetS, N, OneUs, Count, R, PingUs]),
+    halt().
+
+oneway(T, Msg, N) ->
+    T0 = erlang:monotonic_time(microsecond),
+    send_n({sink, T}, Msg, N),
+    {sink, T} ! {count, self()},
+    Count = receive {count, C} -> C after 600000 -> timeout end,
+    {erlang:monotonic_time(microsecond) - T0, Count}.
+
+send_n(_, _, 0) -> ok;
+send_n(Dest, Msg, N) -> Dest ! Msg, send_n(Dest, Msg, N - 1).
+
+pingpong(T, R) ->
+    T0 = erlang:monotonic_time(microsecond),
+    pingpong_loop({echo, T}, R),
+    erlang:monotonic_time(microsecond) - T0.
+
+pingpong_loop(_, 0) -> ok;
+pingpong_loop(Dest, N) ->
+    Dest ! {self(), N},
+    receive N -> pingpong_loop(Dest, N - 1) after 60000 -> exit(timeout) end.
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_line(proc: subprocess.Popen[str], word: str) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if word in line:
+            return line
+    raise RuntimeError(f"{proc.args!r} exited before printing {word!r}")
+
+
+def erl(beam: Path, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    argv = ["erl", "-noshell", "-sname", name, "-setcookie", COOKIE, "-pa", str(beam), *args]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def drive_from_erl(beam: Path, target: str, n: int, r: int, env: dict[str, str]) -> tuple[float, float, int]:
+    driver = erl(beam, f"drv{os.getpid()}{target[:4]}", "-run", "pj_bench", "drive", target, str(n), str(r), env=env)
+    fields = wait_line(driver, "RESULT").split()
+    driver.wait()
+    _, _, n_s, one_us, count, r_s, ping_us = fields
+    return int(n_s) / (int(one_us) / 1e6), int(r_s) / (int(ping_us) / 1e6), int(count)
+
+
+def drive_from_python(target: str, n: int, r: int, env: dict[str, str]) -> tuple[float, float, int]:
+    code = f"""
+import time, philipjose as pj
+from philipjose import Atom
+T = {target!r}
+async def main():
+    assert await pj.node.ping(T)
+    msg = (Atom("row"), 1, bytes(32), 2.5, [1, 2, 3])
+    me = pj.self()
+    async def oneway(n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            pj.send(("sink", T), msg)
+        pj.send(("sink", T), (Atom("count"), me))
+        reply = await pj.receive(timeout=600)
+        return time.perf_counter() - t0, reply[1]
+    async def pingpong(r):
+        t0 = time.perf_counter()
+        for i in range(r):
+            pj.send(("echo", T), (me, i))
+            await pj.receive(timeout=60)
+        return time.perf_counter() - t0
+    await oneway(1000); await pingpong(100)
+    one, count = await oneway({n})
+    ping = await pingpong({r})
+    print("RESULT", {n} / one, {r} / ping, count, flush=True)
+pj.run(main, node="pydrv{os.getpid()}@localhost", cookie={COOKIE!r}, listen_host="127.0.0.1")
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    fields = wait_line(proc, "RESULT").split()
+    proc.wait()
+    return float(fields[1]), float(fields[2]), int(fields[3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--round-trips", type=int, default=20_000)
+    args = parser.parse_args()
+    n, r = args.messages, args.round_trips
+    epmd_port = free_port()
+    env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port), PYTHONPATH=str(ROOT))
+    procs: list[subprocess.Popen[str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        beam = Path(tmp)
+        (beam / "pj_bench.erl").write_text(ERLANG)
+        subprocess.run(["erlc", "-o", str(beam), str(beam / "pj_bench.erl")], check=True)
+        try:
+            procs.append(subprocess.Popen(["epmd", "-port", str(epmd_port)], env=env))
+            time.sleep(0.5)  # a benchmark, not a test: give epmd a moment to listen
+            host = "localhost"
+            erl_target = f"erltarget{os.getpid()}@{host}"
+            py_target = f"pytarget{os.getpid()}@{host}"
+            target = erl(beam, erl_target.split("@")[0] + "@" + host, "-run", "pj_bench", "serve", env=env)
+            procs.append(target)
+            wait_line(target, "ready")
+            py = subprocess.Popen(
+                [sys.executable, str(ROOT / "examples" / "interop_node.py"), py_target, COOKIE],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            procs.append(py)
+            wait_line(py, "ready")
+
+            e_one, e_ping, e_count = drive_from_erl(beam, erl_target, n, r, env)
+            p_one, p_ping, p_count = drive_from_erl(beam, py_target, n, r, env)
+            x_one, x_ping, x_count = drive_from_python(erl_target, n, r, env)
+        finally:
+            for proc in reversed(procs):
+                proc.kill()
+                proc.wait()
+    print(f"workload: {n} one-way messages {{row, 1, <<32 bytes>>, 2.5, [1,2,3]}}, {r} ping-pong round trips")
+    print(f"{'driver -> target':<28}{'one-way msg/s':>16}{'round trips/s':>16}  sink count")
+    print(f"{'erl -> erl':<28}{e_one:>16,.0f}{e_ping:>16,.0f}  {e_count}")
+    print(f"{'erl -> philipjose':<28}{p_one:>16,.0f}{p_ping:>16,.0f}  {p_count}")
+    print(f"{'philipjose -> erl':<28}{x_one:>16,.0f}{x_ping:>16,.0f}  {x_count}")
+    print(f"philipjose/erl (erl driving): one-way {p_one / e_one:.1%} (target >= 25%), ping-pong {p_ping / e_ping:.1%} (target >= 50%)")
+    print(f"philipjose driving erl vs erl driving erl: one-way {x_one / e_one:.1%}, ping-pong {x_ping / e_ping:.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,11 +9,19 @@ containing ``ready`` and serves three registered processes:
 - ``counter``: a GenServer; ``call inc`` -> the new value, ``call get`` -> the value,
   ``cast {add, N}`` adds N.
 
+and exposes the rpc module ``pyexample``: ``add(A, B)``, ``echo(X)``, ``crash()`` (raises),
+``spawn_idle()`` (a process that returns after one message; returns its pid),
+``link_and_report(ErlPid, ReportTo)`` (a process linked to ErlPid that sends ``{reported, Reason}`` to
+ReportTo when the link fires; returns ``ok``) and ``rpc_back(Node, M, F, Args)`` (calls back into
+Erlang with ``rpc.call`` and returns the result).
+
 From Erlang (``erl -sname e -setcookie COOKIE``)::
 
     pong = net_adm:ping('py@host'),
     {echo, 'py@host'} ! {self(), hello}, receive hello -> ok end,
-    1 = gen_server:call({counter, 'py@host'}, inc).
+    1 = gen_server:call({counter, 'py@host'}, inc),
+    3 = rpc:call('py@host', pyexample, add, [1, 2]),
+    [3, 2, 1] = erpc:call('py@host', pyexample, rpc_back, [node(), lists, reverse, [[1, 2, 3]]]).
 
 The node stops when its main process receives ``stop`` (``{main, 'py@host'} ! stop``).
 """
@@ -23,7 +31,7 @@ from __future__ import annotations
 import sys
 
 import philipjose as pj
-from philipjose import Atom
+from philipjose import Atom, Pid, rpc
 
 COUNT = Atom("count")
 ADD = Atom("add")
@@ -62,6 +70,55 @@ class Counter(pj.GenServer):
     async def handle_cast(self, msg: object) -> None:
         if type(msg) is tuple and len(msg) == 2 and msg[0] == ADD and type(msg[1]) is int:
             self.n += msg[1]
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def echo_value(x: object) -> object:
+    return x
+
+
+def crash() -> None:
+    raise ValueError("crash() was called")
+
+
+def spawn_idle() -> Pid:
+    async def idle() -> None:
+        await pj.receive()
+
+    return pj.spawn(idle)
+
+
+async def link_and_report(erl_pid: Pid, report_to: Pid) -> Atom:
+    async def reporter(caller: Pid) -> None:
+        pj.process_flag("trap_exit", True)
+        pj.link(erl_pid)
+        pj.send(caller, Atom("linked"))  # the link is made before the rpc returns
+        _, _, reason = await pj.receive(match=lambda m: type(m) is tuple and m[:2] == (Atom("EXIT"), erl_pid))
+        pj.send(report_to, (Atom("reported"), reason))
+
+    pj.spawn(reporter, pj.self())
+    await pj.receive(match=Atom("linked"))
+    return Atom("ok")
+
+
+async def rpc_back(node: Atom, m: Atom, f: Atom, args: list[object]) -> object:
+    return await rpc.call(node, m, f, args, timeout=30)
+
+
+rpc.expose(
+    "pyexample",
+    {
+        "add": add,
+        "echo": echo_value,
+        "crash": crash,
+        "spawn_idle": spawn_idle,
+        "link_and_report": link_and_report,
+        "rpc_back": rpc_back,
+    },
+)
 
 
 async def main() -> None:

@@ -4,7 +4,10 @@ protocol, and a farmer that coordinates worker nodes.
 See ``DESIGN`` notes in the docs folder; the public names are re-exported here.
 """
 
-from philipjose import node  # pj.node.start, pj.node.ping, ...
+from philipjose import (
+    node,  # pj.node.start, pj.node.ping, ...
+    rpc,  # rpc.expose, rpc.call; every node started from now on serves rpc
+)
 from philipjose._version import __version__
 from philipjose.actors import (
     ANY,
@@ -72,6 +75,7 @@ __all__ = [
     "register",
     "registered",
     "reply",
+    "rpc",
     "run",
     "self",
     "send",

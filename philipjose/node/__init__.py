@@ -5,6 +5,7 @@ See ``docs/distribution.md`` for the protocol notes, the node options and the li
 """
 
 from philipjose.node.api import (
+    add_service,
     connect,
     current,
     demonitor_node,
@@ -14,6 +15,7 @@ from philipjose.node.api import (
     nodes,
     ping,
     run,
+    spawn,
     start,
 )
 from philipjose.node.errors import (
@@ -38,6 +40,7 @@ __all__ = [
     "NodeError",
     "NotDistributedError",
     "ProtocolError",
+    "add_service",
     "connect",
     "current",
     "demonitor_node",
@@ -47,5 +50,6 @@ __all__ = [
     "nodes",
     "ping",
     "run",
+    "spawn",
     "start",
 ]

@@ -43,6 +43,7 @@ from philipjose.node.node import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_NET_TICKTIME
 from philipjose.term import Atom
 
 __all__ = [
+    "add_service",
     "connect",
     "current",
     "demonitor_node",
@@ -52,6 +53,7 @@ __all__ = [
     "nodes",
     "ping",
     "run",
+    "spawn",
     "start",
 ]
 
@@ -59,6 +61,17 @@ log: Final = logging.getLogger("philipjose.node")
 
 _IS_AUTH: Final = Atom("is_auth")
 _YES: Final = Atom("yes")
+
+
+_services: list[Callable[[Node], Any]] = []
+
+
+def add_service(install: Callable[[Node], Any]) -> None:
+    """Have every node started from now on call ``install(node)`` once it is up (after
+    ``net_kernel``). Layers above the node (``philipjose.rpc``) plug in this way, so that the node
+    never imports them. Adding the same callable again does nothing."""
+    if install not in _services:
+        _services.append(install)
 
 
 def current() -> Node:
@@ -139,6 +152,8 @@ async def start(
         rt.start_system_task(_hold, registration)
     pid, _ = rt.spawn(netkernel.net_kernel, ())
     rt.register(netkernel.NAME, pid)
+    for install in _services:
+        install(dist)
     log.info("node %s listening on port %d (creation %d)", full, bound, creation)
     return dist
 
@@ -234,6 +249,24 @@ def monitor_node(node: str, flag: bool = True) -> bool:
 def demonitor_node(node: str) -> bool:
     """Same as ``monitor_node(node, False)``."""
     return monitor_node(node, False)
+
+
+async def spawn(
+    node: str,
+    module: str,
+    function: str,
+    args: list[Any] | tuple[Any, ...],
+    *,
+    link: bool = False,
+    monitor: bool = False,
+) -> Any:
+    """Spawn ``module:function(*args)`` on ``node``: the new pid, or ``(pid, ref)`` with ``monitor``.
+
+    Implemented by :func:`philipjose.rpc.spawn.spawn` (see there); needs ``philipjose.rpc``.
+    """
+    from philipjose.rpc.spawn import spawn as _spawn  # rpc sits above node: imported when used
+
+    return await _spawn(node, module, function, args, link=link, monitor=monitor)
 
 
 def disconnect(node: str) -> bool:

@@ -381,7 +381,6 @@ class Farm:
     def _worker_args(self, slot: _Slot) -> list[str]:
         host = "127.0.0.1" if slot.machine.is_local else slot.machine.host.rpartition("@")[2]
         slot.node = Atom(f"w{slot.index}g{slot.generation}-{self._id}@{host}")
-        listen = "127.0.0.1" if slot.machine.is_local else "0.0.0.0"
         return [
             "-m",
             "philipjose",
@@ -397,7 +396,7 @@ class Farm:
             "--name",
             str(slot.node),
             "--listen-host",
-            listen,
+            "127.0.0.1",  # the farmer never connects to a worker: the worker connects to it
         ]
 
     async def _keep(self, slot: _Slot) -> None:

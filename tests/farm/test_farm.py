@@ -241,4 +241,4 @@ def test_farm_run_script(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{sum(x**3 for x in range(10))}\n"
-    assert "[" not in done.stderr  # no progress bar when stderr is not a terminal
+    assert "\r" not in done.stderr  # no progress bar when stderr is not a terminal

@@ -42,6 +42,7 @@ __all__ = [
     "MAX_FRAMES",
     "RETURN",
     "THROW",
+    "badarg_stack",
     "call_result",
     "exception_term",
     "outcome",
@@ -59,6 +60,11 @@ SIGNAL: Final = Atom("signal")
 TIMEOUT: Final = Atom("timeout")
 NOCONNECTION: Final = Atom("noconnection")
 _FILE: Final = Atom("file")
+_ERLANG: Final = Atom("erlang")
+_APPLY: Final = Atom("apply")
+_ERROR_INFO: Final = Atom("error_info")
+_MODULE: Final = Atom("module")
+_ERTS_ERRORS: Final = Atom("erl_erts_errors")
 _LINE: Final = Atom("line")
 
 #: Most stack frames put in an Erlang stacktrace (Python's innermost ones).
@@ -133,6 +139,13 @@ def call_result(ref: Any, exc: BaseException | None, value: Any = None) -> tuple
 def undef_stack(module: Any, function: Any, args: Any) -> list[Any]:
     """The stacktrace Erlang gives ``undef`` for ``apply(M, F, Args)``: ``[{M, F, Args, []}]``."""
     return [(module, function, args, [])]
+
+
+def badarg_stack(module: Any, function: Any, args: Any) -> list[Any]:
+    """The stacktrace OTP 25 gives ``badarg`` for ``apply(M, F, Args)`` with a module or function that
+    is not an atom or arguments that are not a proper list:
+    ``[{erlang, apply, [M, F, Args], [{error_info, #{module => erl_erts_errors}}]}]``."""
+    return [(_ERLANG, _APPLY, [module, function, args], [(_ERROR_INFO, {_MODULE: _ERTS_ERRORS})])]
 
 
 def outcome(ref: Any, reason: Any) -> tuple[bool, Any]:

@@ -20,7 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from philipjose.actors import receive, reply, send, spawn
-from philipjose.rpc.reasons import ERROR, THROW, exception_term, undef_stack
+from philipjose.rpc.reasons import ERROR, THROW, badarg_stack, exception_term, undef_stack
 from philipjose.rpc.serve import invoke, lookup
 from philipjose.term import Atom, EncodeError, Pid, encode
 
@@ -58,7 +58,7 @@ async def rex_result(service: RpcService, module: Any, function: Any, args: Any,
     """What OTP's rex replies for ``apply(module, function, args)`` (see the module docstring)."""
     if type(module) is not Atom or type(function) is not Atom or type(args) is not list:
         log.warning("refused an rpc from %s with bad arguments: %.200r", peer, (module, function, args))
-        return _badrpc((_BADARG, []))
+        return _badrpc((_BADARG, badarg_stack(module, function, args)))
     entry, _ = lookup(service.registry, module, function, args, peer)
     if entry is None:
         return _badrpc((_UNDEF, undef_stack(module, function, args)))

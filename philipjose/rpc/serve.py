@@ -14,10 +14,13 @@ process first runs, so the reply always precedes any signal from the process.
 The ``execute_call`` process looks ``M:F/len(A)`` up in the registry of exposed functions (nothing
 else is ever looked up or imported), runs it, and ends with the exit reason ``erpc`` reads from the
 ``DOWN`` message: ``{Res, return, V}``, ``{Res, throw, V}``, ``{Res, exit, R}``,
-``{Res, error, R, Stack}``, ``{Res, error, {erpc, badarg}}`` (see :mod:`.reasons`). An unexposed
-function gives ``{Res, error, undef, [{M, F, A, []}]}``, exactly what Erlang gives for a missing
-function, and a warning in the log. The exit is made with an exit signal to itself, so that these
-non-normal reasons are not logged as crashes (they are how erpc returns values).
+``{Res, error, R, Stack}`` (see :mod:`.reasons`). An unexposed function gives
+``{Res, error, undef, [{M, F, A, []}]}``, exactly what Erlang gives for a missing function, and a
+warning in the log; arguments that are not a proper list (or a module or function that is not an
+atom) give ``{Res, error, badarg, [{erlang, apply, [M, F, A], _}]}``, as OTP 25 does. Either way
+``rpc:call`` returns ``{badrpc, {'EXIT', {Reason, Stack}}}``. The exit is made with an exit signal
+to itself, so that these non-normal reasons are not logged as crashes (they are how erpc returns
+values).
 
 Timeouts. When ``erpc:call`` times out it drops its monitor (DEMONITOR_P); ERTS would let the process
 run on. Nobody can receive its result any more, so philipjose kills it: the Python work is cancelled
@@ -44,7 +47,7 @@ import trio
 from philipjose.actors import Exit, exit, process_flag, self
 from philipjose.node import control as c
 from philipjose.rpc.expose import Exposed, Registry
-from philipjose.rpc.reasons import ERROR, call_result, undef_stack
+from philipjose.rpc.reasons import ERROR, badarg_stack, call_result, undef_stack
 from philipjose.term import Atom, EncodeError, Pid, encode
 
 if TYPE_CHECKING:
@@ -140,7 +143,7 @@ async def execute_call(
             log.warning(
                 "refused a call from %s with bad arguments: %s", peer, _describe(module, function, args)
             )
-            reason: tuple[Any, ...] = (ref, ERROR, (ERPC, BADARG))
+            reason: tuple[Any, ...] = (ref, ERROR, BADARG, badarg_stack(module, function, args))
         else:
             entry, _ = lookup(registry, module, function, args, peer)
             if entry is None:
@@ -163,7 +166,7 @@ async def execute_cast(registry: Registry, module: Any, function: Any, args: Any
     """The body of an ``erpc:execute_cast(M, F, A)`` process: run, discard the result."""
     if not _args_ok(module, function, args):
         log.warning("refused a cast from %s with bad arguments: %s", peer, _describe(module, function, args))
-        await exit_quietly((ERPC, BADARG))
+        await exit_quietly((BADARG, badarg_stack(module, function, args)))
         return
     entry, _ = lookup(registry, module, function, args, peer)
     if entry is None:

@@ -219,7 +219,8 @@ async def test_legacy_rex_calls(pair: tuple[LocalNode, LocalNode]) -> None:
     assert out[0] == 3
     assert out[1] == 9
     assert out[2] == (badrpc, (exit_, (Atom("undef"), [(Atom("os"), Atom("system"), [b"ls"], [])])))
-    assert out[3] == (badrpc, (exit_, (Atom("badarg"), [])))
+    assert out[3][1][1][0] == Atom("badarg")
+    assert out[3][1][1][1][0][:3] == (Atom("erlang"), Atom("apply"), [Atom(MOD), Atom("add"), b"not a list"])
     assert out[4] == (Atom("rex"), 10)
 
 

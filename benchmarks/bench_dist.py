@@ -90,7 +90,8 @@ def erl(beam: Path, name: str, *args: str, env: dict[str, str]) -> subprocess.Po
 
 
 def drive_from_erl(beam: Path, target: str, n: int, r: int, env: dict[str, str]) -> tuple[float, float, int]:
-    driver = erl(beam, f"drv{os.getpid()}{target[:4]}", "-run", "pj_bench", "drive", target, str(n), str(r), env=env)
+    name = f"drv{os.getpid()}{target[:4]}"
+    driver = erl(beam, name, "-run", "pj_bench", "drive", target, str(n), str(r), env=env)
     fields = wait_line(driver, "RESULT").split()
     driver.wait()
     _, _, n_s, one_us, count, r_s, ping_us = fields
@@ -125,14 +126,16 @@ async def main():
     print("RESULT", {n} / one, {r} / ping, count, flush=True)
 pj.run(main, node="pydrv{os.getpid()}@localhost", cookie={COOKIE!r}, listen_host="127.0.0.1")
 """
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    argv = [sys.executable, "-c", code]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     fields = wait_line(proc, "RESULT").split()
     proc.wait()
     return float(fields[1]), float(fields[2]), int(fields[3])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--round-trips", type=int, default=20_000)
     args = parser.parse_args()
@@ -174,8 +177,14 @@ def main() -> None:
     print(f"{'erl -> erl':<28}{e_one:>16,.0f}{e_ping:>16,.0f}  {e_count}")
     print(f"{'erl -> philipjose':<28}{p_one:>16,.0f}{p_ping:>16,.0f}  {p_count}")
     print(f"{'philipjose -> erl':<28}{x_one:>16,.0f}{x_ping:>16,.0f}  {x_count}")
-    print(f"philipjose/erl (erl driving): one-way {p_one / e_one:.1%} (target >= 25%), ping-pong {p_ping / e_ping:.1%} (target >= 50%)")
-    print(f"philipjose driving erl vs erl driving erl: one-way {x_one / e_one:.1%}, ping-pong {x_ping / e_ping:.1%}")
+    print(
+        f"philipjose/erl (erl driving): one-way {p_one / e_one:.1%} (target >= 25%), "
+        f"ping-pong {p_ping / e_ping:.1%} (target >= 50%)"
+    )
+    print(
+        f"philipjose driving erl vs erl driving erl: one-way {x_one / e_one:.1%}, "
+        f"ping-pong {x_ping / e_ping:.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ T = TypeVar("T")
 
 _NODEDOWN: Final = Atom("nodedown")
 _WAKE: Final = Atom("pj_wake")
+_NO_INITIAL: Final = object()
 _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at once
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
 _PIPELINE_WORK: Final = 0.010  # seconds of estimated work an adaptive pipeline keeps queued per worker
@@ -281,16 +282,26 @@ class Farm:
             await self._start()
         except BaseException as exc:
             await self._shutdown()
-            await self._nursery_cm.__aexit__(type(exc), exc, exc.__traceback__)
+            await self._exit_nursery(exc)
             raise
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
             await self._shutdown()
         finally:
-            result: bool | None = await self._nursery_cm.__aexit__(*exc_info)
-        return result
+            await self._exit_nursery(exc)
+
+    async def _exit_nursery(self, exc: BaseException | None) -> None:
+        """Close the farm's nursery; the caller's own exception propagates as itself, not in a group."""
+        try:
+            await self._nursery_cm.__aexit__(
+                type(exc) if exc else None, exc, exc.__traceback__ if exc else None
+            )
+        except BaseExceptionGroup as group:
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                return  # the caller re-raises exc
+            raise
 
     async def _start(self) -> None:
         assert self._nursery is not None
@@ -692,7 +703,7 @@ class Farm:
         fn: Callable[[Any, Any], Any],
         iterable: Iterable[Any],
         *,
-        initial: Any = None,
+        initial: Any = _NO_INITIAL,
         chunks: int | None = None,
     ) -> Any:
         """``functools.reduce(fn, iterable, initial)`` with the work spread over the workers (lfarm's
@@ -700,6 +711,8 @@ class Farm:
         worker), each reduced on a worker, and the partial results are reduced here, in order."""
         items = list(iterable)
         if not items:
+            if initial is _NO_INITIAL:
+                raise TypeError("reduce() of an empty iterable with no initial value")
             return initial
         count = max(1, min(len(items), chunks or 2 * max(1, len(self._sched.workers()))))
         size = math.ceil(len(items) / count)
@@ -708,9 +721,9 @@ class Farm:
             self._submit(dumps_task(_reduce_chunk, (fn, p)), f"reduce {describe_task(fn)}") for p in pieces
         ]
         partials = [await f for f in futures]
-        return (
-            functools.reduce(fn, partials, initial) if initial is not None else functools.reduce(fn, partials)
-        )
+        if initial is _NO_INITIAL:
+            return functools.reduce(fn, partials)
+        return functools.reduce(fn, partials, initial)
 
     async def broadcast(self, fn: Callable[..., T], *args: Any) -> list[T]:
         """Run ``fn(*args)`` once on every live worker (lfarm's broadcast-task); one result each."""

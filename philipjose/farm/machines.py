@@ -120,8 +120,9 @@ class Machine:
 
     - ``host``: what ``ssh`` connects to (``name``, ``user@name``, an address), or ``localhost`` for a
       local subprocess. No spaces, no leading ``-``.
-    - ``workers``: how many worker processes to start there; ``None`` (the default) means one per core,
-      as validation reports. From 1 to :data:`MAX_WORKERS`.
+    - ``workers``: how many worker processes to start there, from 1 to :data:`MAX_WORKERS`; ``None``
+      (the default) means one per core on ``localhost`` and 1 on another host (validation reports the
+      cores of a remote machine).
     - ``python``: the interpreter to run there; ``None`` means the farmer's own ``sys.executable`` on
       ``localhost`` and ``python3`` (found on the remote ``PATH``) elsewhere. A leading ``~/`` is
       expanded by the remote shell.

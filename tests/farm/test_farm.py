@@ -68,6 +68,9 @@ async def test_submit_map_closures_and_errors() -> None:
         assert sorted(await f.map(square, range(20), ordered=False)) == [x * x for x in range(20)]
         assert await f.reduce(operator.add, range(101)) == 5050
         assert await f.reduce(operator.add, [], initial=0) == 0
+        assert await f.reduce(operator.add, [[1], [2], [3]], initial=[]) == [1, 2, 3]
+        with pytest.raises(TypeError):
+            await f.reduce(operator.add, [])
         with pytest.raises(farm.TaskError) as info:
             await f.submit(operator.truediv, 1, 0)
         assert info.value.remote_type == "builtins.ZeroDivisionError"
@@ -177,11 +180,24 @@ async def test_cancel_a_queued_task() -> None:
         assert second.cancelled()
 
 
+async def test_an_error_in_the_body_propagates_as_itself() -> None:
+    with pytest.raises(KeyError):
+        async with farm.Farm(workers=1):
+            raise KeyError("mine")
+
+
 async def test_closed_farm_refuses_work() -> None:
     async with farm.Farm(workers=1) as f:
         pass
     with pytest.raises(farm.FarmError, match="closed"):
         f.submit(square, 1)
+
+
+async def test_workers_that_keep_dying_break_the_farm(tmp_path: Path) -> None:
+    broken = farm.Machine("localhost", 1, python=str(tmp_path / "no-such-python"))
+    with trio.fail_after(120), pytest.raises(farm.FarmError, match="gave up"):
+        async with farm.Farm(machines=[broken], restart_intensity=2, restart_period=60):
+            pass
 
 
 def test_farm_inside_pj_run() -> None:

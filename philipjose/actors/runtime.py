@@ -700,7 +700,7 @@ class Runtime:
     def deliver(self, to: Pid | Atom | Reference, msg: Any) -> None:
         """A message from a remote process to a local pid, registered name or alias (never blocks).
 
-        An unknown or dead target drops it. A ``DOWN`` for a remote monitor also removes the monitor.
+        An unknown or dead target drops it.
         """
         if isinstance(to, Pid):
             proc = self._find(to) if self.is_local_node(to.node) else None
@@ -710,9 +710,18 @@ class Runtime:
             proc = self._names.get(_to_atom(to))
         if proc is None or not proc.alive:
             return
-        if type(msg) is tuple and len(msg) == 5 and msg[0] == DOWN and proc.monitors:
-            proc.monitors.pop(msg[1], None)
         self._enqueue(proc, msg)
+
+    def monitor_down(self, watcher: Pid, ref: Reference, item: Any, reason: Any) -> None:
+        """A remote process (or name) that ``watcher`` monitors with ``ref`` went down.
+
+        Delivers ``('DOWN', ref, process, item, reason)`` and removes the monitor, but only while the
+        monitor is still active: after ``demonitor(ref)`` a late notice is dropped, as in Erlang.
+        """
+        proc = self._find(watcher) if self.is_local_node(watcher.node) else None
+        if proc is None or not proc.alive or not proc.monitors or proc.monitors.pop(ref, None) is None:
+            return
+        self._enqueue(proc, (DOWN, ref, PROCESS, item, reason))
 
     def link_remote(self, local: Pid, remote: Pid) -> None:
         """A remote process linked to ``local``; if ``local`` is dead, answer with exit ``noproc``."""

@@ -63,8 +63,6 @@ DEFAULT_HANDSHAKE_TIMEOUT: Final = 7.0  # OTP's net_setuptime
 
 _RECV_SIZE: Final = 1 << 18
 _DIRECT_WRITES: Final = 8  # direct (task-switch-free) writes allowed per chunk read
-_DOWN: Final = Atom("DOWN")
-_PROCESS: Final = Atom("process")
 _NODEDOWN: Final = Atom("nodedown")
 _SPAWN_REPLY: Final = Atom("spawn_reply")
 _OK: Final = Atom("ok")
@@ -683,7 +681,7 @@ class Node:
         item: Any = target if type(target) is Pid else (target, peer.node)
         if type(target) is Pid:
             self._check_sender(peer, target)
-        self.rt.deliver(event.watcher, (_DOWN, event.ref, _PROCESS, item, event.reason))
+        self.rt.monitor_down(event.watcher, event.ref, item, event.reason)
 
     def _on_alias_send(self, peer: _Peer, event: c.AliasSend) -> None:
         self.rt.deliver(event.alias, event.message)

@@ -248,13 +248,18 @@ def test_local_monitor_of_remote() -> None:
             [repr(REMOTE), repr((Atom("srv"), OTHER))]
         )
         # the node layer delivers the DOWN when the remote dies
-        rt.deliver(me, (DOWN, r1, PROCESS, REMOTE, Atom("gone")))
+        rt.monitor_down(me, r1, REMOTE, Atom("gone"))
         down = await pj.receive(timeout=0)
         monitors_after = pj.process_info(me)["monitors"]  # type: ignore[index]
-        return me, (r1, r2, r3), down, monitors_after, list(dist.calls)
+        # a late notice for a monitor already removed by demonitor is dropped, as in Erlang
+        rt.monitor_down(me, r3, REMOTE2, Atom("gone"))
+        rt.monitor_down(me, r1, REMOTE, Atom("again"))
+        late = await pj.receive(timeout=0) if pj.process_info(me)["message_queue_len"] else None  # type: ignore[index]
+        return me, (r1, r2, r3), down, monitors_after, late, list(dist.calls)
 
-    me, (r1, r2, r3), down, monitors_after, calls = run(main)
+    me, (r1, r2, r3), down, monitors_after, late, calls = run(main)
     assert down == (DOWN, r1, PROCESS, REMOTE, Atom("gone"))
+    assert late is None
     assert monitors_after == [(Atom("srv"), OTHER)]
     assert calls == [
         ("monitor", me, REMOTE, r1),

@@ -109,6 +109,16 @@ scenario(calls, Py) ->
          receive {rex, R} -> R =:= 9 after 10000 -> no_reply end end),
      check(rpc_back, fun() ->
          [3, 2, 1] =:= rpc:call(Py, pyexample, rpc_back, [node(), lists, reverse, [[1, 2, 3]]]) end),
+     check(nested_exit_like_erlang, fun() ->
+         {badrpc, {'EXIT', {exception, bye}}} =:=
+             rpc:call(Py, pyexample, rpc_back, [node(), erlang, exit, [bye]]) end),
+     check(nested_error_like_erlang, fun() ->
+         case rpc:call(Py, pyexample, rpc_back, [node(), erlang, error, [oops]]) of
+             {badrpc, {'EXIT', {{exception, oops, [_ | _]}, [_ | _]}}} -> true;
+             Other -> Other
+         end end),
+     check(nested_throw_like_erlang, fun() ->
+         ball =:= rpc:call(Py, pyexample, rpc_back, [node(), erlang, throw, [ball]]) end),
      check(erpc_cast, fun() ->
          ok = erpc:cast(Py, pyexample, rpc_back, [node(), erlang, send, [main, casted]]),
          receive casted -> true after 10000 -> no_cast end end),
@@ -170,7 +180,7 @@ async def checks(peer: Peer) -> dict[str, str]:
 async def test_erlang_calls_python(beam_dir: Path) -> None:
     async with private_epmd() as epmd, python_node(epmd) as py, erl_node(beam_dir, epmd, py, "calls") as erl:
         results = await checks(erl)
-    assert len(results) == 22, erl.lines
+    assert len(results) == 25, erl.lines
     assert {name: outcome for name, outcome in results.items() if outcome != "ok"} == {}
 
 

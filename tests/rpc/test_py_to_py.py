@@ -11,6 +11,7 @@ import trio
 
 import philipjose as pj
 from philipjose import Atom, Pid, rpc
+from philipjose.node import control as c
 from tests.node.support import LocalNode, local_nodes
 
 MOD = "pytest_rpc"
@@ -246,3 +247,20 @@ async def test_calls_to_this_node_and_to_an_unreachable_one(pair: tuple[LocalNod
         return out
 
     assert await a.run(go) == [3, Atom("undef"), Atom("noconnection"), Atom("noconnection")]
+
+
+async def test_a_malformed_spawn_request_gets_badarg_and_the_node_keeps_serving(
+    pair: tuple[LocalNode, LocalNode],
+) -> None:
+    a, b = pair
+
+    async def go() -> list[Any]:
+        node = pj.node.current()
+        me = pj.self()
+        req_id = node.rt.make_ref()
+        bad = c.SpawnRequest(req_id, me, me, Atom(MOD), Atom("add"), 3, [], [1])  # arity 3, one argument
+        node.send_control(Atom(b.name), bad)
+        reply = await pj.receive(match=(Atom("spawn_reply"), req_id, pj.ANY, pj.ANY), timeout=10)
+        return [reply[2:], await rpc.call(b.name, MOD, "add", [1, 1], timeout=10)]
+
+    assert await a.run(go) == [(Atom("error"), Atom("badarg")), 2]

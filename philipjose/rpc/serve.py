@@ -26,7 +26,10 @@ Timeouts. When ``erpc:call`` times out it drops its monitor (DEMONITOR_P); ERTS 
 run on. Nobody can receive its result any more, so philipjose kills it: the Python work is cancelled
 (``trio.Cancelled`` is raised in the exposed function, whose ``finally`` blocks run). The node calls
 :func:`handle_demonitor` for every DEMONITOR_P; only monitors of running ``execute_call`` processes
-are acted upon.
+are acted upon. Likewise, when the connection to the caller's node goes down, the calls it made are
+killed: the service's watcher process (:func:`watcher`) watches every node it runs calls for with
+``monitor_node``, and kills them on ``nodedown`` (the request id, a reference of the caller's node,
+says which node made each call).
 
 ``erpc:execute_cast/3`` (``erpc:cast``) runs the function and discards the result; a Python exception
 is logged as a crash. A SPAWN_REQUEST for an exposed ``M:F/Arity`` itself (Elixir's
@@ -44,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from philipjose.actors import Exit, exit, process_flag, self
+from philipjose.actors import Exit, exit, process_flag, receive, self
 from philipjose.node import control as c
 from philipjose.rpc.expose import Exposed, Registry
 from philipjose.rpc.reasons import ERROR, badarg_stack, call_result, undef_stack
@@ -63,6 +66,7 @@ __all__ = [
     "invoke",
     "lookup",
     "spawned_body",
+    "watcher",
 ]
 
 log: Final = logging.getLogger("philipjose.rpc")
@@ -73,6 +77,7 @@ EXECUTE_CAST: Final = Atom("execute_cast")
 UNDEF: Final = Atom("undef")
 BADARG: Final = Atom("badarg")
 KILL: Final = Atom("kill")
+_NODEDOWN: Final = Atom("nodedown")
 _LINK: Final = Atom("link")
 _MONITOR: Final = Atom("monitor")
 _FLAG_LINK: Final = 1
@@ -220,7 +225,27 @@ def handle_spawn_request(service: RpcService, node: Node, peer: Atom, req: c.Spa
         flags |= _FLAG_MONITOR
         if req.module == ERPC and req.function == EXECUTE_CALL:
             service.calls[req.req_id] = pid
+            if peer not in service.watched and service.watcher is not None:
+                service.watched.add(peer)
+                node.monitor_node(service.watcher, peer)
     node.reply_spawn(peer, c.SpawnReply(req.req_id, req.sender, flags, pid))
+
+
+async def watcher(service: RpcService) -> None:
+    """The process body of the service's watcher: on ``(nodedown, Node)``, kill the calls ``Node`` made."""
+    rt = service.node.rt
+    me = self()
+    while True:
+        msg = await receive()
+        if type(msg) is not tuple or len(msg) != 2 or msg[0] != _NODEDOWN:
+            continue
+        node = msg[1]
+        service.watched.discard(node)
+        for ref, pid in list(service.calls.items()):
+            if ref.node == node:
+                del service.calls[ref]
+                log.info("connection to %s lost; cancelling its call %r", node, pid)
+                rt.exit(me, pid, KILL)
 
 
 def handle_demonitor(service: RpcService, node: Node, peer: Atom, event: c.DemonitorP) -> None:

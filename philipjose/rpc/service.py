@@ -13,7 +13,7 @@ from philipjose.actors import current_runtime
 from philipjose.node import current
 from philipjose.rpc.errors import RpcError
 from philipjose.rpc.expose import Registry, default_registry
-from philipjose.term import Pid, Reference
+from philipjose.term import Atom, Pid, Reference
 
 if TYPE_CHECKING:
     from philipjose.node import Node
@@ -25,13 +25,17 @@ __all__ = ["RpcService", "current_service", "registry_here", "service_of"]
 class RpcService:
     """rpc on one node. ``registry``: the exposed functions it serves; ``calls``: running
     ``erpc:execute_call`` processes by monitor reference (to cancel them when their caller gives
-    up); ``pending``: spawn requests this node sent that are not answered yet, by request id."""
+    up); ``pending``: spawn requests this node sent that are not answered yet, by request id;
+    ``watched``: the nodes whose disconnection the ``watcher`` process is told of (to cancel the
+    calls they made)."""
 
     def __init__(self, node: Node, registry: Registry) -> None:
         self.node = node
         self.registry = registry
         self.calls: dict[Reference, Pid] = {}
         self.pending: dict[Reference, Request] = {}
+        self.watched: set[Atom] = set()
+        self.watcher: Pid | None = None
 
     def __repr__(self) -> str:
         return f"<RpcService {self.node.name} calls={len(self.calls)} pending={len(self.pending)}>"

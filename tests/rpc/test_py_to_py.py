@@ -44,6 +44,11 @@ async def slow(tag: Any) -> None:
         raise
 
 
+async def announced_slow(tag: Any) -> None:
+    note(("started", tag))
+    await slow(tag)
+
+
 async def wait_message() -> Atom:
     msg = await pj.receive()
     return Atom("got") if msg is not None else Atom("none")
@@ -64,6 +69,7 @@ def exposed() -> Any:
         {
             "add": lambda a, b: a + b,
             "slow": slow,
+            "announced_slow": announced_slow,
             "boom": boom,
             "throw": lambda v: (_ for _ in ()).throw(rpc.Throw(v)),
             "exit": lambda r: (_ for _ in ()).throw(pj.Exit(r)),
@@ -264,3 +270,21 @@ async def test_a_malformed_spawn_request_gets_badarg_and_the_node_keeps_serving(
         return [reply[2:], await rpc.call(b.name, MOD, "add", [1, 1], timeout=10)]
 
     assert await a.run(go) == [(Atom("error"), Atom("badarg")), 2]
+
+
+async def test_losing_the_callers_connection_cancels_its_calls(pair: tuple[LocalNode, LocalNode]) -> None:
+    a, b = pair
+
+    async def go() -> Any:
+        async def caller() -> None:
+            await rpc.call(b.name, MOD, "announced_slow", ["t3"])
+
+        pid, ref = pj.spawn_monitor(caller)
+        await wait_seen(1)
+        assert pj.node.disconnect(b.name)
+        return (await pj.receive(match=(DOWN, ref, Atom("process"), pid, pj.ANY)))[4]
+
+    reason = await a.run(go)
+    assert reason[0] == Atom("python_exception")  # BadRpc(noconnection) in the caller
+    await wait_seen(2)
+    assert seen == [("started", b"t3"), ("cancelled", b"t3")]

@@ -112,10 +112,10 @@ async def test_race_stops_a_running_loser(tmp_path: Path) -> None:
     async with farm.Farm(workers=2, progress=watch) as f:
         name, loser_pid = await f.race(loser, winner)
         assert name == "winner"
-        await watch.until(lambda c: c.workers_lost >= 1)
-        assert not psutil.pid_exists(loser_pid) or psutil.Process(loser_pid).status() == psutil.STATUS_ZOMBIE
-        assert loser_pid not in [w.os_pid for w in f.workers if w.alive]
-        await watch.until(lambda c: c.workers == 2)  # replaced
+        # a replacement starts only after the keeper has reaped the killed worker
+        await watch.until(lambda c: c.workers_lost >= 1 and c.workers == 2)
+        assert not psutil.pid_exists(loser_pid)
+        assert loser_pid not in [w.os_pid for w in f.workers]
         assert await f.submit(square, 3) == 9
 
 
@@ -258,3 +258,35 @@ def test_farm_run_script(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{sum(x**3 for x in range(10))}\n"
     assert "\r" not in done.stderr  # no progress bar when stderr is not a terminal
+
+
+def test_workers_exit_when_the_farmer_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "farmer.py"
+    script.write_text(
+        "import os, trio\n"
+        "from philipjose import farm\n"
+        "async def main():\n"
+        "    async with farm.Farm(workers=2) as f:\n"
+        "        print(*(w.os_pid for w in f.workers), flush=True)\n"
+        "        await trio.sleep_forever()\n"
+        "trio.run(main)\n"
+    )
+    # the workers inherit the farmer's stderr: the pipe ends only when every one of them has exited
+    farmer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert farmer.stdout is not None and farmer.stderr is not None
+    pids = [int(p) for p in farmer.stdout.readline().split()]
+    assert len(pids) == 2
+    farmer.kill()
+    farmer.wait()
+    farmer.stderr.read()  # end of file: no worker outlived its farmer
+    farmer.stdout.close()
+    farmer.stderr.close()
+    # their files are closed, so they are exiting; give the kernel a moment to finish (or a zombie)
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=60)
+    assert all(p.status() == psutil.STATUS_ZOMBIE for p in alive)

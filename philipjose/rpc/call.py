@@ -21,7 +21,6 @@ Cancelling the calling task (or killing the calling process) also kills the remo
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
 from typing import Any, Final
 
@@ -33,7 +32,7 @@ from philipjose.node import control as c
 from philipjose.rpc.errors import BadRpc, RpcTimeout
 from philipjose.rpc.reasons import outcome
 from philipjose.rpc.serve import ERPC, EXECUTE_CALL, EXECUTE_CAST, execute_call, execute_cast
-from philipjose.rpc.service import RpcService, current_service, registry_here
+from philipjose.rpc.service import current_service, registry_here
 from philipjose.rpc.spawn import (
     NOCONNECTION,
     NODEDOWN,
@@ -41,6 +40,7 @@ from philipjose.rpc.spawn import (
     Request,
     abandon,
     finish,
+    flush_nodedown,
     start_request,
     sweep,
 )
@@ -106,27 +106,21 @@ async def call(
         abandon(service, req_id, request)
         raise
     finally:
-        finish(service, req_id, request)
-    return await _result(service, res, msg, target)
+        lost = finish(service, req_id, request)
+    if lost and msg[0] != NODEDOWN:
+        await flush_nodedown(target)
+    return _result(res, msg)
 
 
-async def _result(service: RpcService, res: Reference, msg: tuple[Any, ...], node: Atom) -> Any:
+def _result(res: Reference, msg: tuple[Any, ...]) -> Any:
     if msg[0] == _DOWN:
         ok, value = outcome(res, msg[4])
         if ok:
             return value
-        if isinstance(value, BadRpc) and value.reason == NOCONNECTION:
-            await _flush_nodedown(node)
         raise value
     if msg[0] == SPAWN_REPLY:
         raise BadRpc(msg[3])
     raise BadRpc(NOCONNECTION)
-
-
-async def _flush_nodedown(node: Atom) -> None:
-    """Drop the ``(nodedown, node)`` the call's ``monitor_node`` left behind with the DOWN."""
-    with contextlib.suppress(TimeoutError):
-        await receive(match=lambda m: m == (NODEDOWN, node), timeout=0)
 
 
 async def _call_here(

@@ -18,6 +18,7 @@ reply comes, the monitor is dropped and the new process is killed. The caller al
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -40,6 +41,7 @@ __all__ = [
     "abandon",
     "adopt_monitor",
     "finish",
+    "flush_nodedown",
     "handle_spawn_reply",
     "spawn",
     "start_request",
@@ -120,12 +122,25 @@ def start_request(
     return req_id, request
 
 
-def finish(service: RpcService, req_id: Reference, request: Request) -> None:
+def finish(service: RpcService, req_id: Reference, request: Request) -> bool:
     """The caller stopped waiting: stop watching the node; forget an unanswered request only if it
-    was not abandoned (an abandoned one waits for its reply, to kill the process)."""
-    service.node.demonitor_node(request.caller, request.node)
+    was not abandoned (an abandoned one waits for its reply, to kill the process).
+
+    Returns True when the connection to the node is down: a ``(nodedown, Node)`` message may then be
+    in the caller's mailbox (see :func:`flush_nodedown`).
+    """
+    dist = service.node
+    dist.demonitor_node(request.caller, request.node)
     if not request.abandoned:
         service.pending.pop(req_id, None)
+    peer = dist.peers.get(request.node)
+    return peer is None or not peer.up
+
+
+async def flush_nodedown(node: Atom) -> None:
+    """Drop a ``(nodedown, node)`` that the watch of a finished request left in the mailbox."""
+    with contextlib.suppress(TimeoutError):
+        await receive(match=lambda m: m == (NODEDOWN, node), timeout=0)
 
 
 def abandon(service: RpcService, req_id: Reference, request: Request) -> Pid | None:
@@ -219,13 +234,16 @@ async def spawn(
     service = current_service()
     options = ([_LINK] if link else []) + ([_MONITOR] if monitor else [])
     req_id, request = start_request(service, target, mod, fun, arguments, options=options, reply="yes")
+    lost = False
     try:
         msg = await receive(match=_answer(req_id, target))
     except BaseException:
         abandon(service, req_id, request)
         raise
     finally:
-        finish(service, req_id, request)
+        lost = finish(service, req_id, request)
+    if lost and msg[0] != NODEDOWN:
+        await flush_nodedown(target)
     if msg[0] == NODEDOWN:
         raise BadRpc(NOCONNECTION)
     if msg[2] != _OK:

@@ -29,6 +29,7 @@ from philipjose.node.errors import (
     ProtocolError,
 )
 from philipjose.node.node import Node
+from philipjose.node.tls import TLSConfig, tls_config
 
 __all__ = [
     "AuthenticationError",
@@ -40,6 +41,7 @@ __all__ = [
     "NodeError",
     "NotDistributedError",
     "ProtocolError",
+    "TLSConfig",
     "add_service",
     "connect",
     "current",
@@ -52,4 +54,5 @@ __all__ = [
     "run",
     "spawn",
     "start",
+    "tls_config",
 ]

@@ -15,6 +15,10 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
 - ``peer_ports``: ``{"alive@host": port}`` used instead of asking EPMD when connecting.
 - ``net_ticktime`` (default 60 s, as OTP), ``handshake_timeout`` (default 7 s, OTP's net_setuptime),
   ``max_frame_size`` (default 128 MiB).
+- ``tls``: None (plain TCP, the default), or a :class:`~philipjose.node.tls.TLSConfig` (from
+  :func:`~philipjose.node.tls.tls_config`), an ``ssl.SSLContext`` usable for both sides, or a
+  ``(server_context, client_context)`` pair. With TLS the node listens and connects only with TLS,
+  as OTP's ``inet_tls_dist`` (``erl -proto_dist inet_tls``); see ``docs/security.md``.
 
 The node is hidden: it never joins ``global``'s name synchronization, and Erlang's ``nodes()`` lists it
 only under ``nodes(hidden)``.
@@ -40,6 +44,7 @@ from philipjose.node.errors import NodeConfigError, NotDistributedError
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE
 from philipjose.node.names import make_node_name
 from philipjose.node.node import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_NET_TICKTIME, Node
+from philipjose.node.tls import TLSOption, as_tls_config
 from philipjose.term import Atom
 
 __all__ = [
@@ -100,6 +105,7 @@ async def start(
     net_ticktime: float = DEFAULT_NET_TICKTIME,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    tls: TLSOption = None,
 ) -> Node:
     """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
 
@@ -117,6 +123,7 @@ async def start(
         raise NodeConfigError("net_ticktime, handshake_timeout and max_frame_size must be positive")
     if not 0 <= port <= 65535:
         raise NodeConfigError(f"bad port {port}")
+    tls_config = as_tls_config(tls)
     listeners = await trio.open_tcp_listeners(port, host=listen_host)
     bound = listeners[0].socket.getsockname()[1]
     registration: Registration | None = None
@@ -143,6 +150,7 @@ async def start(
         max_frame_size=max_frame_size,
         epmd_port=epmd_port,
         peer_ports=peer_ports,
+        tls=tls_config,
     )
     dist.port = bound
     rt.set_node(Atom(full), creation)
@@ -154,7 +162,8 @@ async def start(
     rt.register(netkernel.NAME, pid)
     for install in _services:
         install(dist)
-    log.info("node %s listening on port %d (creation %d)", full, bound, creation)
+    mode = " with TLS" if tls_config else ""
+    log.info("node %s listening on port %d%s (creation %d)", full, bound, mode, creation)
     return dist
 
 

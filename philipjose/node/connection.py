@@ -48,7 +48,7 @@ class Connection:
             max_frame_size=max_frame_size, max_message_size=max_message_size, max_sequences=max_sequences
         )
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes received from the peer."""
         self._frames.receive_data(data)
 

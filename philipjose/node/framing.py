@@ -156,7 +156,7 @@ class FrameDecoder:
         """How many received bytes are not yet part of an event."""
         return len(self._buffer) - self._pos
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes received from the peer."""
         if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buffer):
             del self._buffer[: self._pos]

@@ -3,7 +3,9 @@
 Theory of operation
 -------------------
 Two nodes set up a connection in the order of OTP's ``dist_util`` (OTP 23+ handshake, version 6).
-Every handshake message travels with a 2-byte big-endian length prefix. ``A`` is the initiator (it
+Every handshake message travels with a 2-byte big-endian length prefix over plain TCP
+(``inet_tcp_dist``: ``{packet, 2}``) and a 4-byte one inside TLS (OTP's ``inet_tls_dist`` sets
+``{packet, 4}`` on the TLS socket from the start): ``length_size`` chooses. ``A`` is the initiator (it
 connected), ``B`` the acceptor::
 
     A: SEND_NAME            --'N' flags creation name-->        B: RECV_NAME
@@ -100,6 +102,8 @@ _STATUSES: Final = frozenset({"ok", "ok_simultaneous", "nok", "not_allowed", "al
 _ALIVE_REPLIES: Final = frozenset({"true", "false"})
 
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_LENGTHS: Final = {2: _U16, 4: _U32}
 _NAME_V6 = struct.Struct(">QIH")  # flags, creation, name length (after the 'N' tag)
 _NAME_V5 = struct.Struct(">HI")  # version, flags (after the 'n' tag)
 _CHALLENGE_V6 = struct.Struct(">QIIH")  # flags, challenge, creation, name length
@@ -233,6 +237,9 @@ class Handshake:
     initiator receives the challenge; the acceptor's caller checks ``SendName.flags`` and answers
     ``not_allowed``, as OTP does).
 
+    ``length_size`` is the size of each message's length prefix: 2 (plain TCP, the default) or 4 (the
+    handshake inside TLS, as OTP's ``inet_tls_dist``).
+
     After ``CONNECTED``: ``peer`` describes the peer, ``flags`` holds the negotiated flags (the bits both
     sides set) and ``trailing_data`` the bytes received after the last handshake message (the first
     frames of the connection).
@@ -245,8 +252,12 @@ class Handshake:
         cookie: bytes,
         mandatory: int | None = None,
         max_message_size: int = _DEFAULT_MAX_MESSAGE,
+        length_size: int = 2,
     ) -> None:
+        if length_size not in _LENGTHS:
+            raise ValueError(f"length_size must be 2 or 4, not {length_size!r}")
         self.initiator = initiator
+        self._length = _LENGTHS[length_size]
         self._cookie = bytes(cookie)
         self._mandatory = mandatory
         self._max_message = max_message_size
@@ -288,7 +299,7 @@ class Handshake:
 
     # -- input -----------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes received from the peer."""
         self._buffer += data
 
@@ -312,17 +323,18 @@ class Handshake:
 
     def _take_message(self) -> bytes | None:
         buffer = self._buffer
-        if len(buffer) < 2:
+        size = self._length.size
+        if len(buffer) < size:
             return None
-        (length,) = _U16.unpack_from(buffer)
+        (length,) = self._length.unpack_from(buffer)
         if length == 0:
             raise HandshakeError("empty handshake message")
         if length > self._max_message:
             raise HandshakeError(f"handshake message of {length} bytes (limit {self._max_message})")
-        if len(buffer) < 2 + length:
+        if len(buffer) < size + length:
             return None
-        body = bytes(buffer[2 : 2 + length])
-        del buffer[: 2 + length]
+        body = bytes(buffer[size : size + length])
+        del buffer[: size + length]
         return body
 
     def _parse(self, state: Sentinel, body: bytes) -> HandshakeEvent:
@@ -454,7 +466,7 @@ class Handshake:
     # -- output ----------------------------------------------------------------------------------
 
     def send(self, event: HandshakeEvent) -> bytes:
-        """The bytes (with their 2-byte length) for our next handshake message.
+        """The bytes (with their 2- or 4-byte length, see ``length_size``) for our next handshake message.
 
         Raises ``RuntimeError`` if it is not our turn or the event is not the one this state expects,
         and ``ValueError`` on a bad field (the caller's faults).
@@ -466,7 +478,7 @@ class Handshake:
         body = self._encode(event)
         if len(body) > 0xFFFF:  # pragma: no cover - names are limited to 255 characters
             raise ValueError("handshake message too long")
-        return _U16.pack(len(body)) + body
+        return self._length.pack(len(body)) + body
 
     def _encode(self, event: HandshakeEvent) -> bytes:
         state = self.state

@@ -22,6 +22,12 @@ to each other at the same time are resolved as OTP does: the acceptor whose name
 ``nok`` (its own attempt wins), the other answers ``ok_simultaneous`` and drops its own attempt; a
 connection attempt from a node that is already connected gets ``alive``.
 
+TLS (``tls=``, :mod:`philipjose.node.tls`): every connection, accepted or made, is wrapped in a
+``trio.SSLStream`` and the TLS handshake (under ``handshake_timeout`` too) comes before anything else,
+as in OTP's ``inet_tls_dist``; the distribution handshake then runs inside TLS with 4-byte message
+lengths. A peer that does not speak TLS, or whose certificate does not verify, is refused and logged.
+Direct non-blocking writes (see ``_queue``) go to the raw socket, so they are off with TLS.
+
 Bad input: anything a peer does wrong (a malformed handshake, a wrong cookie, an oversized or
 undecodable frame, silence) closes that peer's connection and is logged; the node keeps serving.
 """
@@ -52,6 +58,7 @@ from philipjose.node.handshake import (
     split_node_name,
 )
 from philipjose.node.sentinels import NEED_DATA
+from philipjose.node.tls import TLSConfig
 from philipjose.term import Atom, EncodeError, Pid, Reference
 
 __all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "DEFAULT_NET_TICKTIME", "Node", "decide_status"]
@@ -78,6 +85,26 @@ _CONNECT_ERRORS: Final = (
     trio.TooSlowError,
     trio.BrokenResourceError,
 )
+
+
+class _TLSFailed(ConnectionError):
+    """The TLS handshake of an outgoing connection failed (no TLS there, or a certificate refused)."""
+
+
+def _cause(exc: BaseException) -> str:
+    """What an error from ``trio.SSLStream`` is about (trio wraps the ``ssl`` error it caught)."""
+    inner = exc.__cause__ or exc.__context__
+    if isinstance(exc, trio.TooSlowError):
+        return "too slow"
+    return str(inner or exc) or type(inner or exc).__name__
+
+
+def _peername(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except (OSError, ValueError):
+        return "an unknown address"
+    return f"{host}:{port}"
 
 
 def decide_status(ours: str, theirs: str, state: str | None) -> str:
@@ -125,7 +152,7 @@ class _Peer:
         self.up = False
         self.flags = 0
         self.conn: Connection | None = None
-        self.stream: trio.SocketStream | None = None
+        self.stream: trio.abc.Stream | None = None
         self.pending: list[c.ControlEvent] = []
         self.out: list[bytes] = []
         self.wake = trio.Event()
@@ -164,7 +191,9 @@ class Node:
     (called for SPAWN_REQUEST; the default answers ``notsup``), ``spawn_reply_handler`` (called
     for SPAWN_REPLY; returns True when it handled it, else the reply is delivered to its process
     as ``(spawn_reply, ReqId, ok | error, Result)``) and ``demonitor_handler`` (told of every
-    DEMONITOR_P after the runtime handled it). ``philipjose.rpc`` sets these three.
+    DEMONITOR_P after the runtime handled it). ``philipjose.rpc`` sets these three. ``tls`` (a
+    :class:`~philipjose.node.tls.TLSConfig`, or None for plain TCP): with it the node accepts and
+    makes only TLS connections.
     """
 
     def __init__(
@@ -179,8 +208,11 @@ class Node:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         epmd_port: int | None = None,
         peer_ports: dict[str, int] | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.rt = rt
+        self.tls = tls
+        self._length_size = 2 if tls is None else 4  # handshake length prefix (OTP: packet 2 / 4)
         self.name = Atom(name)
         self.cookie = cookie
         self.creation = creation
@@ -352,7 +384,7 @@ class Node:
 
     # ------------------------------------------------------------------ connecting
 
-    async def _open_stream(self, node: Atom) -> trio.SocketStream:
+    async def _open_stream(self, node: Atom) -> trio.abc.Stream:
         alive, host = split_node_name(str(node))
         port = self.peer_ports.get(str(node))
         if port is None:
@@ -362,11 +394,22 @@ class Node:
             if info.highest_version < 6:
                 raise ConnectionError(f"{node} only speaks handshake version {info.highest_version}")
             port = info.port
-        return await trio.open_tcp_stream(host, port)
+        stream = await trio.open_tcp_stream(host, port)
+        if self.tls is None:
+            return stream
+        tls_stream = trio.SSLStream(stream, self.tls.client, server_hostname=host)
+        try:
+            await tls_stream.do_handshake()
+        except BaseException as exc:
+            await trio.aclose_forcefully(tls_stream)
+            if isinstance(exc, trio.BrokenResourceError):
+                raise _TLSFailed(f"TLS handshake with {node} failed: {_cause(exc)}") from exc
+            raise
+        return tls_stream
 
     async def _connect(self, peer: _Peer) -> None:
         node = peer.node
-        stream: trio.SocketStream | None = None
+        stream: trio.abc.Stream | None = None
         machine: Handshake | None = None
         refused = ""
         with trio.CancelScope() as scope:
@@ -379,6 +422,8 @@ class Node:
                 refused = exc.status
             except AuthenticationError:
                 log.warning("connection to %s refused: the cookies differ", node)
+            except _TLSFailed as exc:
+                log.warning("cannot connect to %s: %s", node, exc)
             except (
                 OSError,
                 EpmdError,
@@ -403,8 +448,8 @@ class Node:
         if not peer.up and not peer.incoming:
             self._give_up(peer)
 
-    async def _initiate(self, stream: trio.SocketStream, node: Atom) -> Handshake:
-        machine = Handshake(initiator=True, cookie=self.cookie)
+    async def _initiate(self, stream: trio.abc.Stream, node: Atom) -> Handshake:
+        machine = Handshake(initiator=True, cookie=self.cookie, length_size=self._length_size)
         await stream.send_all(machine.send(SendName(str(self.name), ADVERTISED, self.creation)))
         status = await self._hs_event(stream, machine)
         assert isinstance(status, Status)
@@ -421,7 +466,7 @@ class Node:
         await self._hs_event(stream, machine)  # the ack (checked by the machine)
         return machine
 
-    async def _hs_event(self, stream: trio.SocketStream, machine: Handshake) -> HandshakeEvent:
+    async def _hs_event(self, stream: trio.abc.Stream, machine: Handshake) -> HandshakeEvent:
         while True:
             event = machine.next_event()
             if event is not NEED_DATA:
@@ -434,14 +479,31 @@ class Node:
     async def accept(self, stream: trio.SocketStream) -> None:
         """Serve one incoming TCP connection: the handshake, then the connection (never raises)."""
         try:
-            await self._accept(stream)
+            if self.tls is None:
+                await self._accept(stream)
+            else:
+                await self._accept_tls(stream)
         except Exception:  # the boundary: a bug in handling one peer must not stop the listener
             log.exception("error while serving an incoming connection")
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _accept(self, stream: trio.SocketStream) -> None:
-        machine = Handshake(initiator=False, cookie=self.cookie)
+    async def _accept_tls(self, stream: trio.SocketStream) -> None:
+        tls_stream = trio.SSLStream(stream, self.tls.server, server_side=True)  # type: ignore[union-attr]
+        try:
+            with trio.fail_after(self.handshake_timeout):
+                await tls_stream.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+            who = _peername(stream)
+            log.warning("refused a connection from %s: TLS handshake failed: %s", who, _cause(exc))
+            return
+        try:
+            await self._accept(tls_stream)
+        finally:
+            await trio.aclose_forcefully(tls_stream)
+
+    async def _accept(self, stream: trio.abc.Stream) -> None:
+        machine = Handshake(initiator=False, cookie=self.cookie, length_size=self._length_size)
         peer: _Peer | None = None
         who = "an unnamed peer"
         try:
@@ -504,7 +566,7 @@ class Node:
 
     # ------------------------------------------------------------------ a live connection
 
-    async def _run_connection(self, peer: _Peer, stream: trio.SocketStream, machine: Handshake) -> None:
+    async def _run_connection(self, peer: _Peer, stream: trio.abc.Stream, machine: Handshake) -> None:
         conn = Connection(
             machine.flags, max_frame_size=self.max_frame_size, max_message_size=self.max_frame_size
         )
@@ -512,9 +574,10 @@ class Node:
         peer.conn = conn
         peer.flags = machine.flags
         peer.stream = stream
-        raw = stream.socket
-        peer.raw = socket.fromfd(raw.fileno(), raw.family, raw.type)
-        peer.raw.setblocking(False)
+        if isinstance(stream, trio.SocketStream):  # not with TLS: the bytes must go through SSLStream
+            raw = stream.socket
+            peer.raw = socket.fromfd(raw.fileno(), raw.family, raw.type)
+            peer.raw.setblocking(False)
         peer.up = True
         for event in peer.pending:
             try:
@@ -541,7 +604,7 @@ class Node:
             await trio.aclose_forcefully(stream)
 
     async def _reader(
-        self, peer: _Peer, stream: trio.SocketStream, conn: Connection, scope: trio.CancelScope
+        self, peer: _Peer, stream: trio.abc.Stream, conn: Connection, scope: trio.CancelScope
     ) -> None:
         rt = self.rt
         deliver = rt.deliver
@@ -572,7 +635,7 @@ class Node:
             log.exception("closing the connection to %s after an internal error", peer.node)
         scope.cancel()
 
-    async def _writer(self, peer: _Peer, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+    async def _writer(self, peer: _Peer, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
         try:
             while True:
                 if not peer.out:

@@ -712,6 +712,23 @@ class Runtime:
             return
         self._enqueue(proc, msg)
 
+    def adopt_monitor(self, watcher: Pid, target: Pid, ref: Reference) -> bool:
+        """Record that local ``watcher`` monitors remote ``target`` with ``ref``, a monitor the remote
+        node set up itself (the ``monitor`` option of a spawn request).
+
+        From then on it behaves like one made by :meth:`monitor`: ``demonitor(ref)`` tells the remote
+        node, a lost connection gives ``DOWN ... noconnection``, and :meth:`monitor_down` delivers.
+        Returns False when ``watcher`` is no longer alive.
+        """
+        proc = self._find(watcher)
+        if proc is None:
+            return False
+        if proc.monitors is None:
+            proc.monitors = {}
+        proc.monitors[ref] = target
+        self._index(target.node, proc)
+        return True
+
     def monitor_down(self, watcher: Pid, ref: Reference, item: Any, reason: Any) -> None:
         """A remote process (or name) that ``watcher`` monitors with ``ref`` went down.
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-from philipjose.actors import Runtime, current_runtime, receive, spawn_link, spawn_monitor
+from philipjose.actors import current_runtime, receive, spawn_link, spawn_monitor
 from philipjose.actors import link as link_to
 from philipjose.actors import self as self_pid
 from philipjose.actors import spawn as local_spawn
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Request",
     "abandon",
-    "adopt_monitor",
     "finish",
     "flush_nodedown",
     "handle_spawn_reply",
@@ -71,25 +70,6 @@ class Request:
     abandoned: bool = False
     answered: bool = False
     pid: Pid | None = None
-
-
-def adopt_monitor(rt: Runtime, watcher: Pid, target: Pid, ref: Reference) -> bool:
-    """Record the local side of a monitor that the remote node set up for a spawn request.
-
-    The remote node holds the monitor (it sends MONITOR_P_EXIT with ``ref``); this makes the local
-    ``watcher`` know it too, so that ``pj.demonitor(ref)`` sends DEMONITOR_P and a lost connection
-    gives ``DOWN ... noconnection``, like ``pj.monitor``. The actors runtime has no public entry point
-    for this (``monitor_remote`` is the other direction), so this records it in the runtime's tables.
-    Returns False when ``watcher`` is no longer alive.
-    """
-    proc = rt._find(watcher)
-    if proc is None:
-        return False
-    if proc.monitors is None:
-        proc.monitors = {}
-    proc.monitors[ref] = target
-    rt._index(target.node, proc)
-    return True
 
 
 def start_request(
@@ -193,7 +173,7 @@ def handle_spawn_reply(service: RpcService, node: Node, peer: Atom, event: c.Spa
     if event.flags & _FLAG_LINK:
         rt.link_remote(request.caller, result)
     if event.flags & _FLAG_MONITOR:
-        adopt_monitor(rt, request.caller, result, event.req_id)
+        rt.adopt_monitor(request.caller, result, event.req_id)
     if request.reply == "yes":
         rt.deliver(request.caller, (SPAWN_REPLY, event.req_id, _OK, result))
     return True

@@ -71,6 +71,7 @@ DEFAULT_HANDSHAKE_TIMEOUT: Final = 7.0  # OTP's net_setuptime
 _RECV_SIZE: Final = 1 << 18
 _DIRECT_WRITES: Final = 8  # direct (task-switch-free) writes allowed per chunk read
 _NODEDOWN: Final = Atom("nodedown")
+_TLS_HANDSHAKE_RECORD: Final = b"\x16\x03"  # how a TLS ClientHello starts (record type, version)
 _SPAWN_REPLY: Final = Atom("spawn_reply")
 _OK: Final = Atom("ok")
 _ERROR: Final = Atom("error")
@@ -549,7 +550,10 @@ class Node:
             self._accept_failed(peer)
             return
         except (ProtocolError, trio.TooSlowError, trio.BrokenResourceError, OSError) as exc:
-            log.warning("handshake with %s failed: %s", who, exc)
+            if self.tls is None and machine.trailing_data.startswith(_TLS_HANDSHAKE_RECORD):
+                log.warning("refused a TLS connection: this node does not use TLS (%s)", exc)
+            else:
+                log.warning("handshake with %s failed: %s", who, exc)
             self._accept_failed(peer)
             return
         if self.peers.get(peer.node) is not peer:  # pragma: no cover - replaced meanwhile

@@ -4,6 +4,7 @@ ways; plain TCP and wrongly certified peers refused both ways, the node serving 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ import pytest
 import philipjose as pj
 from philipjose import Atom, rpc
 from tests.interop.dist_support import private_epmd, python_node
+from tests.node.support import LocalNode
 
-from .certs import PKI
+from .certs import PKI, NodeFiles
 from .support import compile_peer, erl_node, node_tls
 
 pytestmark = pytest.mark.interop
@@ -60,3 +62,66 @@ async def test_ten_thousand_messages_in_order_over_tls(beam_dir: Path, pki: PKI)
         erl_node(beam_dir, epmd, py.name, "order", files=pki.good) as erl,
     ):
         assert await erl.line("RESULT ") == "{ok,10000}"
+
+
+async def _py_ping(py: LocalNode, node: str) -> bool:
+    async def go() -> bool:
+        return await pj.node.ping(node, timeout=10)
+
+    result: bool = await py.run(go)
+    return result
+
+
+async def test_plain_erl_and_tls_python_refuse_each_other(
+    beam_dir: Path, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with private_epmd() as epmd, python_node(epmd, tls=node_tls(pki.good)) as py:
+        with caplog.at_level(logging.WARNING, "philipjose.node"):
+            async with erl_node(beam_dir, epmd, py.name, "ping", files=None) as plain:
+                assert await plain.line("RESULT ") == "pang"
+                assert "TLS handshake failed" in caplog.text
+                assert not await _py_ping(py, plain.name)
+        async with erl_node(beam_dir, epmd, py.name, "ping", files=pki.good) as erl:
+            assert await erl.line("RESULT ") == "pong"  # the node still serves
+            assert await _py_ping(py, erl.name)
+
+
+async def test_tls_erl_and_plain_python_refuse_each_other(
+    beam_dir: Path, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with private_epmd() as epmd, python_node(epmd) as py:
+        with caplog.at_level(logging.WARNING, "philipjose.node"):
+            async with erl_node(beam_dir, epmd, py.name, "ping", files=pki.good) as erl:
+                assert await erl.line("RESULT ") == "pang"
+                assert "this node does not use TLS" in caplog.text
+                assert not await _py_ping(py, erl.name)
+        async with erl_node(beam_dir, epmd, py.name, "ping", files=None) as plain:
+            assert await plain.line("RESULT ") == "pong"  # the node still serves
+            assert await _py_ping(py, plain.name)
+
+
+async def test_erl_with_a_certificate_from_another_ca_is_refused(
+    beam_dir: Path, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    rogue = NodeFiles(pki.rogue.certfile, pki.rogue.keyfile, pki.good.cafile)  # trusts our CA
+    async with private_epmd() as epmd, python_node(epmd, tls=node_tls(pki.good)) as py:
+        with caplog.at_level(logging.WARNING, "philipjose.node"):
+            async with erl_node(beam_dir, epmd, py.name, "ping", files=rogue) as erl:
+                assert await erl.line("RESULT ") == "pang"
+                assert "certificate verify failed" in caplog.text  # we refused its client certificate
+                caplog.clear()
+                assert not await _py_ping(py, erl.name)
+                assert "certificate verify failed" in caplog.text  # we refused its server certificate
+        async with erl_node(beam_dir, epmd, py.name, "ping", files=pki.good) as erl:
+            assert await erl.line("RESULT ") == "pong"
+
+
+async def test_erl_refuses_python_with_a_certificate_from_another_ca(beam_dir: Path, pki: PKI) -> None:
+    rogue = NodeFiles(pki.rogue.certfile, pki.rogue.keyfile, pki.good.cafile)  # trusts erl's CA
+    async with (
+        private_epmd() as epmd,
+        python_node(epmd, tls=node_tls(rogue)) as py,
+        erl_node(beam_dir, epmd, py.name, "ping", files=pki.good) as erl,
+    ):
+        assert await erl.line("RESULT ") == "pang"  # erl refuses our server certificate
+        assert not await _py_ping(py, erl.name)  # and our client certificate

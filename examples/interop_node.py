@@ -1,6 +1,8 @@
 """A philipjose node that Erlang and Elixir nodes can talk to.
 
-Usage: ``python examples/interop_node.py NAME COOKIE`` (NAME is ``alive@host`` or just ``alive``).
+Usage: ``python examples/interop_node.py NAME COOKIE [--tls-certfile F --tls-keyfile F --tls-cafile F
+[--tls-verify peer|none]]`` (NAME is ``alive@host`` or just ``alive``). With the ``--tls-*`` options
+the node speaks TLS distribution only, like ``erl -proto_dist inet_tls`` (see ``docs/security.md``).
 It registers with EPMD (``$ERL_EPMD_PORT`` or 4369; one is started if none answers), prints a line
 containing ``ready`` and serves three registered processes:
 
@@ -23,15 +25,19 @@ From Erlang (``erl -sname e -setcookie COOKIE``)::
     3 = rpc:call('py@host', pyexample, add, [1, 2]),
     [3, 2, 1] = erpc:call('py@host', pyexample, rpc_back, [node(), lists, reverse, [[1, 2, 3]]]).
 
+Over TLS the Erlang node is started with ``erl -proto_dist inet_tls -ssl_dist_optfile FILE -sname e
+-setcookie COOKIE``.
+
 The node stops when its main process receives ``stop`` (``{main, 'py@host'} ! stop``).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import philipjose as pj
 from philipjose import Atom, Pid, rpc
+from philipjose.node.tls import add_tls_arguments, tls_from_args
 
 COUNT = Atom("count")
 ADD = Atom("add")
@@ -131,6 +137,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    pj.run(main, node=sys.argv[1], cookie=sys.argv[2])
+    parser = argparse.ArgumentParser(description="A philipjose node for Erlang and Elixir nodes to talk to.")
+    parser.add_argument("name", help="alive@host, or alive (short name on this host)")
+    parser.add_argument("cookie")
+    add_tls_arguments(parser)
+    args = parser.parse_args()
+    pj.run(main, node=args.name, cookie=args.cookie, tls=tls_from_args(args))

@@ -5,14 +5,15 @@ ways; plain TCP and wrongly certified peers refused both ways, the node serving 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
 
 import philipjose as pj
 from philipjose import Atom, rpc
-from tests.interop.dist_support import private_epmd, python_node
-from tests.node.support import LocalNode
+from tests.interop.dist_support import COOKIE, ROOT, private_epmd, python_node, start_peer
+from tests.node.support import LocalNode, unique
 
 from .certs import PKI, NodeFiles
 from .support import compile_peer, erl_node, node_tls
@@ -125,3 +126,19 @@ async def test_erl_refuses_python_with_a_certificate_from_another_ca(beam_dir: P
     ):
         assert await erl.line("RESULT ") == "pang"  # erl refuses our server certificate
         assert not await _py_ping(py, erl.name)  # and our client certificate
+
+
+async def test_example_node_over_tls(beam_dir: Path, pki: PKI) -> None:
+    """``examples/interop_node.py NAME COOKIE --tls-certfile F --tls-keyfile F --tls-cafile F``."""
+    name = unique("example")
+    files = pki.good
+    argv = [sys.executable, str(ROOT / "examples" / "interop_node.py"), name, COOKIE]
+    argv += ["--tls-certfile", str(files.certfile), "--tls-keyfile", str(files.keyfile)]
+    argv += ["--tls-cafile", str(files.cafile)]
+    async with private_epmd() as epmd, start_peer(argv, epmd, name) as example:
+        assert await example.line("ready ") == name
+        async with erl_node(beam_dir, epmd, name, "calls", files=files) as erl:
+            result = await erl.line("RESULT ")
+            assert result.startswith("{pong,{hello,") and result.endswith(",1,6,3,{x,[121]},[3,2,1],tls}")
+        async with erl_node(beam_dir, epmd, name, "ping", files=None) as plain:
+            assert await plain.line("RESULT ") == "pang"

@@ -30,6 +30,8 @@ from philipjose.farm.machines import (
     remove_machine,
 )
 from philipjose.farm.validate import DEFAULT_TIMEOUT, Validation, check_spec, validate_machines
+from philipjose.node.errors import NodeConfigError
+from philipjose.node.tls import add_tls_arguments, tls_from_args
 
 __all__ = ["add_command", "format_validation"]
 
@@ -265,6 +267,7 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
         "--listen-host", default="127.0.0.1", help="where this node listens (default 127.0.0.1)"
     )
     parser.add_argument("--cookie-file", type=Path, default=None, help="read the cookie from this 0600 file")
+    add_tls_arguments(parser)
     parser.set_defaults(func=_worker)
 
 
@@ -274,6 +277,7 @@ def _worker(args: argparse.Namespace) -> int:
     from philipjose.farm.worker import serve
 
     secret = read_secret_file(args.cookie_file) if args.cookie_file is not None else read_secret()
+    tls = tls_from_args(args)
     pj.run(
         functools.partial(serve, lifeline=args.cookie_file is None),
         args.farmer,
@@ -283,6 +287,7 @@ def _worker(args: argparse.Namespace) -> int:
         epmd=False,
         peer_ports={args.farmer: args.farmer_port},
         listen_host=args.listen_host,
+        tls=tls,
     )
     return 0
 
@@ -329,6 +334,7 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="draw a progress bar on stderr (default: only when stderr is a terminal)",
     )
+    add_tls_arguments(parser)
 
 
 def _farm_run(args: argparse.Namespace) -> int:
@@ -338,13 +344,23 @@ def _farm_run(args: argparse.Namespace) -> int:
     late = argparse.ArgumentParser(prog="philipjose farm run", add_help=False)
     _add_farm_run_options(late)
     extra, script_args = late.parse_known_args(args.script_args)
-    for key in ("workers", "machines", "progress"):
+    for key in ("workers", "machines", "progress", "tls_certfile", "tls_keyfile", "tls_cafile", "tls_verify"):
         if getattr(extra, key) is not None:
             setattr(args, key, getattr(extra, key))
     if args.workers is not None and args.machines is not None:
         return _fail("give --workers or --machines, not both")
     args.script_args = script_args
+    try:
+        tls = tls_from_args(args)
+    except NodeConfigError as exc:
+        print(f"philipjose farm run: error: {exc}", file=sys.stderr)
+        return 2
 
     return run_script(
-        args.script, args.script_args, workers=args.workers, machines=args.machines, progress=args.progress
+        args.script,
+        args.script_args,
+        workers=args.workers,
+        machines=args.machines,
+        progress=args.progress,
+        tls=tls,
     )

@@ -63,6 +63,7 @@ from philipjose.farm.shipping import (
     loads_outcome,
     unwrap,
 )
+from philipjose.node.tls import TLSConfig, TLSFiles
 from philipjose.supervisors.intensity import check_restart, whole_seconds
 from philipjose.term import Atom, Pid
 
@@ -208,7 +209,11 @@ class Farm:
     ``progress`` (a :data:`~philipjose.farm.progress.ProgressCallback`), ``start_timeout`` (seconds to
     wait for the first workers, default 60), ``farmer_host`` (the host workers connect back to;
     default 127.0.0.1 when every machine is localhost, else this host's fully qualified name),
-    ``worker_stderr`` (``subprocess`` destination for workers' stderr; default inherited).
+    ``worker_stderr`` (``subprocess`` destination for workers' stderr; default inherited),
+    ``tls`` (a :class:`~philipjose.node.tls.TLSConfig` made by
+    :func:`~philipjose.node.tls.tls_config` from PEM files: the farmer's node and its workers then
+    speak TLS distribution only, and each worker gets the same file paths on its command line, so
+    on other machines the files must exist at those paths; see ``docs/security.md``).
     """
 
     def __init__(
@@ -226,7 +231,12 @@ class Farm:
         farmer_host: str | None = None,
         worker_stderr: int | None = None,
         ssh: str = "ssh",
+        tls: TLSConfig | None = None,
     ) -> None:
+        if tls is not None and tls.files is None:
+            raise ValueError(
+                "Farm(tls=...) needs a TLSConfig made from files (tls_config): workers get the paths"
+            )
         if workers is not None and machines is not None:
             raise ValueError("give workers=N (local workers) or machines=..., not both")
         if workers is not None and workers < 1:
@@ -247,6 +257,8 @@ class Farm:
         self.start_timeout = start_timeout
         self.worker_stderr = worker_stderr
         self.ssh = ssh
+        self.tls = tls
+        self._worker_tls: TLSFiles | None = None
         all_local = all(m.is_local for m in machine_list)
         self.farmer_host = farmer_host or ("127.0.0.1" if all_local else _fqdn())
         self._listen_host = (
@@ -317,6 +329,7 @@ class Farm:
                     cookie=secrets.token_hex(16),
                     epmd=False,
                     listen_host=self._listen_host,
+                    tls=self.tls,
                 )
             self._farmer_pid = pj.spawn(self._farmer_process)
         self._rt = rt
@@ -326,6 +339,7 @@ class Farm:
         self._cookie: bytes = node.cookie  # type: ignore[attr-defined]
         self._farmer_node: Atom = node.name  # type: ignore[attr-defined]
         self._farmer_port: int = node.port  # type: ignore[attr-defined]
+        self._worker_tls = self._tls_for_workers(getattr(node, "tls", None))
         rt.register(self._name, self._farmer_pid)
         index = 0
         for machine in self.machines:
@@ -356,6 +370,7 @@ class Farm:
                 cookie=secrets.token_hex(16),
                 epmd=False,
                 listen_host=self._listen_host,
+                tls=self.tls,
             )
 
         async def main() -> None:
@@ -389,6 +404,19 @@ class Farm:
 
     # -- workers --------------------------------------------------------------------------------------
 
+    def _tls_for_workers(self, node_tls: TLSConfig | None) -> TLSFiles | None:
+        """The TLS files workers are started with: the farm's, or those of a running TLS node."""
+        if node_tls is None:
+            if self.tls is not None:
+                raise FarmError("Farm(tls=...) inside a runtime whose node does not use TLS")
+            return None
+        files = self.tls.files if self.tls is not None else node_tls.files
+        if files is None:
+            raise FarmError(
+                "the node uses TLS contexts made by hand: give Farm(tls=tls_config(...)) for workers"
+            )
+        return files
+
     def _worker_args(self, slot: _Slot) -> list[str]:
         host = "127.0.0.1" if slot.machine.is_local else slot.machine.host.rpartition("@")[2]
         slot.node = Atom(f"w{slot.index}g{slot.generation}-{self._id}@{host}")
@@ -408,6 +436,7 @@ class Farm:
             str(slot.node),
             "--listen-host",
             "127.0.0.1",  # the farmer never connects to a worker: the worker connects to it
+            *(self._worker_tls.argv() if self._worker_tls is not None else ()),
         ]
 
     async def _keep(self, slot: _Slot) -> None:

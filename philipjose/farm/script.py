@@ -25,6 +25,7 @@ from philipjose.farm.errors import FarmError
 from philipjose.farm.farm import Farm
 from philipjose.farm.progress import ProgressWriter
 from philipjose.farm.shipping import ship_by_value
+from philipjose.node.tls import TLSConfig
 
 __all__ = ["load_script", "run_script"]
 
@@ -54,17 +55,19 @@ def run_script(
     workers: int | None = None,
     machines: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    tls: TLSConfig | None = None,
 ) -> int:
     """Run ``path``'s ``main(farm)`` on a farm of ``workers`` local workers or of ``machines``.
 
     ``progress``: True draws the bar on stderr, False never, None only when stderr is a terminal.
+    ``tls``: TLS between the farmer and its workers (see :class:`~philipjose.farm.farm.Farm`).
     Returns the exit status (0); errors from the script propagate.
     """
     module = load_script(path)
     writer = None if progress is False else ProgressWriter(sys.stderr, force=bool(progress))
 
     async def go() -> Any:
-        async with Farm(workers, machines, progress=writer) as farm:
+        async with Farm(workers, machines, progress=writer, tls=tls) as farm:
             result = module.main(farm)
             if inspect.isawaitable(result):
                 result = await result

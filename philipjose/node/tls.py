@@ -199,7 +199,7 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--tls-verify",
         choices=VERIFY_MODES,
-        default="peer",
+        default=None,  # None: "peer" (so that a later parse can tell whether it was given)
         help="peer (default): peers must present a certificate signed by the CA; none: do not check",
     )
 
@@ -215,4 +215,4 @@ def tls_from_args(args: argparse.Namespace) -> TLSConfig | None:
         if getattr(args, "tls_keyfile", None) is not None or getattr(args, "tls_cafile", None) is not None:
             raise NodeConfigError("--tls-keyfile and --tls-cafile need --tls-certfile")
         return None
-    return tls_config(certfile, args.tls_keyfile, args.tls_cafile, verify=args.tls_verify)
+    return tls_config(certfile, args.tls_keyfile, args.tls_cafile, verify=args.tls_verify or "peer")

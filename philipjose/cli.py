@@ -27,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"philipjose {__version__}")
     parser.add_argument(
         "--log-level",
-        default="INFO",
+        default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging threshold (default: INFO)",
+        help="logging threshold (default: WARNING; INFO shows connections and supervisor progress reports)",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for module_name in _COMMANDS:

@@ -57,7 +57,8 @@ async def test_daemon_detaches_and_leaves_no_zombie(tmp_path: Path, daemons: lis
     log_file = tmp_path / "epmd.log"
     with trio.fail_after(_LIMIT):
         status, out, err = await _run(
-            "epmd", "--port", str(port), "--daemon", "--relaxed-command-check", "--log-file", str(log_file)
+            "--log-level", "INFO", "epmd", "--port", str(port), "--daemon", "--relaxed-command-check",
+            "--log-file", str(log_file),
         )
         assert status == 0, err
         assert "started (pid " in out and f"on port {port}" in out
@@ -100,7 +101,9 @@ async def test_cli_kill_is_refused_while_nodes_are_registered(otp_epmd: OtpEpmd)
 async def test_foreground_server_serves_real_nodes(children: Children) -> None:
     port = free_port()
     with trio.fail_after(_LIMIT):
-        server = await children.start([*_PJ, "epmd", "--port", str(port), "--address", "127.0.0.1"])
+        server = await children.start(
+            [*_PJ, "--log-level", "INFO", "epmd", "--port", str(port), "--address", "127.0.0.1"]
+        )
         await server.output.expect("EPMD listening on 127.0.0.1:")
         a = unique_name("fg")
         node = await start_erl(children, a, port, WAIT_FOREVER)

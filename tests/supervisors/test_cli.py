@@ -181,7 +181,7 @@ def test_run_fails_with_1_when_the_tree_cannot_start(tmp_path: Path) -> None:
 
 async def test_the_example_tree_runs_as_a_user_would_run_it(tmp_path: Path) -> None:
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "philipjose", "run", "examples/tree.toml"],
+        [sys.executable, "-m", "philipjose", "--log-level", "INFO", "run", "examples/tree.toml"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(),

@@ -26,6 +26,7 @@ import trio
 
 from philipjose import actors, node
 from philipjose.node.errors import NodeError
+from philipjose.node.tls import tls_config
 from philipjose.supervisors.config import TreeConfig, load_config
 from philipjose.supervisors.errors import ConfigError, StartError
 from philipjose.supervisors.tree import start_tree
@@ -109,8 +110,12 @@ def _run(args: argparse.Namespace) -> int:
     if tree.node is None:
         result: int = actors.run(_main, tree)
         return result
+    conf = tree.node
     try:
-        result = node.run(_main, tree, node=tree.node.name, cookie=tree.node.cookie)
+        tls = None
+        if conf.tls_certfile is not None:
+            tls = tls_config(conf.tls_certfile, conf.tls_keyfile, conf.tls_cafile, verify=conf.tls_verify)
+        result = node.run(_main, tree, node=conf.name, cookie=conf.cookie, tls=tls)
     except (NodeError, OSError) as exc:
         print(f"philipjose run: cannot start node {tree.node.name!r}: {exc}", file=sys.stderr)
         return 1

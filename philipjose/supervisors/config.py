@@ -12,6 +12,9 @@ The format (documented with examples in ``docs/supervision.md``)::
     [node]                          # optional: run as a distributed node
     name = "tree@localhost"
     cookie = "secret"
+    tls_certfile = "node.pem"       # optional: TLS distribution only (paths relative to this file;
+    tls_keyfile = "node.key"        #   tls_keyfile, tls_cafile and tls_verify = "peer" | "none"
+    tls_cafile = "ca.pem"           #   as --tls-* of philipjose.node.tls)
 
     [[children]]                    # a worker
     id = "cache"
@@ -61,15 +64,21 @@ _FLAG_KEYS = ("strategy", "intensity", "period", "auto_shutdown")
 _TOP_KEYS = (*_FLAG_KEYS, "name", "python_path", "node", "children")
 _WORKER_KEYS = ("id", "start", "args", "restart", "shutdown", "type", "significant", "modules")
 _SUBTREE_KEYS = ("id", "children", "restart", "shutdown", "type", "significant", *_FLAG_KEYS, "name")
-_NODE_KEYS = ("name", "cookie")
+_NODE_KEYS = ("name", "cookie", "tls_certfile", "tls_keyfile", "tls_cafile", "tls_verify")
+_TLS_FILE_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile")
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
-    """The ``[node]`` table: the node's name and (optional) cookie."""
+    """The ``[node]`` table: the node's name, (optional) cookie and (optional) TLS files (absolute
+    paths; ``tls_verify`` is ``"peer"`` or ``"none"``; no ``tls_certfile``: plain TCP)."""
 
     name: str
     cookie: str | None = None
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    tls_cafile: str | None = None
+    tls_verify: str = "peer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +239,7 @@ class _Loader:
         assert probe.shutdown is not None
         return SubtreeConfig(cid, tree, probe.restart, probe.shutdown, probe.significant)
 
-    def node(self, table: object) -> NodeConfig | None:
+    def node(self, table: object, base: Path) -> NodeConfig | None:
         if table is None:
             return None
         if not isinstance(table, Mapping):
@@ -242,7 +251,20 @@ class _Loader:
         cookie = table.get("cookie")
         if cookie is not None and (not isinstance(cookie, str) or not cookie):
             raise self.fail("node.cookie", "must be a non-empty string")
-        return NodeConfig(name, cookie)
+        files: dict[str, str] = {}
+        for key in _TLS_FILE_KEYS:
+            value = table.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value:
+                raise self.fail(f"node.{key}", f"must be a file name, got {value!r}")
+            files[key] = os.fspath((base / value).resolve())
+        if files and "tls_certfile" not in files:
+            raise self.fail("node", "tls_keyfile and tls_cafile need tls_certfile")
+        verify = table.get("tls_verify", "peer")
+        if verify not in ("peer", "none"):
+            raise self.fail("node.tls_verify", f'must be "peer" or "none", got {verify!r}')
+        return NodeConfig(name, cookie, tls_verify=str(verify), **files)
 
     def python_path(self, value: object, base: Path) -> None:
         if value is None:
@@ -259,7 +281,7 @@ class _Loader:
     def top(self, table: Mapping[str, Any], base: Path) -> TreeConfig:
         self.check_keys(table, _TOP_KEYS, "", "the top level")
         self.python_path(table.get("python_path"), base)
-        node = self.node(table.get("node"))
+        node = self.node(table.get("node"), base)
         tree = self.tree(table, "")
         return TreeConfig(tree.flags, tree.children, tree.name, node, self.source)
 

@@ -12,20 +12,29 @@ decisions: assignments are batched per worker into one ``pj_run`` message, revoc
 resolve :class:`FarmFuture` objects. Trio runs one task at a time, so the scheduler is only ever
 touched between awaits and needs no lock.
 
-Each worker *slot* (one per worker a machine should run) is kept by a keeper task: it launches the
-worker process (:mod:`philipjose.farm.launch`, cookie on stdin), waits for the OS process to exit,
-tells the scheduler the worker is gone (if the ``nodedown`` did not already), and starts a new one,
-under a restart intensity (default: at most 10 restarts in 60 s, across the farm, as an OTP
-supervisor's ``intensity``/``period``; checked with :func:`philipjose.supervisors.intensity.check_restart`).
-When the intensity is exceeded the farm is broken: every unresolved task fails with
-:class:`~philipjose.farm.errors.FarmError` and so does every later submit.
+The workers are children of a real supervisor (:mod:`philipjose.supervisors`): the farmer process
+starts a ``one_for_one`` supervisor linked to it, with one permanent child per worker *slot* (one
+per worker a machine should run; child id ``w<slot>``), whose ``intensity``/``period`` are the farm's
+``restart_intensity``/``restart_period``. A child is a *keeper* process living one worker's life:
+it launches the worker OS process (:mod:`philipjose.farm.launch`, cookie on stdin), waits for its
+``pj_worker_up`` (which the farmer process forwards to it), registers the worker with the scheduler,
+calls ``monitor_node`` on it, and then exits with a non-normal reason as soon as the OS process
+exits (``(worker_exited, Status)``) or the node connection goes down (``(nodedown, Node)``); also
+``(launch_failed, Text)`` and ``(no_connect_back, Node)`` when the worker never came up within
+``start_timeout``. On its way out it tells the scheduler the worker is gone (its tasks are queued
+again) and kills and reaps the OS process. The supervisor then starts a new keeper, hence a new
+worker; when restarts exceed the intensity it stops every keeper and exits with ``shutdown``; the
+farmer process, which traps exits, gets the ``EXIT`` and breaks the farm: every unresolved task
+fails with :class:`~philipjose.farm.errors.FarmError` and so does every later submit. Closing the
+farm tells every worker to stop, then stops the supervisor, which stops the keepers in reverse
+order, each waiting for its worker process to exit (killing it after a grace period).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
-import logging
 import math
 import os
 import secrets
@@ -37,10 +46,11 @@ from typing import Any, Final, TypeVar
 import trio
 
 import philipjose as pj
+from philipjose import supervisors
 from philipjose.actors import NoProcessError, Runtime, current_runtime, run_async
 from philipjose.farm import worker as w
 from philipjose.farm.errors import FarmError, TaskTimeout, WorkerLost
-from philipjose.farm.launch import WorkerProcess, launch
+from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
 from philipjose.farm.progress import ProgressCallback
 from philipjose.farm.scheduler import (
@@ -64,16 +74,21 @@ from philipjose.farm.shipping import (
     unwrap,
 )
 from philipjose.node.tls import TLSConfig, TLSFiles
-from philipjose.supervisors.intensity import check_restart, whole_seconds
 from philipjose.term import Atom, Pid
 
 __all__ = ["Farm", "FarmFuture", "WorkerInfo"]
 
-log: Final = logging.getLogger("philipjose.farm")
 T = TypeVar("T")
 
 _NODEDOWN: Final = Atom("nodedown")
+_EXIT: Final = Atom("EXIT")
 _WAKE: Final = Atom("pj_wake")
+_STOP_FARM: Final = Atom("pj_farm_stop")  # asks the farmer process to stop the supervisor and end
+_EXITED: Final = Atom("pj_worker_process_exited")  # a keeper's own note: its OS process has exited
+_WORKER_EXITED: Final = Atom("worker_exited")
+_LAUNCH_FAILED: Final = Atom("launch_failed")
+_NO_CONNECT_BACK: Final = Atom("no_connect_back")
+_GRACE: Final = 10.0  # seconds a closing worker gets to exit before it is killed
 _NO_INITIAL: Final = object()
 _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at once
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
@@ -97,6 +112,7 @@ class _Slot:
     machine: Machine
     generation: int = 0
     node: Atom | None = None
+    keeper: Pid | None = None  # the supervised child keeping this slot's current worker
     pid: Pid | None = None
     process: WorkerProcess | None = None
     info: WorkerInfo | None = None
@@ -205,7 +221,9 @@ class Farm:
     Options: ``max_in_flight`` tasks a worker holds at once (default None: adaptive, from 2 for slow
     tasks to 32 for tiny ones, about 10 ms of estimated work per worker), ``max_deaths`` worker deaths
     before a task fails with ``WorkerLost`` (default 3), ``task_timeout`` seconds a task may run
-    (default None), ``restart_intensity``/``restart_period`` (default 10 restarts in 60 s),
+    (default None), ``restart_intensity``/``restart_period`` (the intensity and period of the
+    workers' supervisor: default at most 10 restarts in 60 s, then the farm gives up; ``SpecError``
+    for an integer intensity below 0 or a period that is not a whole number of seconds > 0),
     ``progress`` (a :data:`~philipjose.farm.progress.ProgressCallback`), ``start_timeout`` (seconds to
     wait for the first workers, default 60), ``farmer_host`` (the host workers connect back to;
     default 127.0.0.1 when every machine is localhost, else this host's fully qualified name),
@@ -249,6 +267,7 @@ class Farm:
             machine_list = list(machines)
         if not machine_list:
             raise ValueError("a farm needs at least one machine")
+        supervisors.SupFlags("one_for_one", restart_intensity, restart_period)  # SpecError if invalid
         self.machines = machine_list
         self.task_timeout = task_timeout
         self.restart_intensity = restart_intensity
@@ -276,7 +295,9 @@ class Farm:
         self._name = Atom(f"pj_farm_{self._id}")
         self._rt: Runtime | None = None
         self._farmer_pid: Pid | None = None
-        self._restarts: tuple[int, ...] = ()
+        self._ready = trio.Event()  # set once the farmer process may start the supervisor
+        self._farmer_done = trio.Event()
+        self._supervisor: Pid | None = None
         self._broken: FarmError | None = None
         self._closing = False
         self._waiting_until = math.inf
@@ -340,17 +361,14 @@ class Farm:
         self._farmer_node: Atom = node.name  # type: ignore[attr-defined]
         self._farmer_port: int = node.port  # type: ignore[attr-defined]
         self._worker_tls = self._tls_for_workers(getattr(node, "tls", None))
-        rt.register(self._name, self._farmer_pid)
-        index = 0
         for machine in self.machines:
             count = machine.workers
             if count is None:
                 count = os.cpu_count() or 1 if machine.is_local else 1
-            for _ in range(count):
-                slot = _Slot(index, machine)
-                index += 1
-                self._slots.append(slot)
-                self._nursery.start_soon(self._keep, slot)
+            first = len(self._slots)
+            self._slots.extend(_Slot(first + i, machine) for i in range(count))
+        rt.register(self._name, self._farmer_pid)
+        self._ready.set()  # the farmer process may start the workers' supervisor now
         with trio.move_on_after(self.start_timeout):
             for slot in self._slots:
                 await slot.up.wait()
@@ -382,21 +400,19 @@ class Farm:
     async def _shutdown(self) -> None:
         self._closing = True
         rt = self._rt
-        for slot in self._slots:
-            if slot.pid is not None and rt is not None:
-                rt.send(slot.pid, w.STOP)
-        with trio.CancelScope(shield=True):
-            async with trio.open_nursery() as nursery:
-                for slot in self._slots:
-                    if slot.process is not None:
-                        nursery.start_soon(slot.process.aclose, 10.0)
+        if rt is not None and self._farmer_pid is not None:
+            for slot in self._slots:  # all workers start exiting now; their keepers then wait in turn
+                if slot.pid is not None:
+                    rt.send(slot.pid, w.STOP)
+            rt.send(self._farmer_pid, _STOP_FARM)  # it stops the supervisor, which stops the keepers
+            self._ready.set()
+            with trio.CancelScope(shield=True):
+                await self._farmer_done.wait()
         if self._broken is None:
             self._broken = FarmError("the farm is closed")
         for future in list(self._futures.values()):
             future._resolve(None, self._broken)
         self._futures.clear()
-        if rt is not None and self._farmer_pid is not None:
-            rt.exit(self._farmer_pid, self._farmer_pid, Atom("kill"))
         if self._stop_runtime is not None:
             self._stop_runtime.set()
         if self._nursery is not None:
@@ -439,46 +455,96 @@ class Farm:
             *(self._worker_tls.argv() if self._worker_tls is not None else ()),
         ]
 
-    async def _keep(self, slot: _Slot) -> None:
-        while not self._closing and self._broken is None:
-            args = self._worker_args(slot)
-            self._by_node[slot.node] = slot  # type: ignore[index]
+    def _child_specs(self) -> list[supervisors.ChildSpec]:
+        """The supervisor's children: one permanent keeper per slot, id ``w<slot>``, started in order.
+
+        A keeper stopping may wait up to ``_GRACE`` seconds for its worker, so its ``shutdown`` is
+        longer than that.
+        """
+        return [
+            supervisors.child_spec(
+                {"id": f"w{slot.index}", "start": (self._keep_worker, slot), "shutdown": _GRACE + 5}
+            )
+            for slot in self._slots
+        ]
+
+    async def _keep_worker(self, slot: _Slot) -> None:
+        """A supervised child: one life of one worker of ``slot`` (see the theory of operation).
+
+        It never ends normally: it exits with ``(launch_failed, Text)``, ``(no_connect_back, Node)``,
+        ``(worker_exited, Status)`` or ``(nodedown, Node)``. However it ends (an exit signal from
+        the supervisor included), the scheduler is told the worker is gone and the worker's OS
+        process is killed and reaped; while the farm closes, the process is first given ``_GRACE``
+        seconds to exit on its own.
+        """
+        slot.keeper = me = pj.self()
+        args = self._worker_args(slot)
+        slot.generation += 1
+        node = slot.node
+        assert node is not None
+        self._by_node[node] = slot
+        process: WorkerProcess | None = None
+        try:
             try:
-                slot.process = await launch(
+                process = slot.process = await launch(
                     slot.machine, args, secret=self._cookie, ssh=self.ssh, stderr=self.worker_stderr
                 )
-            except FarmError as exc:
-                log.warning("cannot start a worker on %s: %s", slot.machine.host, exc)
-            else:
-                status = await slot.process.wait()
-                if not self._closing:
-                    log.warning("worker %s exited with status %s", slot.node, status)
+            except LaunchError as exc:
+                raise pj.Exit((_LAUNCH_FAILED, str(exc))) from None
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._note_exit, process, me)
+                reason = await self._watch_worker(slot, node)
+                nursery.cancel_scope.cancel()
+            raise pj.Exit(reason)
+        finally:
             self._worker_gone(slot)
-            if self._is_closing():
-                return
-            check = check_restart(
-                self._restarts,
-                whole_seconds(trio.current_time()),
-                self.restart_intensity,
-                self.restart_period,
-            )
-            self._restarts = check.restarts
-            if check.exceeded:
-                self._break(
-                    FarmError(
-                        f"workers died more than {self.restart_intensity} times in {self.restart_period} s; "
-                        "the farm gave up"
-                    )
-                )
-                for other in self._slots:
-                    other.up.set()  # wake a start that waits for workers: it raises the error
-                return
-            slot.generation += 1
+            if process is not None:
+                with trio.CancelScope(shield=True):
+                    if self._closing:
+                        await process.aclose(_GRACE)
+                    else:
+                        process.kill()
+                        await process.wait()
+                slot.process = None
+            slot.keeper = None
 
-    def _is_closing(self) -> bool:
-        return self._closing
+    async def _note_exit(self, process: WorkerProcess, keeper: Pid) -> None:
+        status = await process.wait()
+        assert self._rt is not None
+        self._rt.send(keeper, (_EXITED, status))
+
+    async def _watch_worker(self, slot: _Slot, node: Atom) -> Any:
+        """Wait (at most ``start_timeout``) for the worker to come up, register it with the scheduler
+        and watch its node; once the worker is lost, return the reason its keeper exits with.
+
+        While the farm closes, its workers exit because they were told to: a keeper then waits for
+        its supervisor's ``shutdown`` rather than end on its own (and be restarted)."""
+        deadline = trio.current_time() + self.start_timeout
+        while True:
+            timeout = None if slot.pid is not None else max(0.0, deadline - trio.current_time())
+            try:
+                msg: Any = await pj.receive(timeout=timeout)
+            except TimeoutError:
+                reason: Any = (_NO_CONNECT_BACK, node)
+            else:
+                if type(msg) is not tuple or len(msg) < 2:
+                    continue
+                if msg[0] == w.WORKER_UP and len(msg) == 4 and slot.pid is None:
+                    pj.node.monitor_node(node)
+                    self._worker_up(slot, msg[1], msg[2], msg[3])
+                    continue
+                if msg[0] == _EXITED:
+                    reason = (_WORKER_EXITED, msg[1])
+                elif msg[0] == _NODEDOWN and slot.pid is not None:
+                    reason = (_NODEDOWN, node)
+                else:
+                    continue
+            if self._closing:
+                await trio.sleep_forever()  # until the supervisor's exit signal
+            return reason
 
     def _worker_gone(self, slot: _Slot) -> None:
+        """The slot's worker is lost (or stopping): the scheduler queues its tasks again."""
         self._by_node.pop(slot.node, None)  # type: ignore[arg-type]
         pid, slot.pid = slot.pid, None
         if slot.info is not None:
@@ -486,8 +552,6 @@ class Farm:
         if pid is not None:
             self._by_pid.pop(pid, None)
             self._apply(self._sched.worker_down(pid))
-        if slot.process is not None:
-            slot.process.kill()
 
     def _break(self, error: FarmError) -> None:
         self._broken = error
@@ -497,13 +561,36 @@ class Farm:
             if future is not None:
                 future._resolve(None, error)
         for slot in self._slots:
-            if slot.process is not None:
-                slot.process.kill()
+            slot.up.set()  # wake a start that waits for workers: it raises the error
         self._report()
 
     # -- the farmer process ---------------------------------------------------------------------------
 
     async def _farmer_process(self) -> None:
+        """Start the workers' supervisor (linked, trapping its exit), then serve the workers."""
+        try:
+            pj.process_flag("trap_exit", True)
+            await self._ready.wait()
+            if self._closing:  # the start failed before the supervisor was due
+                return
+            try:
+                self._supervisor = await supervisors.start_link(
+                    self._child_specs(),
+                    strategy="one_for_one",
+                    intensity=self.restart_intensity,
+                    period=self.restart_period,
+                )
+            except supervisors.SupervisorError as exc:
+                self._break(FarmError(f"the workers' supervisor did not start: {exc}"))
+                return
+            await self._serve(self._supervisor)
+        finally:
+            if self._broken is None and not self._closing:
+                self._break(FarmError("the farmer process ended unexpectedly"))
+            self._farmer_done.set()
+
+    async def _serve(self, supervisor: Pid) -> None:
+        supervised = True
         while True:
             deadline = self._sched.next_deadline()
             self._waiting_until = math.inf if deadline is None else deadline
@@ -513,24 +600,35 @@ class Farm:
             except TimeoutError:
                 self._apply(self._sched.expire(trio.current_time()), kill=True)
                 continue
+            if msg == _STOP_FARM:
+                if supervised:
+                    with contextlib.suppress(pj.Exit):  # it ended meanwhile: its EXIT is still queued
+                        await supervisors.stop(supervisor)
+                return
             if type(msg) is not tuple or not msg:
                 continue
             tag = msg[0]
             if tag == w.DONE and len(msg) == 3:
                 self._on_done(msg[1], msg[2])
-            elif tag == w.WORKER_UP and len(msg) == 4:
-                self._on_worker_up(msg[1], msg[2], msg[3])
-            elif tag == _NODEDOWN and len(msg) == 2:
-                slot = self._by_node.get(msg[1])
-                if slot is not None:
-                    self._worker_gone(slot)
+            elif tag == w.WORKER_UP and len(msg) == 4 and isinstance(msg[1], Pid):
+                slot = self._by_node.get(msg[1].node)
+                if slot is not None and slot.keeper is not None:
+                    pj.send(slot.keeper, msg)  # its keeper registers it
+            elif tag == _EXIT and len(msg) == 3 and msg[1] == supervisor:
+                supervised = False
+                if not self._closing:
+                    self._break(self._gave_up(msg[2]))
 
-    def _on_worker_up(self, pid: Any, host: Any, os_pid: Any) -> None:
-        if not isinstance(pid, Pid):
-            return
-        slot = self._by_node.get(pid.node)
-        if slot is None or slot.pid is not None:
-            return
+    def _gave_up(self, reason: Any) -> FarmError:
+        if reason == Atom("shutdown"):
+            return FarmError(
+                f"workers died more than {self.restart_intensity} times in {self.restart_period} s; "
+                "the farm gave up (its supervisor shut down)"
+            )
+        return FarmError(f"the workers' supervisor ended with {reason!r}; the farm gave up")
+
+    def _worker_up(self, slot: _Slot, pid: Pid, host: Any, os_pid: Any) -> None:
+        """Register a worker that came up with the scheduler (called by its keeper)."""
         slot.pid = pid
         slot.info = WorkerInfo(
             str(pid.node),
@@ -538,7 +636,6 @@ class Farm:
             os_pid if isinstance(os_pid, int) else None,
         )
         self._by_pid[pid] = slot
-        pj.node.monitor_node(pid.node)
         self._sched.worker_up(pid)
         slot.busy_since = slot.per_task = None
         if self._adaptive:
@@ -653,6 +750,18 @@ class Farm:
     def counters(self) -> Counters:
         """The progress counters now."""
         return self._sched.counters
+
+    @property
+    def supervisor(self) -> Pid | None:
+        """The pid of the workers' supervisor, None until the farm has started it.
+
+        A ``one_for_one`` supervisor (``intensity``/``period``: the farm's ``restart_intensity`` and
+        ``restart_period``) with one permanent child per worker slot, id ``w<N>`` for slot N, whose
+        worker's node is named ``w<N>g<G>-...`` (G counts its restarts). Ask it with
+        :func:`philipjose.supervisors.which_children` and ``count_children`` from a process of the same
+        runtime (inside ``pj.run``); stopping or changing its children by hand is not supported.
+        """
+        return self._supervisor
 
     @property
     def workers(self) -> list[WorkerInfo]:

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 import philipjose as pj
-from philipjose import farm
+from philipjose import farm, supervisors
 from philipjose.farm.scheduler import Counters
 from tests.farm.conftest import SshServer
 
@@ -198,6 +198,101 @@ async def test_workers_that_keep_dying_break_the_farm(tmp_path: Path) -> None:
     with trio.fail_after(120), pytest.raises(farm.FarmError, match="gave up"):
         async with farm.Farm(machines=[broken], restart_intensity=2, restart_period=60):
             pass
+
+
+def _down_of(ref: Any) -> Any:
+    def match(message: Any) -> bool:
+        return (
+            type(message) is tuple
+            and len(message) == 5
+            and message[0] == pj.Atom("DOWN")
+            and message[1] == ref
+        )
+
+    return match
+
+
+def _slot_of(node: str) -> str:
+    """The supervisor child id keeping a worker: ``w<N>`` from its node ``w<N>g<G>-...``."""
+    return node.partition("g")[0]
+
+
+def test_workers_are_children_of_a_real_supervisor() -> None:
+    async def main() -> None:
+        async with farm.Farm(workers=2, restart_intensity=4, restart_period=30) as f:
+            sup = f.supervisor
+            assert sup is not None
+            children = await supervisors.which_children(sup)
+            assert [c.id for c in children] == ["w0", "w1"]
+            assert all(isinstance(c.pid, pj.Pid) and c.type == "worker" for c in children)
+            assert sorted(_slot_of(w.node) for w in f.workers) == ["w0", "w1"]
+            assert await supervisors.count_children(sup) == {
+                "specs": 2,
+                "active": 2,
+                "supervisors": 0,
+                "workers": 2,
+            }
+            ref = pj.monitor(sup)
+            worker_pids = [w.os_pid for w in f.workers]
+        # closing the farm stops the supervisor (shutdown), whose children killed their workers
+        down = await pj.receive(match=_down_of(ref), timeout=0)
+        assert down[4] == pj.Atom("shutdown")
+        assert not any(p is not None and psutil.pid_exists(p) for p in worker_pids)
+
+    pj.run(main)
+
+
+def test_a_sigkilled_worker_is_restarted_by_the_supervisor_and_its_tasks_rerun() -> None:
+    async def main() -> None:
+        watch = Watch()
+        async with farm.Farm(workers=2, progress=watch) as f:
+            assert f.supervisor is not None
+            before = {c.id: c.pid for c in await supervisors.which_children(f.supervisor)}
+            victim = next(w for w in f.workers if _slot_of(w.node) == "w0")
+            assert victim.os_pid is not None
+            ref = pj.monitor(before["w0"])
+
+            def kill_midway(c: Counters) -> bool:
+                if c.resolved >= 5 and not kill_midway.done:  # type: ignore[attr-defined]
+                    kill_midway.done = True  # type: ignore[attr-defined]
+                    os.kill(victim.os_pid, signal.SIGKILL)  # type: ignore[arg-type]
+                return False
+
+            kill_midway.done = False  # type: ignore[attr-defined]
+            watch.conditions.append((kill_midway, trio.Event()))
+            assert await f.map(slow_square, range(60)) == [x * x for x in range(60)]
+            assert f.counters.retries >= 1  # the dead worker's tasks ran again
+            down = await pj.receive(match=_down_of(ref))
+            lost = ((pj.Atom("worker_exited"), -signal.SIGKILL), (pj.Atom("nodedown"), pj.Atom(victim.node)))
+            assert down[4] in lost  # whichever its keeper saw first: the OS exit or the nodedown
+            await watch.until(lambda c: c.workers == 2)
+            after = {c.id: c.pid for c in await supervisors.which_children(f.supervisor)}
+            assert after["w0"] != before["w0"] and isinstance(after["w0"], pj.Pid)
+            assert after["w1"] == before["w1"]
+            replacement = next(w for w in f.workers if w.alive and _slot_of(w.node) == "w0")
+            assert replacement.os_pid != victim.os_pid and replacement.node != victim.node
+            assert await f.submit(square, 6) == 36
+
+    pj.run(main)
+
+
+def test_intensity_exceeded_shuts_the_supervisor_down_and_fails_pending_tasks() -> None:
+    async def main() -> None:
+        async with farm.Farm(workers=1, restart_intensity=0, restart_period=60) as f:
+            assert f.supervisor is not None
+            ref = pj.monitor(f.supervisor)
+            doomed = f.submit(die)
+            queued = [f.submit(square, i) for i in range(5)]
+            down = await pj.receive(match=_down_of(ref))
+            assert down[4] == pj.Atom("shutdown")
+            for future in [doomed, *queued]:
+                with pytest.raises(farm.FarmError, match="gave up"):
+                    await future
+            with pytest.raises(farm.FarmError, match="gave up"):
+                f.submit(square, 1)
+            assert not any(w.alive for w in f.workers)
+
+    pj.run(main)
 
 
 def test_farm_inside_pj_run() -> None:

@@ -276,6 +276,26 @@ def test_a_sigkilled_worker_is_restarted_by_the_supervisor_and_its_tasks_rerun()
     pj.run(main)
 
 
+def test_a_lost_connection_is_detected_by_nodedown() -> None:
+    async def main() -> None:
+        watch = Watch()
+        async with farm.Farm(workers=1, progress=watch) as f:
+            assert f.supervisor is not None
+            (child,) = await supervisors.which_children(f.supervisor)
+            (worker,) = f.workers
+            assert worker.os_pid is not None
+            ref = pj.monitor(child.pid)
+            os.kill(worker.os_pid, signal.SIGSTOP)  # it cannot exit: only the nodedown can tell
+            pj.node.disconnect(worker.node)
+            down = await pj.receive(match=_down_of(ref))
+            assert down[4] == (pj.Atom("nodedown"), pj.Atom(worker.node))
+            await watch.until(lambda c: c.workers == 1 and c.workers_lost == 1)
+            assert not psutil.pid_exists(worker.os_pid)  # its keeper killed and reaped it
+            assert await f.submit(square, 5) == 25
+
+    pj.run(main)
+
+
 def test_intensity_exceeded_shuts_the_supervisor_down_and_fails_pending_tasks() -> None:
     async def main() -> None:
         async with farm.Farm(workers=1, restart_intensity=0, restart_period=60) as f:

@@ -490,7 +490,8 @@ class Node:
             await trio.aclose_forcefully(stream)
 
     async def _accept_tls(self, stream: trio.SocketStream) -> None:
-        tls_stream = trio.SSLStream(stream, self.tls.server, server_side=True)  # type: ignore[union-attr]
+        assert self.tls is not None
+        tls_stream = trio.SSLStream(stream, self.tls.server, server_side=True)
         try:
             with trio.fail_after(self.handshake_timeout):
                 await tls_stream.do_handshake()

@@ -231,7 +231,10 @@ class Farm:
     ``tls`` (a :class:`~philipjose.node.tls.TLSConfig` made by
     :func:`~philipjose.node.tls.tls_config` from PEM files: the farmer's node and its workers then
     speak TLS distribution only, and each worker gets the same file paths on its command line, so
-    on other machines the files must exist at those paths; see ``docs/security.md``).
+    on other machines the files must exist at those paths; see ``docs/security.md``), ``epmd``
+    (default True: the farmer's node registers with the EPMD on this host, starting the embedded
+    ``philipjose epmd`` daemon when none answers, so ``epmd -names`` lists a running farm; workers
+    connect back to the farmer's port directly and never need an EPMD; False: no EPMD at all).
     """
 
     def __init__(
@@ -250,6 +253,7 @@ class Farm:
         worker_stderr: int | None = None,
         ssh: str = "ssh",
         tls: TLSConfig | None = None,
+        epmd: bool = True,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -277,6 +281,7 @@ class Farm:
         self.worker_stderr = worker_stderr
         self.ssh = ssh
         self.tls = tls
+        self.epmd = epmd
         self._worker_tls: TLSFiles | None = None
         all_local = all(m.is_local for m in machine_list)
         self.farmer_host = farmer_host or ("127.0.0.1" if all_local else _fqdn())
@@ -345,13 +350,7 @@ class Farm:
             rt, self._farmer_pid = await self._nursery.start(self._host_runtime)
         else:
             if rt.dist is None:
-                await pj.node.start(
-                    f"farmer-{self._id}@{self.farmer_host}",
-                    cookie=secrets.token_hex(16),
-                    epmd=False,
-                    listen_host=self._listen_host,
-                    tls=self.tls,
-                )
+                await self._start_node()
             self._farmer_pid = pj.spawn(self._farmer_process)
         self._rt = rt
         node = rt.dist
@@ -382,20 +381,21 @@ class Farm:
     ) -> None:
         stop = self._stop_runtime = trio.Event()
 
-        async def setup() -> None:
-            await pj.node.start(
-                f"farmer-{self._id}@{self.farmer_host}",
-                cookie=secrets.token_hex(16),
-                epmd=False,
-                listen_host=self._listen_host,
-                tls=self.tls,
-            )
-
         async def main() -> None:
             task_status.started((current_runtime(), pj.spawn(self._farmer_process)))
             await stop.wait()
 
-        await run_async(main, setup=setup)
+        await run_async(main, setup=self._start_node)
+
+    async def _start_node(self) -> None:
+        """Make the runtime the farmer's node: a fresh cookie for this farm, hidden, TLS if asked."""
+        await pj.node.start(
+            f"farmer-{self._id}@{self.farmer_host}",
+            cookie=secrets.token_hex(16),
+            epmd=self.epmd,
+            listen_host=self._listen_host,
+            tls=self.tls,
+        )
 
     async def _shutdown(self) -> None:
         self._closing = True

@@ -1,6 +1,7 @@
 """philipjose TLS nodes and real OTP 25 ``erl -proto_dist inet_tls`` nodes (verify_peer and
 fail_if_no_peer_cert on both sides, a throwaway CA): ping, messages, gen_server calls and rpc both
-ways; plain TCP and wrongly certified peers refused both ways, the node serving on afterwards."""
+ways; plain TCP and wrongly certified peers refused both ways, the node serving on afterwards; the
+example node with ``--tls-*``; an Elixir 1.14 TLS node."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import philipjose as pj
 from philipjose import Atom, rpc
 from tests.interop.dist_support import COOKIE, ROOT, private_epmd, python_node, start_peer
 from tests.node.support import LocalNode, unique
+from tests.tools import require
 
-from .certs import PKI, NodeFiles
+from .certs import PKI, NodeFiles, write_optfile
 from .support import compile_peer, erl_node, node_tls
 
 pytestmark = pytest.mark.interop
@@ -142,3 +144,24 @@ async def test_example_node_over_tls(beam_dir: Path, pki: PKI) -> None:
             assert result.startswith("{pong,{hello,") and result.endswith(",1,6,3,{x,[121]},[3,2,1],tls}")
         async with erl_node(beam_dir, epmd, name, "ping", files=None) as plain:
             assert await plain.line("RESULT ") == "pang"
+
+
+ELIXIR = r"""
+[py] = System.argv() |> Enum.map(&String.to_atom/1)
+pong = Node.ping(py)
+1 = GenServer.call({:counter, py}, :inc)
+3 = :rpc.call(py, :pyexample, :add, [1, 2])
+"ok" = :erpc.call(py, :pyexample, :echo, ["ok"])
+IO.puts("RESULT #{pong} #{inspect(:net_kernel.node_info(py) |> elem(1) |> Keyword.get(:address) |> elem(3))}")
+"""
+
+
+async def test_elixir_tls_node(tmp_path: Path, pki: PKI) -> None:
+    elixir = require("elixir")
+    optfile = write_optfile(tmp_path / "dist.conf", pki.good)
+    name = unique("ex")
+    erl_flags = f"-proto_dist inet_tls -ssl_dist_optfile {optfile}"
+    async with private_epmd() as epmd, python_node(epmd, tls=node_tls(pki.good)) as py:
+        argv = [elixir, "--erl", erl_flags, "--sname", name, "--cookie", COOKIE, "-e", ELIXIR, "--", py.name]
+        async with start_peer(argv, epmd, name) as ex:
+            assert await ex.line("RESULT ") == "pong :tls"

@@ -32,7 +32,8 @@ names the host part of that node's name (``alive@HOST``: a ``subjectAltName`` DN
 entry for a numeric host), as OTP's client does with ``server_name_indication``; the server side
 checks only the CA signature of the client's certificate (OTP's default too).
 
-Contexts are built with TLS 1.2 as the lowest version (OTP 25 offers 1.2 and 1.3). No trio here.
+Contexts are built with TLS 1.2 as the lowest version (OTP 25's ``inet_tls_dist`` offers only 1.2
+unless its optfile sets ``versions``; two philipjose nodes agree on 1.3). No trio here.
 """
 
 from __future__ import annotations

@@ -702,7 +702,9 @@ class Runtime:
 
         An unknown or dead target drops it.
         """
-        if isinstance(to, Pid):
+        if type(to) is Atom:
+            proc = self._names.get(to)
+        elif type(to) is Pid:
             proc = self._find(to) if self.is_local_node(to.node) else None
         elif isinstance(to, Reference):
             proc = self._aliases.get(to.ids) if self.is_local_node(to.node) else None
@@ -710,7 +712,16 @@ class Runtime:
             proc = self._names.get(_to_atom(to))
         if proc is None or not proc.alive:
             return
-        self._enqueue(proc, msg)
+        queue = proc.queue
+        if queue is None:
+            proc.queue = deque((msg,))
+        else:
+            queue.append(msg)
+        waiter = proc.waiter
+        if waiter is not None:
+            proc.waiter = None
+            if waiter.custom_sleep_data is proc:  # still parked in receive
+                _reschedule(waiter)
 
     def adopt_monitor(self, watcher: Pid, target: Pid, ref: Reference) -> bool:
         """Record that local ``watcher`` monitors remote ``target`` with ``ref``, a monitor the remote

@@ -15,6 +15,9 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
 - ``peer_ports``: ``{"alive@host": port}`` used instead of asking EPMD when connecting.
 - ``net_ticktime`` (default 60 s, as OTP), ``handshake_timeout`` (default 7 s, OTP's net_setuptime),
   ``max_frame_size`` (default 128 MiB).
+- ``busy_wait``: seconds a plain-TCP connection's reader keeps polling its socket after it runs dry
+  before it sleeps (default 0.0002; 0 turns it off), like the BEAM's scheduler busy wait: a reply
+  that comes back within that time is picked up without waking an idle CPU.
 - ``tls``: None (plain TCP, the default), or a :class:`~philipjose.node.tls.TLSConfig` (from
   :func:`~philipjose.node.tls.tls_config`), an ``ssl.SSLContext`` usable for both sides, or a
   ``(server_context, client_context)`` pair. With TLS the node listens and connects only with TLS,
@@ -43,7 +46,7 @@ from philipjose.node.cookie import resolve_cookie
 from philipjose.node.errors import NodeConfigError, NotDistributedError
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE
 from philipjose.node.names import make_node_name
-from philipjose.node.node import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_NET_TICKTIME, Node
+from philipjose.node.node import DEFAULT_BUSY_WAIT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_NET_TICKTIME, Node
 from philipjose.node.tls import TLSOption, as_tls_config
 from philipjose.term import Atom
 
@@ -106,6 +109,7 @@ async def start(
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     tls: TLSOption = None,
+    busy_wait: float = DEFAULT_BUSY_WAIT,
 ) -> Node:
     """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
 
@@ -121,6 +125,8 @@ async def start(
     secret = resolve_cookie(cookie)
     if net_ticktime <= 0 or handshake_timeout <= 0 or max_frame_size <= 0:
         raise NodeConfigError("net_ticktime, handshake_timeout and max_frame_size must be positive")
+    if not 0 <= busy_wait <= 1:
+        raise NodeConfigError(f"busy_wait must be between 0 and 1 second, not {busy_wait!r}")
     if not 0 <= port <= 65535:
         raise NodeConfigError(f"bad port {port}")
     tls_config = as_tls_config(tls)
@@ -151,6 +157,7 @@ async def start(
         epmd_port=epmd_port,
         peer_ports=peer_ports,
         tls=tls_config,
+        busy_wait=busy_wait,
     )
     dist.port = bound
     rt.set_node(Atom(full), creation)

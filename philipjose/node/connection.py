@@ -22,7 +22,7 @@ from philipjose.node.framing import (
     FrameDecoder,
     Tick,
 )
-from philipjose.node.sentinels import NEED_DATA, Sentinel
+from philipjose.node.sentinels import Sentinel
 
 __all__ = ["TICK_BYTES", "Connection"]
 
@@ -54,11 +54,10 @@ class Connection:
 
     def next_event(self) -> Tick | ControlEvent | Sentinel:
         """The next :class:`Tick` or control event, or ``NEED_DATA``."""
-        event = self._frames.next_event()
-        if event is NEED_DATA or isinstance(event, Tick):
-            return event
-        assert not isinstance(event, Sentinel)
-        return self._codec.decode(event)
+        frame = self._frames.next_frame()
+        if type(frame) is tuple:
+            return self._codec.decode_frame(*frame)
+        return frame  # type: ignore[return-value]  # a Tick or NEED_DATA
 
     def send(self, event: ControlEvent) -> bytes:
         """The frame that carries ``event``."""

@@ -38,7 +38,10 @@ connection on such a message; so does the node layer).
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from philipjose.node.errors import ProtocolError
@@ -49,7 +52,7 @@ from philipjose.node.flags import (
     DFLAG_SEND_SENDER,
 )
 from philipjose.node.framing import DistMessage, dist_header, pass_through
-from philipjose.node.terms import decode_term, encode_term
+from philipjose.node.terms import decode_term, encode_parts, encode_term
 from philipjose.term import Atom, Pid, Reference
 
 __all__ = [
@@ -399,8 +402,11 @@ def decode_message(message: DistMessage) -> ControlEvent:
     tuple starting with an integer, or when a known operation is malformed. Bytes left after the
     payload raise too (OTP refuses them the same way).
     """
-    data = message.data
-    control, pos = decode_term(data, message.offset, message.versioned)
+    return _decode_message(message.data, message.offset, message.versioned)
+
+
+def _decode_message(data: bytes, offset: int, versioned: bool) -> ControlEvent:
+    control, pos = decode_term(data, offset, versioned)
     if type(control) is not tuple or not control or type(control[0]) is not int:
         raise ProtocolError(f"control message is not a tuple starting with an operation: {control!r:.200}")
     op: int = control[0]
@@ -414,7 +420,7 @@ def decode_message(message: DistMessage) -> ControlEvent:
     if has_payload:
         if pos >= len(data):
             raise ProtocolError(f"control message {op} without its payload")
-        payload, pos = decode_term(data, pos, message.versioned)
+        payload, pos = decode_term(data, pos, versioned)
     if pos != len(data):
         raise ProtocolError(f"{len(data) - pos} stray bytes after control message {op}")
     return _build(op, control, payload)
@@ -520,6 +526,8 @@ def encode_event(event: ControlEvent, flags: int) -> bytes:
 
 
 _HEADER_FLAGS: Final = DFLAG_FRAGMENTS | DFLAG_DIST_HDR_ATOM_CACHE
+_HEADER: Final = b"\x83D\x00"  # a normal distribution header without atom-cache references
+_U32: Final = struct.Struct(">I")
 
 
 _NO_PAYLOAD: Final = object()
@@ -598,9 +606,25 @@ def control_terms(event: ControlEvent, flags: int) -> tuple[tuple[Any, ...], Any
 # ---------------------------------------------------------------------------------------------
 # A per-connection codec with caches for the hot path.
 
-_CACHEABLE_OPS: Final = frozenset({DOP_SEND_SENDER, DOP_REG_SEND, DOP_SEND, DOP_ALIAS_SEND})
 _DECODE_CACHE_SIZE: Final = 16
 _ENCODE_CACHE_SIZE: Final = 4096
+
+_Maker = Callable[[Any], ControlEvent]
+
+
+def _maker(op: int, control: tuple[Any, ...]) -> _Maker | None:
+    """For a send-type control tuple without a trace token: a function payload -> event (the tuple's
+    fields checked once, here), or None for any other operation."""
+    if op == DOP_SEND_SENDER:
+        to, sender = _pid(control[2], op, control), _pid(control[1], op, control)
+        return lambda payload: Send(to, payload, sender)
+    if op == DOP_REG_SEND:
+        return partial(RegSend, _pid(control[1], op, control), _atom(control[3], op, control))
+    if op == DOP_SEND:
+        return partial(Send, _pid(control[2], op, control))
+    if op == DOP_ALIAS_SEND:
+        return partial(AliasSend, _pid(control[1], op, control), _ref(control[2], op, control))
+    return None
 
 
 class ControlCodec:
@@ -608,39 +632,45 @@ class ControlCodec:
 
     Most traffic repeats the same control message (the same sender sending to the same pid or
     name), so the codec remembers the bytes of the last 16 distinct send-type control messages it
-    decoded: a message that starts with one of them reuses the decoded control tuple and only its
-    payload is decoded. (A term's encoding is self-delimiting, so if the frame starts with those bytes
-    the control term is exactly that one.) Likewise it remembers the encoded control term of up to
-    4096 recent (kind, sender, destination) triples.
+    decoded, each with a ready-made event constructor: a message that starts with one of them is
+    built from its payload alone (the control term is neither decoded nor checked again). (A term's
+    encoding is self-delimiting, so if the frame starts with those bytes the control term is exactly
+    that one.) Likewise it remembers, for up to 4096 recent (kind, sender, destination) triples of
+    sends without a trace token, the bytes that start their frame (header and control term), so
+    sending encodes only the payload, straight into the frame.
     """
 
-    __slots__ = ("_decoded", "_encoded", "_next_slot", "flags")
+    __slots__ = ("_decoded", "_encoded", "_next_slot", "_with_header", "flags")
 
     def __init__(self, flags: int) -> None:
         self.flags = flags
-        self._decoded: list[tuple[bytes, bool, int, tuple[Any, ...]]] = []
+        self._decoded: list[tuple[bytes, bool, _Maker]] = []
         self._next_slot = 0
         self._encoded: dict[tuple[Any, ...], bytes] = {}
+        self._with_header = bool(flags & _HEADER_FLAGS)
 
     def decode(self, message: DistMessage) -> ControlEvent:
         """Like :func:`decode_message`."""
-        data = message.data
-        offset = message.offset
-        versioned = message.versioned
-        for raw, was_versioned, op, control in self._decoded:
+        return self.decode_frame(message.data, message.offset, message.versioned)
+
+    def decode_frame(self, data: bytes, offset: int, versioned: bool) -> ControlEvent:
+        """:meth:`decode` of a :class:`DistMessage` given by its fields."""
+        for raw, was_versioned, make in self._decoded:
             if was_versioned is versioned and data.startswith(raw, offset):
                 pos = offset + len(raw)
                 if pos >= len(data):
-                    raise ProtocolError(f"control message {op} without its payload")
+                    raise ProtocolError("send-type control message without its payload")
                 payload, end = decode_term(data, pos, versioned)
                 if end != len(data):
-                    raise ProtocolError(f"{len(data) - end} stray bytes after control message {op}")
-                return _build(op, control, payload)
-        event = decode_message(message)
-        if type(event) in (Send, RegSend, AliasSend) and getattr(event, "token", None) is None:
+                    raise ProtocolError(f"{len(data) - end} stray bytes after a send-type control message")
+                return make(payload)
+        event = _decode_message(data, offset, versioned)
+        kind = type(event)
+        if (kind is Send or kind is RegSend or kind is AliasSend) and event.token is None:  # type: ignore[union-attr]
             control, pos = decode_term(data, offset, versioned)
-            if control[0] in _CACHEABLE_OPS:
-                entry = (bytes(data[offset:pos]), versioned, control[0], control)
+            maker = _maker(control[0], control)
+            if maker is not None:
+                entry = (data[offset:pos], versioned, maker)
                 if len(self._decoded) < _DECODE_CACHE_SIZE:
                     self._decoded.append(entry)
                 else:
@@ -650,17 +680,28 @@ class ControlCodec:
 
     def encode(self, event: ControlEvent) -> bytes:
         """Like :func:`encode_event`."""
+        kind = type(event)
         key: tuple[Any, ...]
-        if isinstance(event, Send | RegSend) and event.token is None:
-            key, message = (type(event), event.sender, event.to), event.message
-        elif isinstance(event, AliasSend) and event.token is None:
-            key, message = (AliasSend, event.sender, event.alias), event.message
+        if kind is Send or kind is RegSend:
+            if event.token is not None:  # type: ignore[union-attr]
+                return encode_event(event, self.flags)
+            key = (kind, event.sender, event.to)  # type: ignore[union-attr]
+        elif kind is AliasSend:
+            if event.token is not None:  # type: ignore[union-attr]
+                return encode_event(event, self.flags)
+            key = (AliasSend, event.sender, event.alias)  # type: ignore[union-attr]
         else:
             return encode_event(event, self.flags)
-        control = self._encoded.get(key)
-        if control is None:
+        head = self._encoded.get(key)
+        if head is None:
             if len(self._encoded) >= _ENCODE_CACHE_SIZE:
                 self._encoded.clear()
-            control = self._encoded[key] = encode_term(control_terms(event, self.flags)[0])
-        build = dist_header if self.flags & _HEADER_FLAGS else pass_through
-        return build(control, encode_term(message))
+            control = encode_term(control_terms(event, self.flags)[0])
+            # After a distribution header the terms have no version byte; in a pass-through frame
+            # each has its own.
+            head = _HEADER + control[1:] if self._with_header else b"p" + control + b"\x83"
+            self._encoded[key] = head
+        parts = [b"", head]
+        encode_parts(event.message, parts)  # type: ignore[union-attr]
+        parts[0] = _U32.pack(sum(map(len, parts)))
+        return b"".join(parts)

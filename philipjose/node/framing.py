@@ -67,7 +67,6 @@ TICK_BYTES: Final = b"\x00\x00\x00\x00"
 
 _U32 = struct.Struct(">I")
 _SEQ_FRAG = struct.Struct(">QQ")
-_COMPACT_AT = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +134,14 @@ class _Sequence:
 
 
 class FrameDecoder:
-    """Splits the received byte stream into ticks and whole distribution messages."""
+    """Splits the received byte stream into ticks and whole distribution messages.
+
+    Received chunks are kept as they are (immutable ``bytes``) and frames are sliced out of them, so
+    a chunk holding many whole frames is parsed without copying it. Only a frame split across chunks
+    is gathered in a ``bytearray`` (amortised appends, so feeding a large frame byte by byte stays
+    linear) until it is complete; its length is checked against ``max_frame_size`` as soon as its
+    4-byte header is there.
+    """
 
     def __init__(
         self,
@@ -147,53 +153,81 @@ class FrameDecoder:
         self.max_frame_size = max_frame_size
         self.max_message_size = max_message_size
         self.max_sequences = max_sequences
-        self._buffer = bytearray()
+        self._buffer = b""  # the current chunk; frames are parsed from _pos on
         self._pos = 0
+        self._partial: bytearray | None = None  # an incomplete frame being gathered, else None
         self._sequences: dict[int, _Sequence] = {}
 
     @property
     def buffered(self) -> int:
         """How many received bytes are not yet part of an event."""
-        return len(self._buffer) - self._pos
+        partial = self._partial
+        return len(self._buffer) - self._pos + (0 if partial is None else len(partial))
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes received from the peer."""
-        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(self._buffer):
-            del self._buffer[: self._pos]
+        partial = self._partial
+        if partial is None:
+            buffer = self._buffer
+            pos = self._pos
+            rest = len(buffer) - pos
+            if not rest:  # everything before was parsed: take the chunk as it is
+                self._buffer = bytes(data)
+                self._pos = 0
+                return
+            if rest >= 4:
+                (length,) = _U32.unpack_from(buffer, pos)
+                if rest + len(data) >= 4 + length or length > self.max_frame_size:
+                    self._buffer = buffer[pos:] + data  # this chunk completes the frame: one copy
+                    self._pos = 0
+                    return
+            partial = self._partial = bytearray(buffer[pos:])
+            self._buffer = b""
             self._pos = 0
-        self._buffer += data
+        partial += data
+        if len(partial) >= 4:
+            (length,) = _U32.unpack_from(partial)
+            if len(partial) >= 4 + length or length > self.max_frame_size:
+                self._buffer = bytes(partial)  # a whole frame (or one next_event refuses) is there
+                self._partial = None
 
     def next_event(self) -> FrameEvent | Sentinel:
         """The next :class:`Tick` or :class:`DistMessage`, or ``NEED_DATA``."""
+        frame = self.next_frame()
+        if type(frame) is tuple:
+            return DistMessage(*frame)
+        return frame  # type: ignore[return-value]
+
+    def next_frame(self) -> tuple[bytes, int, bool] | Tick | Sentinel:
+        """Like :meth:`next_event`, but a message comes as the tuple ``(data, offset, versioned)``
+        of :class:`DistMessage`'s fields (the connection's hot path makes no event object)."""
+        buffer = self._buffer
         while True:
-            body = self._next_frame()
-            if body is None:
+            pos = self._pos
+            if len(buffer) - pos < 4:
                 return NEED_DATA
-            if not body:
+            (length,) = _U32.unpack_from(buffer, pos)
+            if length > self.max_frame_size:
+                raise FrameTooLarge(f"frame of {length} bytes (limit {self.max_frame_size})")
+            end = pos + 4 + length
+            if len(buffer) < end:
+                return NEED_DATA
+            self._pos = end
+            if not length:
                 return _TICK
-            message = self._open(body)
+            # The common case first: a normal distribution header without atom-cache references.
+            if length >= 3 and buffer[pos + 4] == _VERSION and buffer[pos + 5] == _DIST_HEADER:
+                if buffer[pos + 6] != 0:
+                    raise ProtocolError("distribution header with atom cache references (not negotiated)")
+                return buffer[pos + 4 : end], 3, False
+            message = self._open(buffer[pos + 4 : end])
             if message is not None:
                 return message
 
-    def _next_frame(self) -> bytes | None:
-        buffer = self._buffer
-        pos = self._pos
-        if len(buffer) - pos < 4:
-            return None
-        (length,) = _U32.unpack_from(buffer, pos)
-        if length > self.max_frame_size:
-            raise FrameTooLarge(f"frame of {length} bytes (limit {self.max_frame_size})")
-        end = pos + 4 + length
-        if len(buffer) < end:
-            return None
-        body = bytes(buffer[pos + 4 : end])
-        self._pos = end
-        return body
-
-    def _open(self, body: bytes) -> DistMessage | None:
+    def _open(self, body: bytes) -> tuple[bytes, int, bool] | None:
         first = body[0]
         if first == PASS_THROUGH:
-            return DistMessage(body, 1, True)
+            return body, 1, True
         if first != _VERSION or len(body) < 2:
             raise ProtocolError(f"unknown frame header {body[:2]!r}")
         kind = body[1]
@@ -202,7 +236,7 @@ class FrameDecoder:
                 raise ProtocolError("truncated distribution header")
             if body[2] != 0:
                 raise ProtocolError("distribution header with atom cache references (not negotiated)")
-            return DistMessage(body, 3, False)
+            return body, 3, False
         if kind == _DIST_FRAG_HEADER:
             if len(body) < 2 + _SEQ_FRAG.size + 1:
                 raise ProtocolError("truncated first-fragment header")
@@ -213,7 +247,7 @@ class FrameDecoder:
             if frag == 0:
                 raise ProtocolError("fragment id 0")
             if frag == 1:
-                return DistMessage(body, start, False)
+                return body, start, False
             if seq in self._sequences:
                 raise ProtocolError(f"fragment sequence {seq} started twice")
             if len(self._sequences) >= self.max_sequences:
@@ -238,7 +272,7 @@ class FrameDecoder:
                 sequence.next_id = frag - 1
                 return None
             del self._sequences[seq]
-            return DistMessage(b"".join(sequence.parts), 0, False)
+            return b"".join(sequence.parts), 0, False
         raise ProtocolError(f"unknown distribution header kind {kind}")
 
     def _check_size(self, size: int) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 from philipjose.node.errors import ProtocolError
 from philipjose.term import DecodeError, decode, encode
 from philipjose.term._decode import decode_body  # the unversioned decoder (no public name yet)
+from philipjose.term._encode import encode_parts  # the unversioned encoder (no public name yet)
 
-__all__ = ["decode_term", "encode_term"]
+__all__ = ["decode_term", "encode_parts", "encode_term"]
 
 
 def decode_term(data: bytes, offset: int, versioned: bool) -> tuple[Any, int]:

@@ -485,12 +485,13 @@ def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
     """Decode up to ``count`` leading scalar elements of a container into ``items``.
 
     The fast path for a container just opened: small integers, integers, binaries, UTF-8 atoms,
-    floats, strings and nil are decoded in this tight loop (runs of integers in C); it stops at
-    the first element of any other kind and returns the offset reached, leaving that element and
-    the rest to the main loop.
+    floats, strings and nil are decoded in this tight loop (runs of integers in C), the other
+    scalars (pids, references, ...) through the dispatch table; it stops at the first container
+    (or bad tag) and returns the offset reached, leaving that element and the rest to the main loop.
     """
     append = items.append
     end = len(buf)
+    handlers = _HANDLERS
     utf8_atoms = _utf8_atoms
     i32 = _i32
     u32 = _u32
@@ -550,7 +551,11 @@ def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
             append([])
             pos += 1
         else:
-            break
+            handler = handlers[tag]
+            if handler is None:  # a container (or a bad tag): the main loop takes it from here
+                break
+            value, pos = handler(buf, pos)  # pids, references, other atoms, bignums, ...
+            append(value)
         count -= 1
     return pos
 

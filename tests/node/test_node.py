@@ -11,6 +11,7 @@ import trio
 
 import philipjose as pj
 from philipjose import Atom, Pid, Reference
+from philipjose.actors import run_async
 from philipjose.node import NodeConfigError, NotDistributedError
 from philipjose.node import control as c
 from philipjose.node import handshake as hs
@@ -88,6 +89,44 @@ async def test_messages_ping_and_nodes() -> None:
         ]
         assert isinstance(got[8], Pid) and got[8].node == Atom(b.name)
         assert got[-1] == list(range(1000))
+
+
+@pytest.mark.parametrize("busy_wait", [0.0, 0.0002])
+async def test_bursts_and_round_trips_with_and_without_busy_wait(busy_wait: float) -> None:
+    # Bursts of big messages fill whole reads (the reader's read-again and yield path); round trips
+    # drain the socket each time (the busy-poll, or the wait for readability when it is off).
+    async with local_nodes(2, busy_wait=busy_wait) as (a, b):
+
+        async def serve() -> None:
+            pj.register("echo", pj.spawn(echo))
+
+        await a.run(serve)
+        big = bytes(40_000)
+
+        async def client() -> tuple[list[int], list[int]]:
+            for i in range(200):
+                pj.send(("echo", a.name), (pj.self(), (i, big)))
+            burst = []
+            for _ in range(200):
+                i, data = await pj.receive(timeout=10)
+                assert data == big
+                burst.append(i)
+            trips = []
+            for i in range(300):
+                pj.send(("echo", a.name), (pj.self(), i))
+                trips.append(await pj.receive(timeout=10))
+            return burst, trips
+
+        assert await b.run(client) == (list(range(200)), list(range(300)))
+
+
+async def test_busy_wait_must_be_between_0_and_1_second() -> None:
+    async def main() -> None:
+        for bad in (-0.1, 2.0):
+            with pytest.raises(NodeConfigError):
+                await pj.node.start("bw@localhost", epmd=False, cookie="c", busy_wait=bad)
+
+    await run_async(main)
 
 
 async def test_ping_unknown_node_is_false() -> None:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_dist import free_port, wait_line  # the same helpers as the distribution benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 COOKIE = "bench-rpc-cookie"
@@ -94,21 +97,6 @@ async def main():
 
 pj.run(main, node=NAME, cookie=COOKIE, listen_host="127.0.0.1")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_line(proc: subprocess.Popen[str], word: str) -> str:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if word in line:
-            return line
-    raise RuntimeError(f"{proc.args!r} exited before printing {word!r}")
 
 
 def erl(beam: Path, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -10,8 +10,8 @@ from typing import Any
 
 from philipjose.node.errors import ProtocolError
 from philipjose.term import DecodeError, decode, encode
-from philipjose.term._decode import decode_body  # the unversioned decoder (no public name yet)
-from philipjose.term._encode import encode_parts  # the unversioned encoder (no public name yet)
+from philipjose.term.codec import decode_unversioned as decode_body
+from philipjose.term.codec import encode_unversioned as encode_parts
 
 __all__ = ["decode_term", "encode_parts", "encode_term"]
 

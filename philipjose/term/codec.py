@@ -2,7 +2,9 @@
 
 ``decode(data, offset)`` decodes one versioned term inside a larger buffer and returns where it
 ends (the distribution layer decodes a control message and its payload from one frame this way);
-``encode(term)`` is ``term_to_binary(term)`` without compression.
+``encode(term)`` is ``term_to_binary(term)`` without compression. ``decode_unversioned(data, offset)``
+and ``encode_unversioned(term, parts)`` are the same without the version byte, for the terms that
+follow a distribution header.
 
 Limits (all raise ``DecodeError``): compressed terms may not declare more than ``max_decompressed``
 bytes (default ``DEFAULT_MAX_DECOMPRESSED``, 64 MiB) and must inflate to exactly the declared size;
@@ -26,12 +28,19 @@ __all__ = [
     "MAX_KEY_DEPTH",
     "binary_to_term",
     "decode",
+    "decode_unversioned",
     "encode",
+    "encode_unversioned",
     "term_to_binary",
 ]
 
 #: Default cap on the declared (and actual) size of a compressed term once inflated: 64 MiB.
 DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
+
+#: Decode one term with no version byte at ``data[offset]``; returns ``(term, end)``.
+decode_unversioned = decode_body
+#: Append the encoding of a term, with no version byte, to a list of byte strings.
+encode_unversioned = encode_parts
 
 _VERSION = b"\x83"
 _COMPRESSED_HEAD = struct.Struct(">BBI")

@@ -1,6 +1,6 @@
 """The process record: one per live process, owned by the runtime's process table.
 
-A process is a Trio task running ``fn(*args)`` inside its own cancel scope. Its mailbox is a
+A process is a Trio task running ``fn(*args)``. Its mailbox is a
 ``collections.deque``, made on the first message; ``waiter`` holds the task while it is parked in
 ``receive`` (valid while ``waiter.custom_sleep_data is`` the process) so that a sender can wake it
 with ``trio.lowlevel.reschedule``. Relations are created
@@ -41,6 +41,7 @@ class Process:
         "budget",
         "initial_call",
         "key",
+        "kill_scope",
         "links",
         "monitored_by",
         "monitors",
@@ -49,7 +50,6 @@ class Process:
         "queue",
         "reason",
         "rt",
-        "scope",
         "task",
         "trap_exit",
         "waiter",
@@ -67,7 +67,7 @@ class Process:
         self.alive = True
         self.trap_exit = False
         self.reason: Any = None
-        self.scope = trio.CancelScope()
+        self.kill_scope: trio.CancelScope | None = None  # see philipjose.actors.killscope
         self.name: Any = None
         self.links: set[Pid] | None = None
         self.monitors: dict[Reference, Any] | None = None

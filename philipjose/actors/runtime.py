@@ -10,8 +10,9 @@ process's task.
 
 All signals (messages, links, exit signals, monitors) are handled *synchronously by the sender*: a send
 appends to the receiver's deque and reschedules it only if it is parked in ``receive``; an exit signal
-that kills its receiver marks it doomed (``alive = False``, ``reason`` set) and cancels its cancel
-scope, so a process blocked in any await ends at once. Because everything runs on one Trio thread and
+that kills its receiver marks it doomed (``alive = False``, ``reason`` set) and cancels its task (see
+:mod:`~.killscope`: the cancel scope is made at that moment, not at spawn), so a process blocked in any
+await ends at once. Because everything runs on one Trio thread and
 the handling is synchronous, signals between a pair of processes keep their order.
 
 When a process's task ends (its function returned or raised, or its scope was cancelled) ``_finish``
@@ -41,6 +42,7 @@ from typing import Any, Final
 
 import trio
 
+from philipjose.actors import killscope
 from philipjose.actors.errors import BadArg, Exit, NoProcessError, as_reason
 from philipjose.actors.hooks import DistributionHooks
 from philipjose.actors.process import Process
@@ -262,8 +264,17 @@ class Runtime:
             if not proc.alive:  # killed before it ever ran
                 _close(coro)
             else:
-                with proc.scope:
+                if not killscope.LAZY:
+                    proc.kill_scope = killscope.enter()
+                try:
                     value = await coro
+                except BaseException as exc:
+                    scope = proc.kill_scope
+                    if scope is None or not killscope.leave(scope, exc):
+                        raise
+                else:
+                    if proc.kill_scope is not None:
+                        killscope.leave(proc.kill_scope, None)
                     if proc is self._main:
                         self._main_outcome = ("value", value)
         except Exit as exc:
@@ -452,7 +463,10 @@ class Runtime:
         proc.alive = False
         proc.reason = reason
         proc.budget = 0  # its next receive checkpoints (and sees the cancellation)
-        proc.scope.cancel()
+        if proc.kill_scope is not None:
+            proc.kill_scope.cancel()
+        elif proc.task is not None:  # (a process that has not started yet sees it is dead and ends)
+            proc.kill_scope = killscope.cancel_task(proc.task)
 
     def _exit_signal(self, proc: Process, sender: Pid, reason: Any, *, link: bool) -> None:
         if not proc.alive:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import trio
 
@@ -35,7 +35,7 @@ from philipjose.actors.errors import BadArg, Exit, NoProcessError, as_reason
 from philipjose.actors.patterns import Matcher, compile_match
 from philipjose.actors.process import REDUCTIONS, Process
 from philipjose.actors.reasons import NONODE
-from philipjose.actors.runtime import Runtime, _process_var, _runtime_var
+from philipjose.actors.runtime import Runtime, _runtime_var, _task_procs, current_process
 from philipjose.term import Atom, Pid, Reference
 
 __all__ = [
@@ -82,7 +82,7 @@ def _runtime() -> Runtime:
 
 
 def _me() -> Process:
-    proc = _process_var.get(None)
+    proc = current_process()
     if proc is None:
         raise NoProcessError("this must be called from inside a philipjose process")
     return proc
@@ -153,6 +153,12 @@ def send(dest: Any, msg: Any) -> None:
     rt._send_slow(dest, msg)
 
 
+def _not_a_process_task() -> NoReturn:
+    if current_process() is not None:
+        raise NoProcessError("receive must be awaited by the process's own task, not a helper task")
+    raise NoProcessError("receive must be awaited inside a philipjose process")
+
+
 async def receive(match: Any = None, *, timeout: float | None = None) -> Any:
     """Take the oldest message that matches ``match`` from the current process's mailbox.
 
@@ -167,9 +173,10 @@ async def receive(match: Any = None, *, timeout: float | None = None) -> Any:
     A message that is already queued is returned without a Trio checkpoint; see the module docstring
     for the reduction budget that keeps this fair and cancellable.
     """
-    proc = _process_var.get(None)
+    task = _current_task()
+    proc = _task_procs.get(task)
     if proc is None:
-        raise NoProcessError("receive must be awaited inside a philipjose process")
+        _not_a_process_task()
     if timeout is not None and not timeout >= 0:
         raise ValueError(f"receive timeout must be >= 0 or None, not {timeout!r}")
     budget = proc.budget - 1
@@ -186,9 +193,6 @@ async def receive(match: Any = None, *, timeout: float | None = None) -> Any:
     if timeout is not None:
         return await _wait(proc, None, 0, timeout)
     # Park right here (no extra coroutine frames: an idle process is parked in this frame).
-    task = _current_task()
-    if task is not proc.task:
-        raise NoProcessError("receive must be awaited by the process's own task, not a helper task")
     while True:
         proc.waiter = task
         task.custom_sleep_data = proc
@@ -308,7 +312,7 @@ def exit(pid: Pid, reason: Any) -> None:
     ``Exit(reason)``.
     """
     rt = _runtime()
-    proc = _process_var.get(None)
+    proc = current_process()
     sender = proc.pid if proc is not None else rt._system_pid
     rt.exit(sender, pid, as_reason(reason))
     if proc is not None:

@@ -52,7 +52,7 @@ from philipjose.actors import api
 from philipjose.actors.errors import BadArg, Exit, NoProcessError, StartError, Stop
 from philipjose.actors.process import Process
 from philipjose.actors.reasons import DOWN, EXIT, KILL, NORMAL, crash_reason
-from philipjose.actors.runtime import _process_var, current_runtime
+from philipjose.actors.runtime import current_process, current_runtime
 from philipjose.term import Atom, ImproperList, Pid, Reference
 
 __all__ = ["NOREPLY", "Caller", "GenServer", "call", "cast", "reply"]
@@ -86,7 +86,7 @@ NOREPLY: Final = _NoReply()
 
 
 def _me() -> Process:
-    proc = _process_var.get(None)
+    proc = current_process()
     if proc is None:
         raise NoProcessError("this must be called from inside a philipjose process")
     return proc

@@ -69,12 +69,34 @@ __all__ = ["Runtime", "current_runtime", "run", "run_async"]
 log: Final = logging.getLogger("philipjose.actors")
 
 _runtime_var: ContextVar[Runtime] = ContextVar("philipjose_runtime")
-_process_var: ContextVar[Process | None] = ContextVar("philipjose_process", default=None)
+#: Each live process's task -> its record (see :func:`current_process`).
+_task_procs: Final[dict[trio.lowlevel.Task, Process]] = {}
+_current_task: Final = trio.lowlevel.current_task
 
 _UNDEFINED: Final = Atom("undefined")
 _CRASH: Final = PYTHON_EXCEPTION
 _reschedule: Final = trio.lowlevel.reschedule
 _MASK32: Final = 0xFFFF_FFFF
+
+
+def current_process() -> Process | None:
+    """The process whose task is running; for a helper task (started in a nursery that a process opened,
+    at any depth), that process; None in any other task and outside Trio."""
+    try:
+        task = _current_task()
+    except RuntimeError:
+        return None
+    proc = _task_procs.get(task)
+    if proc is not None:
+        return proc
+    nursery = task.parent_nursery
+    while nursery is not None:
+        task = nursery.parent_task
+        proc = _task_procs.get(task)
+        if proc is not None:
+            return proc
+        nursery = task.parent_nursery
+    return None
 
 
 def current_runtime() -> Runtime:
@@ -191,17 +213,16 @@ class Runtime:
         return self._find(pid) is not None
 
     def _sender_pid(self) -> Pid:
-        proc = _process_var.get(None)
+        proc = current_process()
         return proc.pid if proc is not None else self._system_pid
 
     def start_system_task(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start ``fn(*args)`` in the system nursery as a task that is not a process.
 
-        Prefer this to ``nursery.start_soon`` when calling from inside a process: Trio copies the
-        caller's context into the new task, so a task started directly would otherwise see the calling
-        process as ``pj.self()``.
+        Prefer this to ``nursery.start_soon`` in a nursery of the calling process: a task started there
+        is a helper of that process and acts as it (``pj.self()``, the sender of its messages).
         """
-        self.nursery.start_soon(_as_system_task, fn, args, name=fn)
+        self.nursery.start_soon(fn, *args, name=fn)
 
     def _index(self, node: Atom, proc: Process) -> None:
         procs = self._by_node.get(node)
@@ -257,8 +278,8 @@ class Runtime:
         return pid, ref
 
     async def _process_main(self, proc: Process, coro: Awaitable[Any]) -> None:
-        _process_var.set(proc)
-        proc.task = trio.lowlevel.current_task()
+        task = proc.task = _current_task()
+        _task_procs[task] = proc
         reason: Any = NORMAL
         try:
             if not proc.alive:  # killed before it ever ran
@@ -308,7 +329,9 @@ class Runtime:
         proc.alive = False
         proc.reason = reason
         proc.waiter = None
-        proc.task = None
+        if proc.task is not None:
+            del _task_procs[proc.task]
+            proc.task = None
         self._procs.pop(proc.key, None)
         if proc is self._main:
             if self._main_outcome[0] == "exit":
@@ -681,7 +704,7 @@ class Runtime:
         proc = self._find(pid)
         if proc is None:
             return None
-        current = _process_var.get(None)
+        current = current_process()
         task = proc.task
         if proc is current and task is trio.lowlevel.current_task():
             status = "running"
@@ -840,11 +863,6 @@ class Runtime:
                 for other in [p for p in proc.links if p.node == node]:
                     proc.links.discard(other)
                     self._exit_signal(proc, other, NOCONNECTION, link=True)
-
-
-async def _as_system_task(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-    _process_var.set(None)
-    await fn(*args)
 
 
 def _is_name_node(dest: Any) -> bool:

@@ -223,11 +223,35 @@ def test_receive_from_a_helper_task_is_refused() -> None:
                 await pj.receive()
             pj.send(pj.self(), "helper sends as the process")
 
+        async def nested() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(helper)
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(helper)
+            nursery.start_soon(nested)
+        assert await pj.receive(timeout=0) == "helper sends as the process"
         assert await pj.receive(timeout=0) == "helper sends as the process"
 
     run(main)
+
+
+def test_a_system_task_started_by_a_process_is_not_that_process() -> None:
+    seen: list[str] = []
+
+    async def system_task(done: trio.Event) -> None:
+        with pytest.raises(pj.NoProcessError):
+            pj.self()
+        seen.append("not a process")
+        done.set()
+
+    async def main() -> None:
+        done = trio.Event()
+        pj.actors.current_runtime().start_system_task(system_task, done)
+        await done.wait()
+
+    run(main)
+    assert seen == ["not a process"]
 
 
 def test_messages_to_a_dead_process_are_dropped_and_mailbox_is_private() -> None:

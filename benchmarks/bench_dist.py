@@ -4,7 +4,11 @@ against a philipjose node, in the same run; then philipjose drives it against th
 Workload (issue 5): N one-way messages ``{row, 1, <<32 bytes>>, 2.5, [1,2,3]}`` to a registered
 ``sink`` (timed until the sink's count comes back), then R ping-pong round trips with ``echo``.
 
-    python3 benchmarks/bench_dist.py [--messages 200000] [--round-trips 20000]
+    python3 benchmarks/bench_dist.py [--messages 200000] [--round-trips 20000] [--runs 5]
+
+The three drivers (erl -> erl, erl -> philipjose, philipjose -> erl) take turns, ``--runs`` times, so
+that a slow spell of the machine hits all of them; each run's figures are printed, then the medians
+and the median of the per-run ratios (round trips on a VM swing with the cost of waking idle CPUs).
 
 Needs ``erl``, ``erlc`` and ``epmd``. Everything runs on loopback with a private ``epmd`` port. The
 philipjose node is ``examples/interop_node.py`` in its own process.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,11 +143,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--round-trips", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=5, help="how many times each driver runs, in turn")
     args = parser.parse_args()
     n, r = args.messages, args.round_trips
     epmd_port = free_port()
     env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port), PYTHONPATH=str(ROOT))
     procs: list[subprocess.Popen[str]] = []
+    runs: list[tuple[tuple[float, float, int], ...]] = []
     with tempfile.TemporaryDirectory() as tmp:
         beam = Path(tmp)
         (beam / "pj_bench.erl").write_text(ERLANG)
@@ -164,27 +171,43 @@ def main() -> None:
             )
             procs.append(py)
             wait_line(py, "ready")
-
-            e_one, e_ping, e_count = drive_from_erl(beam, erl_target, n, r, env)
-            p_one, p_ping, p_count = drive_from_erl(beam, py_target, n, r, env)
-            x_one, x_ping, x_count = drive_from_python(erl_target, n, r, env)
+            print(f"workload: {n} one-way messages {{row, 1, <<32 bytes>>, 2.5, [1,2,3]}}, "
+                  f"{r} ping-pong round trips; {args.runs} runs, drivers in turn")
+            print(f"{'run':<5}{'driver -> target':<22}{'one-way msg/s':>16}{'round trips/s':>16}  sink count")
+            for i in range(1, args.runs + 1):
+                run = (
+                    drive_from_erl(beam, erl_target, n, r, env),
+                    drive_from_erl(beam, py_target, n, r, env),
+                    drive_from_python(erl_target, n, r, env),
+                )
+                runs.append(run)
+                for label, (one, ping, count) in zip(LABELS, run, strict=True):
+                    print(f"{i:<5}{label:<22}{one:>16,.0f}{ping:>16,.0f}  {count}", flush=True)
+                e, p, x = run
+                print(f"{'':<5}philipjose/erl: one-way {p[0] / e[0]:.1%}, ping-pong {p[1] / e[1]:.1%}; "
+                      f"philipjose driving: one-way {x[0] / e[0]:.1%}, ping-pong {x[1] / e[1]:.1%}",
+                      flush=True)
         finally:
             for proc in reversed(procs):
                 proc.kill()
                 proc.wait()
-    print(f"workload: {n} one-way messages {{row, 1, <<32 bytes>>, 2.5, [1,2,3]}}, {r} ping-pong round trips")
-    print(f"{'driver -> target':<28}{'one-way msg/s':>16}{'round trips/s':>16}  sink count")
-    print(f"{'erl -> erl':<28}{e_one:>16,.0f}{e_ping:>16,.0f}  {e_count}")
-    print(f"{'erl -> philipjose':<28}{p_one:>16,.0f}{p_ping:>16,.0f}  {p_count}")
-    print(f"{'philipjose -> erl':<28}{x_one:>16,.0f}{x_ping:>16,.0f}  {x_count}")
+    med = statistics.median
+    print("medians:")
+    for k, label in enumerate(LABELS):
+        one, ping = med(run[k][0] for run in runs), med(run[k][1] for run in runs)
+        print(f"     {label:<22}{one:>16,.0f}{ping:>16,.0f}")
+    one_ratio = med(run[1][0] / run[0][0] for run in runs)
+    ping_ratios = sorted(run[1][1] / run[0][1] for run in runs)
     print(
-        f"philipjose/erl (erl driving): one-way {p_one / e_one:.1%} (target >= 25%), "
-        f"ping-pong {p_ping / e_ping:.1%} (target >= 50%)"
+        f"philipjose/erl (erl driving), median of the per-run ratios: one-way {one_ratio:.1%} "
+        f"(target >= 25%), ping-pong {med(ping_ratios):.1%} (target >= 50%; "
+        f"per run {', '.join(f'{x:.0%}' for x in ping_ratios)})"
     )
-    print(
-        f"philipjose driving erl vs erl driving erl: one-way {x_one / e_one:.1%}, "
-        f"ping-pong {x_ping / e_ping:.1%}"
-    )
+    x_one, x_ping = med(r[2][0] / r[0][0] for r in runs), med(r[2][1] / r[0][1] for r in runs)
+    print(f"philipjose driving erl vs erl driving erl, median: one-way {x_one:.1%}, ping-pong {x_ping:.1%}")
+
+
+LABELS = ("erl -> erl", "erl -> philipjose", "philipjose -> erl")
 
 
 if __name__ == "__main__":

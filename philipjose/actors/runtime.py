@@ -5,15 +5,15 @@ Theory of operation
 One :class:`Runtime` lives inside one ``trio.run`` (see :func:`run` / :func:`run_async`). Every process
 is a Trio task started in the runtime's process nursery; its :class:`~.process.Process` record sits
 in ``_procs`` keyed by ``(serial << 32) | id`` (so a pid decoded from the wire with the local node's
-name finds a process spawned before distribution started). ``self()`` is a context variable set in the
-process's task.
+name finds a process spawned before distribution started). ``self()`` looks up the current Trio task in
+``_task_procs`` (see :func:`current_process`).
 
 All signals (messages, links, exit signals, monitors) are handled *synchronously by the sender*: a send
 appends to the receiver's deque and reschedules it only if it is parked in ``receive``; an exit signal
 that kills its receiver marks it doomed (``alive = False``, ``reason`` set) and cancels its task (see
 :mod:`~.killscope`: the cancel scope is made at that moment, not at spawn), so a process blocked in any
-await ends at once. Because everything runs on one Trio thread and
-the handling is synchronous, signals between a pair of processes keep their order.
+await ends at once. Because everything runs on one Trio thread and the handling is synchronous, signals
+between a pair of processes keep their order.
 
 When a process's task ends (its function returned or raised, or its scope was cancelled) ``_finish``
 runs, in this order: the process leaves the table, its registered name and aliases are released, the
@@ -330,7 +330,7 @@ class Runtime:
         proc.reason = reason
         proc.waiter = None
         if proc.task is not None:
-            del _task_procs[proc.task]
+            _task_procs.pop(proc.task, None)
             proc.task = None
         self._procs.pop(proc.key, None)
         if proc is self._main:

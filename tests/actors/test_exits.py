@@ -146,35 +146,7 @@ def test_other_processes_are_cancelled_when_main_returns() -> None:
     assert cleaned == ["worker"] * 3
 
 
-@pytest.mark.parametrize("blocker", ["receive", "sleep", "event", "socket", "nursery_child"])
-def test_exit_kill_ends_a_process_blocked_in_any_await(blocker: str) -> None:
-    reached: list[str] = []
-
-    async def blocked() -> None:
-        if blocker == "receive":
-            await pj.receive()
-        elif blocker == "sleep":
-            await trio.sleep(10_000)
-        elif blocker == "event":
-            await trio.Event().wait()
-        elif blocker == "socket":
-            a, b = trio.socket.socketpair()
-            with a, b:
-                await a.recv(10)
-        else:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.sleep_forever)
-        reached.append("after")
-
-    async def main() -> Any:
-        pid, ref = pj.spawn_monitor(blocked)
-        await trio.testing.wait_all_tasks_blocked()
-        pj.exit(pid, "kill")
-        assert not pj.is_alive(pid)
-        return await wait_down(ref, timeout=None)
-
-    assert run(main) == KILLED
-    assert reached == []
+# Kills of processes blocked in any await: tests/actors/test_killscope.py (run with both kill scopes).
 
 
 def test_exit_with_reason_cancels_blocked_process_with_that_reason() -> None:

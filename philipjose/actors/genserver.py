@@ -49,10 +49,10 @@ import logging
 from typing import Any, Final
 
 from philipjose.actors import api
-from philipjose.actors.errors import BadArg, Exit, NoProcessError, StartError, Stop
+from philipjose.actors.errors import BadArg, Exit, StartError, Stop
 from philipjose.actors.process import Process
 from philipjose.actors.reasons import DOWN, EXIT, KILL, NORMAL, crash_reason
-from philipjose.actors.runtime import current_process, current_runtime
+from philipjose.actors.runtime import current_runtime
 from philipjose.term import Atom, ImproperList, Pid, Reference
 
 __all__ = ["NOREPLY", "Caller", "GenServer", "call", "cast", "reply"]
@@ -83,13 +83,6 @@ class _NoReply:
 
 #: Returned by ``handle_call`` to reply later with :func:`reply`.
 NOREPLY: Final = _NoReply()
-
-
-def _me() -> Process:
-    proc = current_process()
-    if proc is None:
-        raise NoProcessError("this must be called from inside a philipjose process")
-    return proc
 
 
 async def _invoke(result: Any) -> Any:
@@ -153,7 +146,7 @@ async def _start(
         raise ValueError(f"start timeout must be >= 0 or None, not {timeout!r}")
     if name is not None and not isinstance(name, str):
         raise BadArg(f"a server name must be an atom or str, not {name!r}")
-    me = _me()
+    me = api._me()
     rt = me.rt
     ack = rt.make_ref()
     pid, mref = rt.spawn(_serve, (cls, args, name, me.pid, ack, link), link=me if link else None, monitor=me)
@@ -185,7 +178,7 @@ async def _start(
 async def _serve(
     cls: type[GenServer], args: tuple[Any, ...], name: Any, parent: Pid, ack: Reference, linked: bool
 ) -> None:
-    me = _me()
+    me = api._me()
     rt = me.rt
     if name is not None:
         try:
@@ -298,7 +291,7 @@ async def call(dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
     """
     if timeout is not None and not timeout >= 0:
         raise ValueError(f"call timeout must be >= 0 or None, not {timeout!r}")
-    me = _me()
+    me = api._me()
     rt = me.rt
     where = (_GEN_SERVER, _CALL, [dest, request, _INFINITY if timeout is None else timeout])
     target = dest

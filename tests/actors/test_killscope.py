@@ -33,7 +33,9 @@ async def _kill_when_blocked(body: Any, *args: Any, reason: str = "kill") -> Any
     return await wait_down(ref)
 
 
-@pytest.mark.parametrize("blocker", ["receive", "receive_timeout", "sleep", "event", "socket", "nursery"])
+@pytest.mark.parametrize(
+    "blocker", ["receive", "receive_timeout", "sleep", "event", "socket", "nursery", "nursery_start"]
+)
 def test_kill_ends_a_process_blocked_in_any_await(blocker: str) -> None:
     reached: list[str] = []
 
@@ -50,9 +52,15 @@ def test_kill_ends_a_process_blocked_in_any_await(blocker: str) -> None:
             a, b = trio.socket.socketpair()
             with a, b:
                 await a.recv(10)
-        else:
+        elif blocker == "nursery":
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.sleep_forever)
+        else:
+            async def never_started(task_status: trio.TaskStatus[None]) -> None:
+                await trio.sleep_forever()
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(never_started)
         reached.append("after")
 
     assert run(_kill_when_blocked, blocked) == KILLED

@@ -103,10 +103,14 @@ def drive_from_erl(beam: Path, target: str, n: int, r: int, env: dict[str, str])
     return int(n_s) / (int(one_us) / 1e6), int(r_s) / (int(ping_us) / 1e6), int(count)
 
 
-def drive_from_python(target: str, n: int, r: int, env: dict[str, str]) -> tuple[float, float, int]:
+def drive_from_python(
+    target: str, n: int, r: int, env: dict[str, str], *, name: str = "pydrv", tls: str = "None"
+) -> tuple[float, float, int]:
+    """A philipjose node (``name``, TLS from the Python expression ``tls``) drives the workload."""
     code = f"""
 import time, philipjose as pj
 from philipjose import Atom
+from philipjose.node import tls_config
 T = {target!r}
 async def main():
     assert await pj.node.ping(T)
@@ -129,7 +133,7 @@ async def main():
     one, count = await oneway({n})
     ping = await pingpong({r})
     print("RESULT", {n} / one, {r} / ping, count, flush=True)
-pj.run(main, node="pydrv{os.getpid()}@localhost", cookie={COOKIE!r}, listen_host="127.0.0.1")
+pj.run(main, node="{name}{os.getpid()}@localhost", cookie={COOKIE!r}, listen_host="127.0.0.1", tls={tls})
 """
     argv = [sys.executable, "-c", code]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)

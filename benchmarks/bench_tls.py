@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import bench_dist
 from bench_dist import COOKIE, ERLANG, ROOT, free_port, wait_line
 
 from tests.tls.certs import NodeFiles, make_pki, write_optfile
@@ -70,40 +71,7 @@ def drive_from_python(
         if mode == "tls"
         else "None"
     )
-    code = f"""
-import time, philipjose as pj
-from philipjose import Atom
-from philipjose.node import tls_config
-T = {target!r}
-async def main():
-    assert await pj.node.ping(T)
-    msg = (Atom("row"), 1, bytes(32), 2.5, [1, 2, 3])
-    me = pj.self()
-    async def oneway(n):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            pj.send(("sink", T), msg)
-        pj.send(("sink", T), (Atom("count"), me))
-        reply = await pj.receive(timeout=600)
-        return time.perf_counter() - t0, reply[1]
-    async def pingpong(r):
-        t0 = time.perf_counter()
-        for i in range(r):
-            pj.send(("echo", T), (me, i))
-            await pj.receive(timeout=60)
-        return time.perf_counter() - t0
-    await oneway(1000); await pingpong(100)
-    one, count = await oneway({n})
-    ping = await pingpong({r})
-    print("RESULT", {n} / one, {r} / ping, count, flush=True)
-pj.run(main, node="pydrv{mode}{os.getpid()}@localhost", cookie={COOKIE!r}, listen_host="127.0.0.1", tls={tls})
-"""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
-    fields = wait_line(proc, "RESULT").split()
-    proc.wait()
-    return float(fields[1]), float(fields[2]), int(fields[3])
+    return bench_dist.drive_from_python(target, n, r, env, name=f"pydrv{mode}", tls=tls)
 
 
 Row = tuple[float, float, int]

@@ -15,15 +15,27 @@ formatted traceback text, plus the exception itself pickled when that works). Ba
 :class:`~philipjose.farm.errors.TaskError` (with the original exception as ``__cause__`` when it could
 be rebuilt). A result that cannot be pickled becomes a ``Raised`` naming ``UnpicklableTask``.
 
+Code objects of functions shipped by value keep their file name and line numbers (cloudpickle 3.1.3
+and later replace ``co_filename`` with ``<dynamic-code>``): :class:`_Pickler` reduces a code object
+to its ``marshal`` bytes plus the source lines it spans, and the worker puts those lines in
+``linecache`` when the file is not there, so a remote traceback shows the user's file, line and
+source text wherever the task ran. Workers run the farmer's Python version (cloudpickle needs that
+for by-value code anyway), so ``marshal`` is safe to use.
+
 Security: unpickling runs code. Payloads are only ever accepted from authenticated farm connections
 (the farm cookie); never feed :func:`loads_task` or :func:`loads_outcome` bytes from anyone else.
 """
 
 from __future__ import annotations
 
+import io
+import linecache
+import marshal
+import os
 import pickle
 import traceback
 import types
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +64,47 @@ PICKLE_PROTOCOL = 5
 """The pickle protocol of every payload (Python 3.8+; workers must run Python 3.11+ anyway)."""
 
 _PICKLING_ERRORS = (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError)
+
+
+def _code_lines(code: types.CodeType) -> tuple[int, list[str]]:
+    """The first line number of ``code`` and the source lines it spans (nested code included)."""
+    numbers = [line for _, _, line in code.co_lines() if line is not None]
+    first = min(numbers, default=code.co_firstlineno)
+    last = max(numbers, default=code.co_firstlineno)
+    everything = linecache.getlines(code.co_filename)
+    return first, everything[first - 1 : last]
+
+
+def _rebuild_code(marshalled: bytes, first: int, lines: list[str]) -> types.CodeType:
+    """A shipped code object; its source lines go to ``linecache`` when its file is not here."""
+    code = marshal.loads(marshalled)
+    if not isinstance(code, types.CodeType):
+        raise pickle.UnpicklingError("a shipped code object is not code")
+    name = code.co_filename
+    if lines and not os.path.exists(name):
+        known = linecache.cache.get(name)
+        held = list(known[2]) if known is not None and len(known) == 4 else []  # (1,): a lazy entry
+        held.extend("\n" for _ in range(len(held), first - 1 + len(lines)))
+        held[first - 1 : first - 1 + len(lines)] = lines
+        linecache.cache[name] = (sum(map(len, held)), None, held, name)  # mtime None: kept as is
+    return code
+
+
+def _reduce_code(code: types.CodeType) -> tuple[Any, ...]:
+    first, lines = _code_lines(code)
+    return _rebuild_code, (marshal.dumps(code), first, lines)
+
+
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler, except that code objects keep their file name (see the module doc)."""
+
+    dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
+
+
+def _dumps(obj: object) -> bytes:
+    with io.BytesIO() as file:
+        _Pickler(file, protocol=PICKLE_PROTOCOL).dump(obj)
+        return file.getvalue()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +156,7 @@ def dumps_task(
     if not callable(fn):
         raise UnpicklableTask(f"a task must be callable, not {type(fn).__name__}")
     try:
-        data: bytes = cloudpickle.dumps((fn, tuple(args), dict(kwargs or {})), protocol=PICKLE_PROTOCOL)
+        data: bytes = _dumps((fn, tuple(args), dict(kwargs or {})))
     except _PICKLING_ERRORS as exc:
         raise UnpicklableTask(f"cannot ship task {describe_task(fn)}: {type(exc).__name__}: {exc}") from exc
     return data
@@ -122,7 +175,7 @@ def _qualified_type(exc: BaseException) -> str:
 
 def _pickled_exception(exc: BaseException) -> bytes | None:
     try:
-        data: bytes = cloudpickle.dumps(exc, protocol=PICKLE_PROTOCOL)
+        data: bytes = _dumps(exc)
         pickle.loads(data)  # an exception whose __init__ rejects its own args cannot come back
     except Exception:
         return None
@@ -138,7 +191,7 @@ def outcome_of(exc: BaseException) -> Raised:
 def dumps_outcome(outcome: Outcome) -> bytes:
     """``outcome`` pickled; a value that cannot be pickled becomes a :class:`Raised` saying so."""
     try:
-        data: bytes = cloudpickle.dumps(outcome, protocol=PICKLE_PROTOCOL)
+        data: bytes = _dumps(outcome)
     except _PICKLING_ERRORS as exc:
         if isinstance(outcome, Raised):  # cannot happen: every field is plain data
             raise
@@ -146,7 +199,7 @@ def dumps_outcome(outcome: Outcome) -> bytes:
             f"the task's result ({type(outcome.value).__name__}) cannot be pickled: "
             f"{type(exc).__name__}: {exc}"
         )
-        data = cloudpickle.dumps(outcome_of(problem), protocol=PICKLE_PROTOCOL)
+        data = _dumps(outcome_of(problem))
     return data
 
 

@@ -264,3 +264,32 @@ def test_remote_traceback_names_the_function(tmp_path: Path) -> None:
         _run_elsewhere(payload, tmp_path)
     assert info.value.remote_type == "builtins.ArithmeticError"
     assert 'in crunch\n    raise ArithmeticError("n=%d" % n)' in info.value.remote_traceback
+    assert f'File "{script}", line 6, in crunch' in info.value.remote_traceback
+
+
+def test_remote_traceback_shows_source_the_worker_does_not_have(tmp_path: Path) -> None:
+    """A worker on another machine has no copy of the script: the source lines travel with the code."""
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from philipjose.farm.shipping import dumps_task
+
+            def outer(n):
+                def inner(m):
+                    total = m * 2
+                    raise LookupError("m=%d" % total)
+                return inner(n)
+
+            sys.stdout.buffer.write(dumps_task(outer, (4,)))
+            """
+        )
+    )
+    payload = subprocess.run([sys.executable, str(script)], capture_output=True, check=True).stdout
+    script.unlink()
+    with pytest.raises(TaskError) as info:
+        _run_elsewhere(payload, tmp_path)
+    text = info.value.remote_traceback
+    assert f'File "{script}", line 9, in outer\n    return inner(n)' in text
+    assert f'File "{script}", line 8, in inner\n    raise LookupError("m=%d" % total)' in text

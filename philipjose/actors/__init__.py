@@ -20,6 +20,8 @@ from philipjose.actors.api import (
     registered,
     self,
     send,
+    send_nowait,
+    send_wait,
     spawn,
     spawn_link,
     spawn_monitor,
@@ -27,7 +29,7 @@ from philipjose.actors.api import (
     unregister,
     whereis,
 )
-from philipjose.actors.errors import ActorError, BadArg, Exit, NoProcessError, StartError, Stop
+from philipjose.actors.errors import ActorError, BadArg, Busy, Exit, NoProcessError, StartError, Stop
 from philipjose.actors.genserver import NOREPLY, Caller, GenServer, call, cast, reply
 from philipjose.actors.hooks import DistributionHooks
 from philipjose.actors.patterns import ANY
@@ -41,6 +43,7 @@ __all__ = [
     "REDUCTIONS",
     "ActorError",
     "BadArg",
+    "Busy",
     "Caller",
     "DistributionHooks",
     "Exit",
@@ -69,6 +72,8 @@ __all__ = [
     "run_async",
     "self",
     "send",
+    "send_nowait",
+    "send_wait",
     "spawn",
     "spawn_link",
     "spawn_monitor",

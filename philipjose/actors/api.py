@@ -16,6 +16,13 @@ Speed notes (what the hot paths do):
   fresh budget when it wakes. So a process draining a flood of messages yields every ``REDUCTIONS``
   receives, and a cancellation (``exit(pid, kill)``, a timeout scope around the loop) reaches it within
   that many receives; a kill sets the budget to zero, so the victim's next receive checkpoints.
+- Back-pressure: a ``send`` to a remote node whose connection is busy (see ``docs/distribution.md``)
+  still queues the message and returns at once, but sets ``proc.hold`` and zeroes the budget, so the
+  process's next ``receive`` goes through the budget branch, where it waits (:func:`_suspend`) until
+  the connection has drained: OTP suspends such a sender inside ``!``; a synchronous ``send`` can
+  only hold it at its next checkpoint in the runtime. The hot paths pay nothing for this (the check
+  sits in the branch taken once per budget). :func:`send_wait` waits at once; :func:`send_nowait`
+  refuses (``Busy``) instead.
 - Parking uses ``trio.lowlevel.wait_task_rescheduled`` with an abort function that just unparks, so
   ``receive`` is cancellation-safe: a cancelled receive takes no message. While parked, the task's
   ``custom_sleep_data`` is its process; a sender reschedules ``proc.waiter`` only if that still holds
@@ -52,6 +59,8 @@ __all__ = [
     "registered",
     "self",
     "send",
+    "send_nowait",
+    "send_wait",
     "spawn",
     "spawn_link",
     "spawn_monitor",
@@ -128,6 +137,13 @@ def send(dest: Any, msg: Any) -> None:
     (``Atom`` or ``str``; :class:`BadArg` when nothing is registered under it), ``(name, node)``
     (never fails; dropped when not registered), or an alias :class:`Reference` (dropped when
     inactive). Messages from one sender to one receiver arrive in the order they were sent.
+
+    Back-pressure: when ``dest`` is on a node whose connection is busy (more than
+    ``dist_buf_busy_limit`` bytes queued), the message is queued all the same and the calling process
+    is held back at its next ``receive`` until the connection has drained below half the limit. A
+    sender that was held back and keeps sending to that connection without awaiting gets
+    :class:`Busy` (the message is not sent) once the connection holds 64 times the limit. See
+    :func:`send_wait` and :func:`send_nowait`.
     """
     rt = _runtime_var.get(None)
     if rt is None:
@@ -151,6 +167,68 @@ def send(dest: Any, msg: Any) -> None:
                         _reschedule(waiter)
             return
     rt._send_slow(dest, msg)
+
+
+async def send_wait(dest: Any, msg: Any) -> None:
+    """Send ``msg`` to ``dest`` as :func:`send` does, then wait while its connection is busy.
+
+    This is OTP's ``!`` on a busy distribution connection: the message is queued, and when the
+    connection holds more than ``dist_buf_busy_limit`` bytes the caller waits until it has drained
+    below half of that (or closed). A hold left by an earlier :func:`send` is waited for too. Local
+    destinations and idle connections never wait. Works in any task of the runtime, not only in
+    processes. Cancellable (a cancelled wait has sent the message already).
+
+    Like :func:`receive`, a process checkpoints only once per reduction budget when it does not
+    wait, so a loop of ``send_wait`` costs little more than a loop of ``send``; a task that is not a
+    process checkpoints every time.
+    """
+    rt = _runtime_var.get(None)
+    if rt is None:
+        raise NoProcessError("not inside a philipjose runtime (use pj.run)")
+    until = rt._send_slow(dest, msg, hold=False)
+    proc = current_process()
+    if proc is not None:
+        if until is None:
+            until = proc.hold
+        if until is None:
+            budget = proc.budget - 1
+            if budget > 0:
+                proc.budget = budget
+                return
+            proc.budget = REDUCTIONS
+            await _checkpoint()
+            return
+        proc.hold = until
+        proc.budget = REDUCTIONS
+        await _suspend(proc)
+        return
+    if until is None or until.is_set():
+        await _checkpoint()
+    else:
+        await until.wait()
+
+
+def send_nowait(dest: Any, msg: Any) -> None:
+    """Send ``msg`` to ``dest`` unless its connection is busy: then raise :class:`Busy`, unsent.
+
+    OTP's ``erlang:send_nosuspend``: the caller is never held back (not even when this message is
+    the one that makes the connection busy). Local destinations behave as with :func:`send`.
+    """
+    _runtime().send_nowait(dest, msg)
+
+
+async def _suspend(proc: Process) -> None:
+    """Wait (cancellably) until the connection that held ``proc`` back has drained, then go on."""
+    hold = proc.hold
+    try:
+        if hold is None or hold.is_set():
+            await _checkpoint()
+        else:
+            task = _current_task()
+            task.custom_sleep_data = hold  # process_info reports "suspended" (Trio clears it on wakeup)
+            await hold.wait()
+    finally:
+        proc.hold = None
 
 
 def _not_a_process_task() -> NoReturn:
@@ -184,7 +262,7 @@ async def receive(match: Any = None, *, timeout: float | None = None) -> Any:
         proc.budget = budget
     else:
         proc.budget = REDUCTIONS
-        await _checkpoint()
+        await (_checkpoint() if proc.hold is None else _suspend(proc))
     if match is not None:
         return await _select(proc, compile_match(match), 0, timeout)
     queue = proc.queue
@@ -214,7 +292,7 @@ async def receive_from(proc: Process, test: Matcher, start: int, timeout: float 
         proc.budget = budget
     else:
         proc.budget = REDUCTIONS
-        await _checkpoint()
+        await (_checkpoint() if proc.hold is None else _suspend(proc))
     return await _select(proc, test, start, timeout)
 
 

@@ -8,6 +8,10 @@
 - :class:`NoProcessError` (also a ``RuntimeError``) means an operation that needs a current process or
   a running runtime was called outside one.
 - :class:`StartError` is raised by ``GenServer.start``/``start_link`` when ``init`` fails.
+- :class:`Busy` (also a ``BlockingIOError``) means a send to a remote node was refused because that
+  node's connection is busy (see ``docs/distribution.md``, *Back-pressure*): ``pj.send_nowait`` on a
+  busy connection, or ``pj.send`` from a sender that keeps sending past the hard limit without
+  waiting. The message was not sent.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from philipjose.term import Atom
 
-__all__ = ["ActorError", "BadArg", "Exit", "NoProcessError", "StartError", "Stop", "as_reason"]
+__all__ = ["ActorError", "BadArg", "Busy", "Exit", "NoProcessError", "StartError", "Stop", "as_reason"]
 
 
 def as_reason(reason: Any) -> Any:
@@ -36,6 +40,20 @@ class BadArg(ActorError, ValueError):
 
 class NoProcessError(ActorError, RuntimeError):
     """Called outside ``pj.run``, or outside a process where the operation needs one."""
+
+
+class Busy(ActorError, BlockingIOError):
+    """A send to a busy distribution connection was refused (the message was not sent).
+
+    Raised by ``pj.send_nowait`` when the connection is busy (OTP's ``erlang:send_nosuspend`` returns
+    false there), and by ``pj.send`` when a sender that was already held back keeps sending to the
+    connection past its hard limit without awaiting (``await pj.send_wait(...)`` waits instead).
+    ``node`` is the remote node (an ``Atom``).
+    """
+
+    def __init__(self, message: str, node: Any = None) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 class StartError(ActorError):

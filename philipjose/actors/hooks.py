@@ -6,6 +6,12 @@ The runtime calls these for REMOTE targets only: a pid or reference is remote wh
 connects on first use). The runtime never imports ``philipjose.node``; the node layer sets
 ``current_runtime().dist`` to an object with these methods.
 
+Back-pressure: ``send`` returns None, or, when the connection to that node is busy (more bytes
+queued than its limit), a ``trio.Event`` that the node sets once the connection has drained (or is
+gone); the runtime then holds the sending process back until it is set. ``busy(node)`` tells whether
+the connection to ``node`` is busy now (for ``send_nowait``). Control signals (links, exits,
+monitors) are never held back.
+
 With ``dist`` unset (``None``), a remote target behaves like an unreachable node: a send is dropped,
 a link gives the linker an exit signal ``noconnection``, a monitor gives ``DOWN`` with ``noconnection``
 at once.
@@ -15,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import trio
+
 from philipjose.term import Atom, Pid, Reference
 
 __all__ = ["DistributionHooks"]
@@ -23,8 +31,12 @@ __all__ = ["DistributionHooks"]
 class DistributionHooks(Protocol):
     """What the runtime needs from the distribution layer (implemented in ``philipjose.node``)."""
 
-    def send(self, sender: Pid, to: Pid | tuple[Atom, Atom] | Reference, msg: Any) -> None:
-        """Send ``msg`` to a remote pid, ``(name, node)`` or alias reference (ALIAS_SEND)."""
+    def send(self, sender: Pid, to: Pid | tuple[Atom, Atom] | Reference, msg: Any) -> trio.Event | None:
+        """Send ``msg`` to a remote pid, ``(name, node)`` or alias reference (ALIAS_SEND); returns
+        None, or the event to wait for when the connection is busy (see the module docstring)."""
+
+    def busy(self, node: Atom) -> bool:
+        """True when the connection to ``node`` is busy (a send would hold the sender back)."""
 
     def link(self, local: Pid, remote: Pid) -> None:
         """``local`` linked to ``remote`` (LINK)."""

@@ -11,6 +11,10 @@ lazily (``None`` until first used) to keep an idle process small:
 - ``monitored_by``: monitors on this process, ``ref -> (watcher, item)`` where ``item`` is what the
   watcher asked for (the pid, or the registered name) and is echoed in its DOWN message;
 - ``aliases``: ids of the alias references that currently reach this process.
+
+``hold`` is set when the process sent to a busy distribution connection: a ``trio.Event`` that the
+node sets when the connection has drained; the process waits for it at its next ``receive`` (or
+``send_wait``), OTP's suspension of a sender to a busy dist port (see ``philipjose.actors.api``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Process:
         "aliases",
         "alive",
         "budget",
+        "hold",
         "initial_call",
         "key",
         "kill_scope",
@@ -64,6 +69,7 @@ class Process:
         self.waiter: trio.lowlevel.Task | None = None
         self.task: trio.lowlevel.Task | None = None
         self.budget = REDUCTIONS
+        self.hold: trio.Event | None = None  # set while held back by a busy connection
         self.alive = True
         self.trap_exit = False
         self.reason: Any = None

@@ -43,7 +43,7 @@ from typing import Any, Final
 import trio
 
 from philipjose.actors import killscope
-from philipjose.actors.errors import BadArg, Exit, NoProcessError, as_reason
+from philipjose.actors.errors import BadArg, Busy, Exit, NoProcessError, as_reason
 from philipjose.actors.hooks import DistributionHooks
 from philipjose.actors.process import Process
 from philipjose.actors.reasons import (
@@ -423,14 +423,17 @@ class Runtime:
                 return
         self._send_slow(dest, msg)
 
-    def _send_slow(self, dest: Any, msg: Any) -> None:
+    def _send_slow(self, dest: Any, msg: Any, hold: bool = True) -> trio.Event | None:
+        """Every send but the local-pid fast path. A send to a busy remote connection returns the
+        event the node sets when that connection has drained and, with ``hold``, holds the calling
+        process back at its next ``receive`` until then (see :meth:`_hold`); otherwise None."""
         if isinstance(dest, Pid):
             if self.is_local_node(dest.node):
                 proc = self._find(dest)
                 if proc is not None:
                     self._enqueue(proc, msg)
             elif self.dist is not None:
-                self.dist.send(self._sender_pid(), dest, msg)
+                return self._held(self.dist.send(self._sender_pid(), dest, msg), hold)
         elif isinstance(dest, str):
             name = _to_atom(dest)
             proc = self._names.get(name)
@@ -445,16 +448,41 @@ class Runtime:
                 if proc is not None and proc.alive:
                     self._enqueue(proc, msg)
             elif self.dist is not None:
-                self.dist.send(self._sender_pid(), (name, node), msg)
+                return self._held(self.dist.send(self._sender_pid(), (name, node), msg), hold)
         elif isinstance(dest, Reference):
             if self.is_local_node(dest.node):
                 proc = self._aliases.get(dest.ids)
                 if proc is not None and proc.alive:
                     self._enqueue(proc, msg)
             elif self.dist is not None:
-                self.dist.send(self._sender_pid(), dest, msg)
+                return self._held(self.dist.send(self._sender_pid(), dest, msg), hold)
         else:
             raise BadArg(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an alias")
+        return None
+
+    @staticmethod
+    def _held(until: trio.Event | None, hold: bool) -> trio.Event | None:
+        """The calling process sent to a busy connection: hold it back until ``until`` is set.
+
+        A send cannot block, so the hold takes effect at the process's next checkpoint in the
+        runtime: its reduction budget is zeroed, so its next ``receive`` (or ``send_wait``) goes
+        through the budget's checkpoint, which waits for ``until`` (see ``api._suspend``). A task
+        that is not a process is not held (it may ``await pj.send_wait``).
+        """
+        if until is not None and hold:
+            proc = current_process()
+            if proc is not None:
+                proc.hold = until
+                proc.budget = 0
+        return until
+
+    def send_nowait(self, dest: Any, msg: Any) -> None:
+        """Like :meth:`send`, but a send to a busy remote connection raises :class:`Busy` and sends
+        nothing (OTP's ``erlang:send_nosuspend``); the caller is never held back."""
+        node = _remote_node(self, dest)
+        if node is not None and self.dist is not None and self.dist.busy(node):
+            raise Busy(f"the connection to {node} is busy", node)
+        self._send_slow(dest, msg, hold=False)
 
     def alias(self, proc: Process, ref: Reference | None = None) -> Reference:
         """Make ``ref`` (default: a new reference) an alias of ``proc``: messages sent to it reach
@@ -710,7 +738,9 @@ class Runtime:
             status = "running"
             function = _current_function_here()
         else:
-            if proc.waiter is not None and proc.waiter.custom_sleep_data is proc:
+            if proc.hold is not None and task is not None and task.custom_sleep_data is proc.hold:
+                status = "suspended"  # held back by a busy connection (see api._suspend)
+            elif proc.waiter is not None and proc.waiter.custom_sleep_data is proc:
                 status = "waiting"
             elif task is None:
                 status = "runnable"  # spawned, not started yet
@@ -863,6 +893,16 @@ class Runtime:
                 for other in [p for p in proc.links if p.node == node]:
                     proc.links.discard(other)
                     self._exit_signal(proc, other, NOCONNECTION, link=True)
+
+
+def _remote_node(rt: Runtime, dest: Any) -> Atom | None:
+    """The remote node ``dest`` is on, or None when it is local (or not a destination)."""
+    if isinstance(dest, Pid | Reference):
+        return None if rt.is_local_node(dest.node) else dest.node
+    if _is_name_node(dest):
+        node = _to_atom(dest[1], "node")
+        return None if rt.is_local_node(node) else node
+    return None
 
 
 def _is_name_node(dest: Any) -> bool:

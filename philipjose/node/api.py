@@ -18,6 +18,10 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
 - ``busy_wait``: seconds a plain-TCP connection's reader keeps polling its socket after it runs dry
   before it sleeps (default 0.0002; 0 turns it off), like the BEAM's scheduler busy wait: a reply
   that comes back within that time is picked up without waking an idle CPU.
+- ``dist_buf_busy_limit``: bytes that may be queued on one connection before it is *busy* (default
+  1 MiB, OTP's ``+zdbbl`` default); a process that sends to a busy connection is held back at its
+  next ``receive`` until the queue has drained to half of it (``docs/distribution.md``,
+  *Back-pressure*).
 - ``tls``: None (plain TCP, the default), or a :class:`~philipjose.node.tls.TLSConfig` (from
   :func:`~philipjose.node.tls.tls_config`), an ``ssl.SSLContext`` usable for both sides, or a
   ``(server_context, client_context)`` pair. With TLS the node listens and connects only with TLS,
@@ -46,7 +50,13 @@ from philipjose.node.cookie import resolve_cookie
 from philipjose.node.errors import NodeConfigError, NotDistributedError
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE
 from philipjose.node.names import make_node_name
-from philipjose.node.node import DEFAULT_BUSY_WAIT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_NET_TICKTIME, Node
+from philipjose.node.node import (
+    DEFAULT_BUSY_WAIT,
+    DEFAULT_DIST_BUF_BUSY_LIMIT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_NET_TICKTIME,
+    Node,
+)
 from philipjose.node.tls import TLSOption, as_tls_config
 from philipjose.term import Atom
 
@@ -110,6 +120,7 @@ async def start(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     tls: TLSOption = None,
     busy_wait: float = DEFAULT_BUSY_WAIT,
+    dist_buf_busy_limit: int = DEFAULT_DIST_BUF_BUSY_LIMIT,
 ) -> Node:
     """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
 
@@ -127,6 +138,10 @@ async def start(
         raise NodeConfigError("net_ticktime, handshake_timeout and max_frame_size must be positive")
     if not 0 <= busy_wait <= 1:
         raise NodeConfigError(f"busy_wait must be between 0 and 1 second, not {busy_wait!r}")
+    if type(dist_buf_busy_limit) is not int or dist_buf_busy_limit <= 0:
+        raise NodeConfigError(
+            f"dist_buf_busy_limit must be a positive int (bytes), not {dist_buf_busy_limit!r}"
+        )
     if not 0 <= port <= 65535:
         raise NodeConfigError(f"bad port {port}")
     tls_config = as_tls_config(tls)
@@ -158,6 +173,7 @@ async def start(
         peer_ports=peer_ports,
         tls=tls_config,
         busy_wait=busy_wait,
+        dist_buf_busy_limit=dist_buf_busy_limit,
     )
     dist.port = bound
     rt.set_node(Atom(full), creation)

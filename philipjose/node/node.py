@@ -31,6 +31,16 @@ as in OTP's ``inet_tls_dist``; the distribution handshake then runs inside TLS w
 lengths. A peer that does not speak TLS, or whose certificate does not verify, is refused and logged.
 Direct non-blocking writes (see ``_queue``) and reads go to the raw socket, so they are off with TLS.
 
+Back-pressure (OTP's ``dist_buf_busy_limit``): each connection counts the bytes queued for it (the
+writer's list plus the batch it is writing). A message send that leaves more than
+``dist_buf_busy_limit`` bytes queued makes the connection *busy*: the message is queued all the same,
+and ``send`` returns an event (``_Peer.busy``) that the runtime holds the sending process on until
+the writer has drained the queue to half the limit (or the connection is gone). A sender that was
+held and sends again while more than ``_HARD_FACTOR`` times the limit is queued gets ``Busy`` instead,
+so a loop of sends that never awaits cannot grow the queue without bound. Ticks and control signals
+(links, exits, monitors, spawn requests and replies) are counted but never held or refused. Signals
+queued while the connection is being set up are not counted (they wait at most ``handshake_timeout``).
+
 Bad input: anything a peer does wrong (a malformed handshake, a wrong cookie, an oversized or
 undecodable frame, silence) closes that peer's connection and is logged; the node keeps serving.
 """
@@ -46,7 +56,7 @@ from typing import Any, Final
 
 import trio
 
-from philipjose.actors import Runtime
+from philipjose.actors import Busy, Runtime
 from philipjose.epmd import EpmdError, port_please
 from philipjose.node import control as c
 from philipjose.node.connection import Connection
@@ -65,13 +75,22 @@ from philipjose.node.sentinels import NEED_DATA
 from philipjose.node.tls import TLSConfig
 from philipjose.term import Atom, EncodeError, Pid, Reference
 
-__all__ = ["DEFAULT_BUSY_WAIT", "DEFAULT_HANDSHAKE_TIMEOUT", "DEFAULT_NET_TICKTIME", "Node", "decide_status"]
+__all__ = [
+    "DEFAULT_BUSY_WAIT",
+    "DEFAULT_DIST_BUF_BUSY_LIMIT",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_NET_TICKTIME",
+    "Node",
+    "decide_status",
+]
 
 log: Final = logging.getLogger("philipjose.node")
 
 DEFAULT_NET_TICKTIME: Final = 60.0
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 7.0  # OTP's net_setuptime
 DEFAULT_BUSY_WAIT: Final = 0.0002  # seconds a plain-TCP reader polls after its socket runs dry
+DEFAULT_DIST_BUF_BUSY_LIMIT: Final = 1 << 20  # bytes queued on a connection before it is busy (OTP's)
+_HARD_FACTOR: Final = 64  # a held sender that sends on past this many limits queued gets Busy
 
 _RECV_SIZE: Final = 1 << 16  # under glibc's mmap threshold (128 KiB), above which each read would mmap
 _DIRECT_WRITES: Final = 8  # direct (task-switch-free) writes allowed per chunk read
@@ -134,15 +153,18 @@ class _Peer:
     """Everything the node keeps about one remote node."""
 
     __slots__ = (
+        "busy",
         "conn",
         "direct",
         "done",
         "flags",
+        "held",
         "incoming",
         "node",
         "out",
         "outgoing",
         "pending",
+        "queued",
         "raw",
         "reads",
         "scope",
@@ -173,6 +195,9 @@ class _Peer:
         self.raw: socket.socket | None = None  # a dup of the socket, for direct non-blocking writes
         self.direct = 0  # direct writes left before the next read (then the writer task batches)
         self.sending = False  # the writer task is inside send_all
+        self.queued = 0  # bytes in ``out`` and in the batch the writer is sending
+        self.busy: trio.Event | None = None  # while busy: set when drained (back-pressure)
+        self.held: set[Pid] = set()  # senders held back since the connection became busy
 
     def state(self) -> str | None:
         if self.up:
@@ -202,6 +227,8 @@ class Node:
     :class:`~philipjose.node.tls.TLSConfig`, or None for plain TCP): with it the node accepts and
     makes only TLS connections. ``busy_wait`` (seconds, default 0.0002; 0 turns it off): how long
     a plain-TCP connection's reader keeps polling after its socket runs dry (see ``_read_socket``).
+    ``dist_buf_busy_limit`` (bytes, default 1 MiB as OTP's): how many bytes may be queued on one
+    connection before a process sending to it is held back (see *Back-pressure* above).
     """
 
     def __init__(
@@ -218,9 +245,11 @@ class Node:
         peer_ports: dict[str, int] | None = None,
         tls: TLSConfig | None = None,
         busy_wait: float = DEFAULT_BUSY_WAIT,
+        dist_buf_busy_limit: int = DEFAULT_DIST_BUF_BUSY_LIMIT,
     ) -> None:
         self.rt = rt
         self.busy_wait = busy_wait
+        self.dist_buf_busy_limit = dist_buf_busy_limit
         self.tls = tls
         self._length_size = 2 if tls is None else 4  # handshake length prefix (OTP: packet 2 / 4)
         self.name = Atom(name)
@@ -265,15 +294,62 @@ class Node:
 
     # ------------------------------------------------------------------ DistributionHooks
 
-    def send(self, sender: Pid, to: Pid | tuple[Atom, Atom] | Reference, msg: Any) -> None:
-        """Send ``msg`` to a remote pid, ``(name, node)`` or alias (connects on first use)."""
+    def send(self, sender: Pid, to: Pid | tuple[Atom, Atom] | Reference, msg: Any) -> trio.Event | None:
+        """Send ``msg`` to a remote pid, ``(name, node)`` or alias (connects on first use).
+
+        Returns None, or, when the connection is busy, the event to hold the sender on (set when the
+        connection has drained to half of ``dist_buf_busy_limit``, or is gone). Raises :class:`Busy`
+        (nothing sent) when ``sender`` was already held and the connection holds more than
+        ``_HARD_FACTOR`` times the limit.
+        """
+        event: c.ControlEvent
         if type(to) is Pid:
-            self._emit(to.node, c.Send(to, msg, sender))
+            node = to.node
+            event = c.Send(to, msg, sender)
         elif type(to) is tuple:
-            self._emit(Atom(to[1]), c.RegSend(sender, Atom(to[0]), msg))
+            node = Atom(to[1])
+            event = c.RegSend(sender, Atom(to[0]), msg)
         else:
             assert isinstance(to, Reference)
-            self._emit(to.node, c.AliasSend(sender, to, msg))
+            node = to.node
+            event = c.AliasSend(sender, to, msg)
+        peer = self.peers.get(node)
+        if peer is None or not peer.up:
+            self._emit(node, event)
+            return None
+        busy = peer.busy
+        limit = self.dist_buf_busy_limit
+        if busy is not None and sender in peer.held and peer.queued > limit * _HARD_FACTOR:
+            raise Busy(
+                f"the connection to {node} is busy ({peer.queued} bytes queued, over {_HARD_FACTOR} x "
+                f"dist_buf_busy_limit) and this sender keeps sending without waiting: use "
+                "'await pj.send_wait(...)', or await pj.receive between sends",
+                node,
+            )
+        frame = self._encode(peer, event)
+        if frame is not None:
+            self._queue(peer, frame)
+        if busy is None:
+            if peer.queued <= limit:
+                return None
+            busy = peer.busy = trio.Event()
+            log.debug("the connection to %s is busy (%d bytes queued)", node, peer.queued)
+        peer.held.add(sender)
+        return busy
+
+    def busy(self, node: Atom) -> bool:
+        """True when the connection to ``node`` is busy (see *Back-pressure* in the module doc)."""
+        peer = self.peers.get(node)
+        return peer is not None and peer.busy is not None
+
+    @staticmethod
+    def _resume(peer: _Peer) -> None:
+        """The connection to ``peer`` has drained (or is gone): let the senders it held go on."""
+        busy = peer.busy
+        if busy is not None:
+            peer.busy = None
+            peer.held.clear()
+            busy.set()
 
     def link(self, local: Pid, remote: Pid) -> None:
         self._emit(remote.node, c.Link(local, remote))
@@ -346,6 +422,7 @@ class Node:
                 return
             frame = frame[sent:]
         peer.out.append(frame)
+        peer.queued += len(frame)
         peer.wake.set()
 
     def _encode(self, peer: _Peer, event: c.ControlEvent) -> bytes | None:
@@ -601,6 +678,7 @@ class Node:
                 continue
             if frame is not None:
                 peer.out.append(frame)
+                peer.queued += len(frame)
         peer.pending = []
         peer.done.set()
         log.info("connected to %s (flags %s)", peer.node, hex(peer.flags))
@@ -728,6 +806,9 @@ class Node:
                 peer.sending = True
                 await stream.send_all(data)
                 peer.sending = False
+                peer.queued -= len(data)
+                if peer.busy is not None and peer.queued <= self.dist_buf_busy_limit // 2:
+                    self._resume(peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.info("connection to %s lost while writing: %s", peer.node, exc)
         scope.cancel()
@@ -749,6 +830,7 @@ class Node:
                 silent = 0
             if peer.writes == last_writes and not peer.out:
                 peer.out.append(TICK_BYTES)
+                peer.queued += len(TICK_BYTES)
                 peer.wake.set()
             last_reads, last_writes = peer.reads, peer.writes
 
@@ -756,6 +838,7 @@ class Node:
         """The connection to ``peer`` is gone (or replaced): forget it, tell the runtime and watchers."""
         was_up = peer.up
         peer.up = False
+        self._resume(peer)  # what it held is lost with the connection (as in OTP): nothing to wait for
         if peer.scope is not None:
             peer.scope.cancel()
         if self.peers.get(peer.node) is peer:

@@ -115,7 +115,10 @@ def _run(args: argparse.Namespace) -> int:
         tls = None
         if conf.tls_certfile is not None:
             tls = tls_config(conf.tls_certfile, conf.tls_keyfile, conf.tls_cafile, verify=conf.tls_verify)
-        result = node.run(_main, tree, node=conf.name, cookie=conf.cookie, tls=tls)
+        options: dict[str, Any] = {}
+        if conf.dist_buf_busy_limit is not None:
+            options["dist_buf_busy_limit"] = conf.dist_buf_busy_limit
+        result = node.run(_main, tree, node=conf.name, cookie=conf.cookie, tls=tls, **options)
     except (NodeError, OSError) as exc:
         print(f"philipjose run: cannot start node {tree.node.name!r}: {exc}", file=sys.stderr)
         return 1

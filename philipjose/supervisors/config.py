@@ -15,6 +15,7 @@ The format (documented with examples in ``docs/supervision.md``)::
     tls_certfile = "node.pem"       # optional: TLS distribution only (paths relative to this file;
     tls_keyfile = "node.key"        #   tls_keyfile, tls_cafile and tls_verify = "peer" | "none"
     tls_cafile = "ca.pem"           #   as --tls-* of philipjose.node.tls)
+    dist_buf_busy_limit = 1048576   # optional: bytes queued per connection before senders are held
 
     [[children]]                    # a worker
     id = "cache"
@@ -64,14 +65,23 @@ _FLAG_KEYS = ("strategy", "intensity", "period", "auto_shutdown")
 _TOP_KEYS = (*_FLAG_KEYS, "name", "python_path", "node", "children")
 _WORKER_KEYS = ("id", "start", "args", "restart", "shutdown", "type", "significant", "modules")
 _SUBTREE_KEYS = ("id", "children", "restart", "shutdown", "type", "significant", *_FLAG_KEYS, "name")
-_NODE_KEYS = ("name", "cookie", "tls_certfile", "tls_keyfile", "tls_cafile", "tls_verify")
+_NODE_KEYS = (
+    "name",
+    "cookie",
+    "tls_certfile",
+    "tls_keyfile",
+    "tls_cafile",
+    "tls_verify",
+    "dist_buf_busy_limit",
+)
 _TLS_FILE_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile")
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     """The ``[node]`` table: the node's name, (optional) cookie and (optional) TLS files (absolute
-    paths; ``tls_verify`` is ``"peer"`` or ``"none"``; no ``tls_certfile``: plain TCP)."""
+    paths; ``tls_verify`` is ``"peer"`` or ``"none"``; no ``tls_certfile``: plain TCP), and
+    (optional) ``dist_buf_busy_limit`` in bytes (None: the node's default, 1 MiB)."""
 
     name: str
     cookie: str | None = None
@@ -79,6 +89,7 @@ class NodeConfig:
     tls_keyfile: str | None = None
     tls_cafile: str | None = None
     tls_verify: str = "peer"
+    dist_buf_busy_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +275,10 @@ class _Loader:
         verify = table.get("tls_verify", "peer")
         if verify not in ("peer", "none"):
             raise self.fail("node.tls_verify", f'must be "peer" or "none", got {verify!r}')
-        return NodeConfig(name, cookie, tls_verify=str(verify), **files)
+        limit = table.get("dist_buf_busy_limit")
+        if limit is not None and (type(limit) is not int or limit <= 0):
+            raise self.fail("node.dist_buf_busy_limit", f"must be a positive integer (bytes), got {limit!r}")
+        return NodeConfig(name, cookie, tls_verify=str(verify), dist_buf_busy_limit=limit, **files)
 
     def python_path(self, value: object, base: Path) -> None:
         if value is None:

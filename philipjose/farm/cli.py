@@ -267,6 +267,13 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
         "--listen-host", default="127.0.0.1", help="where this node listens (default 127.0.0.1)"
     )
     parser.add_argument("--cookie-file", type=Path, default=None, help="read the cookie from this 0600 file")
+    parser.add_argument(
+        "--net-ticktime",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="the node's net_ticktime (the farmer passes its own; default 60 s, as OTP)",
+    )
     add_tls_arguments(parser)
     parser.set_defaults(func=_worker)
 
@@ -278,6 +285,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     secret = read_secret_file(args.cookie_file) if args.cookie_file is not None else read_secret()
     tls = tls_from_args(args)
+    options = {} if args.net_ticktime is None else {"net_ticktime": args.net_ticktime}
     pj.run(
         functools.partial(serve, lifeline=args.cookie_file is None),
         args.farmer,
@@ -288,6 +296,7 @@ def _worker(args: argparse.Namespace) -> int:
         peer_ports={args.farmer: args.farmer_port},
         listen_host=args.listen_host,
         tls=tls,
+        **options,
     )
     return 0
 

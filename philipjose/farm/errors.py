@@ -53,16 +53,21 @@ class WorkerLost(FarmError):
     The farm reruns a task whose worker dies (at-least-once execution); a task that keeps killing its
     workers (a "poison" task: a segfault, ``os._exit``, running out of memory) fails with this error
     after the configured number of deaths (default 3) instead of taking down the whole farm.
-    ``task`` names the task (its id, or a description), ``workers`` lists the dead workers in order.
+    ``task`` names the task (its id, or a description), ``workers`` lists the dead workers in order and
+    ``causes`` how each of them ended (``"exited with status 3"``, ``"killed by SIGKILL"``, ...; "" where
+    unknown).
     """
 
-    def __init__(self, task: object, workers: Sequence[object]) -> None:
-        super().__init__(task, tuple(workers))
+    def __init__(self, task: object, workers: Sequence[object], causes: Sequence[str] = ()) -> None:
+        super().__init__(task, tuple(workers), tuple(causes))
         self.task = task
         self.workers = tuple(workers)
+        self.causes = tuple(causes) + ("",) * (len(self.workers) - len(causes))
 
     def __str__(self) -> str:
-        dead = ", ".join(str(w) for w in self.workers)
+        dead = ", ".join(
+            f"{w} ({c})" if c else str(w) for w, c in zip(self.workers, self.causes, strict=False)
+        )
         return f"task {self.task} was lost with {len(self.workers)} worker(s) that died running it: {dead}"
 
 

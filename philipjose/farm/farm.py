@@ -34,10 +34,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
+import logging
 import math
 import os
 import secrets
+import subprocess
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +53,18 @@ import philipjose as pj
 from philipjose import supervisors
 from philipjose.actors import NoProcessError, Runtime, current_runtime, run_async
 from philipjose.farm import worker as w
+from philipjose.farm.console import console_for
 from philipjose.farm.errors import FarmError, TaskTimeout, WorkerLost
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
+from philipjose.farm.policy import (
+    DEFAULT_MAX_LAUNCH_FAILURES,
+    DOWN,
+    FailurePolicy,
+    MachineStatus,
+    Verdict,
+    describe_exit,
+)
 from philipjose.farm.progress import ProgressCallback
 from philipjose.farm.scheduler import (
     Assignment,
@@ -76,19 +89,25 @@ from philipjose.farm.shipping import (
 from philipjose.node.tls import TLSConfig, TLSFiles
 from philipjose.term import Atom, Pid
 
-__all__ = ["Farm", "FarmFuture", "WorkerInfo"]
+__all__ = ["DEFAULT_FARM_NET_TICKTIME", "Farm", "FarmFuture", "WorkerInfo"]
 
 T = TypeVar("T")
+
+DEFAULT_FARM_NET_TICKTIME = 20.0
+"""The farm's ``net_ticktime`` by default (OTP's 60 s is long for a farm): a stopped or cut-off worker
+is found out within 20 to 25 s, and its tasks run again."""
+
+_LOG = logging.getLogger("philipjose.farm")
 
 _NODEDOWN: Final = Atom("nodedown")
 _EXIT: Final = Atom("EXIT")
 _WAKE: Final = Atom("pj_wake")
 _STOP_FARM: Final = Atom("pj_farm_stop")  # asks the farmer process to stop the supervisor and end
 _EXITED: Final = Atom("pj_worker_process_exited")  # a keeper's own note: its OS process has exited
-_WORKER_EXITED: Final = Atom("worker_exited")
-_LAUNCH_FAILED: Final = Atom("launch_failed")
-_NO_CONNECT_BACK: Final = Atom("no_connect_back")
 _GRACE: Final = 10.0  # seconds a closing worker gets to exit before it is killed
+_EXIT_WAIT: Final = 1.0  # seconds a worker whose connection went down gets to show its exit status
+_STDERR_TAIL: Final = 5  # lines of a worker's stderr kept to explain why it did not come up
+_DEATH_NOTES: Final = 4096  # how many dead workers' causes of death are remembered for WorkerLost
 _NO_INITIAL: Final = object()
 _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at once
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
@@ -104,6 +123,8 @@ class WorkerInfo:
     os_pid: int | None
     tasks_done: int = 0
     alive: bool = True
+    machine: str = ""  # the machine it was started on (its ``Machine.host``; see ``Farm.machines``)
+    cause: str | None = None  # once it is lost: how it ended ("killed by SIGKILL", ...)
 
 
 @dataclass(eq=False)
@@ -118,7 +139,9 @@ class _Slot:
     info: WorkerInfo | None = None
     busy_since: float | None = None  # when it last started or reported work while busy
     per_task: float | None = None  # its estimated seconds per task (moving average)
-    up: trio.Event = field(default_factory=trio.Event)
+    doomed: str | None = None  # why the farm is killing its worker on purpose ("race", "cancel", ...)
+    settled: trio.Event = field(default_factory=trio.Event)  # its first worker came up, failed or retired
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_TAIL))
 
 
 class FarmFuture:
@@ -153,7 +176,7 @@ class FarmFuture:
 
         Returns False if it was already resolved.
         """
-        return self._farm._cancel(self.task_id, kill=False)
+        return self._farm._cancel(self.task_id, kill=None)
 
     def result(self) -> Any:
         """The value now; raises as ``await`` would, or ``InvalidStateError`` if not resolved yet."""
@@ -220,14 +243,23 @@ class Farm:
 
     Options: ``max_in_flight`` tasks a worker holds at once (default None: adaptive, from 2 for slow
     tasks to 32 for tiny ones, about 10 ms of estimated work per worker), ``max_deaths`` worker deaths
-    before a task fails with ``WorkerLost`` (default 3), ``task_timeout`` seconds a task may run
-    (default None), ``restart_intensity``/``restart_period`` (the intensity and period of the
-    workers' supervisor: default at most 10 restarts in 60 s, then the farm gives up; ``SpecError``
-    for an integer intensity below 0 or a period that is not a whole number of seconds > 0),
+    a task may cause before it fails with ``WorkerLost`` (default 3; they are charged to the task,
+    never to the farm), ``task_timeout`` seconds a task may run (default None),
+    ``max_launch_failures`` (default 5): failed launches in a row (1 s backoff doubling to 60 s, with
+    jitter) after which a machine is down, ``restart_intensity``/``restart_period`` (default 10 in
+    60 s): more idle crashes than that of one machine's workers (deaths with no task to blame and not
+    caused by the farm) within the period is a crash loop, and the machine is down; the same flags
+    bound the restarts of the workers' keepers by their supervisor (``SpecError`` for an integer
+    intensity below 0 or a period that is not a whole number of seconds > 0). The farm gives up only
+    when no machine can run a worker (see :attr:`machines` and ``docs/farm.md``, "Failures").
+    ``net_ticktime`` (default 20 s) for the farmer's node (when the farm starts it) and its workers:
+    a worker that stops answering (stopped, cut off) is found out within 1 to 1.25 times it.
     ``progress`` (a :data:`~philipjose.farm.progress.ProgressCallback`), ``start_timeout`` (seconds to
-    wait for the first workers, default 60), ``farmer_host`` (the host workers connect back to;
-    default 127.0.0.1 when every machine is localhost, else this host's fully qualified name),
-    ``worker_stderr`` (``subprocess`` destination for workers' stderr; default inherited),
+    wait for the first workers, default 60; also how long a launched worker may take to connect
+    back), ``farmer_host`` (the host workers connect back to; default 127.0.0.1 when every machine is
+    localhost, else this host's fully qualified name), ``worker_stderr`` (``subprocess`` destination
+    for workers' stderr; default None: read by the farm and written to ``sys.stderr`` line by line,
+    above any progress bar; what a worker that never came up wrote explains its failure instead),
     ``tls`` (a :class:`~philipjose.node.tls.TLSConfig` made by
     :func:`~philipjose.node.tls.tls_config` from PEM files: the farmer's node and its workers then
     speak TLS distribution only, and each worker gets the same file paths on its command line, so
@@ -245,8 +277,10 @@ class Farm:
         max_in_flight: int | None = None,
         max_deaths: int = 3,
         task_timeout: float | None = None,
+        max_launch_failures: int = DEFAULT_MAX_LAUNCH_FAILURES,
         restart_intensity: int = 10,
         restart_period: int = 60,
+        net_ticktime: float = DEFAULT_FARM_NET_TICKTIME,
         progress: ProgressCallback | None = None,
         start_timeout: float = 60.0,
         farmer_host: str | None = None,
@@ -272,7 +306,16 @@ class Farm:
         if not machine_list:
             raise ValueError("a farm needs at least one machine")
         supervisors.SupFlags("one_for_one", restart_intensity, restart_period)  # SpecError if invalid
-        self.machines = machine_list
+        if not net_ticktime > 0:
+            raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
+        self._machine_list = machine_list
+        self._policy = FailurePolicy(
+            [m.host for m in machine_list],
+            max_launch_failures=max_launch_failures,
+            intensity=restart_intensity,
+            period=restart_period,
+        )
+        self.net_ticktime = net_ticktime
         self.task_timeout = task_timeout
         self.restart_intensity = restart_intensity
         self.restart_period = restart_period
@@ -296,6 +339,8 @@ class Farm:
         self._slots: list[_Slot] = []
         self._by_node: dict[Atom, _Slot] = {}
         self._by_pid: dict[Pid, _Slot] = {}
+        self._causes: OrderedDict[Pid, str] = OrderedDict()  # dead workers: how each ended
+        self._first_up = trio.Event()  # some worker came up (or the farm broke)
         self._id = secrets.token_hex(4)
         self._name = Atom(f"pj_farm_{self._id}")
         self._rt: Runtime | None = None
@@ -360,7 +405,8 @@ class Farm:
         self._farmer_node: Atom = node.name  # type: ignore[attr-defined]
         self._farmer_port: int = node.port  # type: ignore[attr-defined]
         self._worker_tls = self._tls_for_workers(getattr(node, "tls", None))
-        for machine in self.machines:
+        self._ticktime: float = getattr(node, "net_ticktime", self.net_ticktime)
+        for machine in self._machine_list:
             count = machine.workers
             if count is None:
                 count = os.cpu_count() or 1 if machine.is_local else 1
@@ -369,8 +415,11 @@ class Farm:
         rt.register(self._name, self._farmer_pid)
         self._ready.set()  # the farmer process may start the workers' supervisor now
         with trio.move_on_after(self.start_timeout):
+            # every slot has come up or failed once (a failing machine does not hold the start back
+            # while it retries), and some worker is up
             for slot in self._slots:
-                await slot.up.wait()
+                await slot.settled.wait()
+            await self._first_up.wait()
         if self._broken is not None:
             raise self._broken
         if not any(s.pid is not None for s in self._slots):
@@ -395,10 +444,12 @@ class Farm:
             epmd=self.epmd,
             listen_host=self._listen_host,
             tls=self.tls,
+            net_ticktime=self.net_ticktime,
         )
 
     async def _shutdown(self) -> None:
         self._closing = True
+        self._policy.shut_down()  # from now on no worker is started again
         rt = self._rt
         if rt is not None and self._farmer_pid is not None:
             for slot in self._slots:  # all workers start exiting now; their keepers then wait in turn
@@ -452,52 +503,110 @@ class Farm:
             str(slot.node),
             "--listen-host",
             "127.0.0.1",  # the farmer never connects to a worker: the worker connects to it
+            "--net-ticktime",
+            f"{self._ticktime:g}",
             *(self._worker_tls.argv() if self._worker_tls is not None else ()),
         ]
 
     def _child_specs(self) -> list[supervisors.ChildSpec]:
-        """The supervisor's children: one permanent keeper per slot, id ``w<slot>``, started in order.
+        """The supervisor's children: one transient keeper per slot, id ``w<slot>``, started in order.
 
-        A keeper stopping may wait up to ``_GRACE`` seconds for its worker, so its ``shutdown`` is
-        longer than that.
+        A keeper ends normally only when its slot retires (its machine is down, or the farm closes),
+        and is then not restarted. A keeper stopping may wait up to ``_GRACE`` seconds for its
+        worker, so its ``shutdown`` is longer than that.
         """
         return [
             supervisors.child_spec(
-                {"id": f"w{slot.index}", "start": (self._keep_worker, slot), "shutdown": _GRACE + 5}
+                {
+                    "id": f"w{slot.index}",
+                    "start": (self._keep_worker, slot),
+                    "restart": "transient",
+                    "shutdown": _GRACE + 5,
+                }
             )
             for slot in self._slots
         ]
 
     async def _keep_worker(self, slot: _Slot) -> None:
-        """A supervised child: one life of one worker of ``slot`` (see the theory of operation).
+        """A supervised child: keeps one worker running in ``slot`` (see the theory of operation).
 
-        It never ends normally: it exits with ``(launch_failed, Text)``, ``(no_connect_back, Node)``,
-        ``(worker_exited, Status)`` or ``(nodedown, Node)``. However it ends (an exit signal from
-        the supervisor included), the scheduler is told the worker is gone and the worker's OS
-        process is killed and reaped; while the farm closes, the process is first given ``_GRACE``
-        seconds to exit on its own.
+        Each turn of the loop is one worker's life (:meth:`_live`); the failure policy's verdict on
+        its end says whether, and when, the next one starts. Returns (a normal exit: the slot
+        retires) when the verdict is no: the machine is down or the farm is closing.
         """
-        slot.keeper = me = pj.self()
+        slot.keeper = pj.self()
+        host = slot.machine.host
+        try:
+            while True:
+                at = self._policy.launch_at(host)
+                if at is None:
+                    return
+                if at > trio.current_time():
+                    await trio.sleep_until(at)
+                    continue  # the machine's state may have changed meanwhile
+                verdict = self._carry_out(await self._live(slot))
+                if not verdict.relaunch:
+                    return
+        finally:
+            slot.keeper = None
+            slot.settled.set()
+
+    def _carry_out(self, verdict: Verdict) -> Verdict:
+        if verdict.message:
+            _LOG.log(verdict.level, "%s", verdict.message)
+        if verdict.machine_down or verdict.give_up:
+            self._report()
+        if verdict.give_up is not None and not self._closing:
+            self._break(FarmError(verdict.give_up))
+        return verdict
+
+    async def _live(self, slot: _Slot) -> Verdict:
+        """One life of one worker of ``slot``: launch it, wait for it to connect back, register it,
+        watch it until it is lost; then tell the scheduler (its tasks are queued again), kill and
+        reap its OS process, and return the failure policy's verdict on how it ended.
+
+        While the farm closes, the process is first given ``_GRACE`` seconds to exit on its own.
+        """
+        host = slot.machine.host
+        token = self._policy.launching(host)
         args = self._worker_args(slot)
         slot.generation += 1
+        slot.doomed = None
+        slot.stderr_tail.clear()
         node = slot.node
         assert node is not None
         self._by_node[node] = slot
         process: WorkerProcess | None = None
+        came_up, how, tasks = False, "", 0
         try:
             try:
                 process = slot.process = await launch(
-                    slot.machine, args, secret=self._cookie, ssh=self.ssh, stderr=self.worker_stderr
+                    slot.machine,
+                    args,
+                    secret=self._cookie,
+                    ssh=self.ssh,
+                    stderr=subprocess.PIPE if self.worker_stderr is None else self.worker_stderr,
                 )
             except LaunchError as exc:
-                raise pj.Exit((_LAUNCH_FAILED, str(exc))) from None
+                how = str(exc)
+                return self._policy.lost(host, trio.current_time(), token=token, came_up=False, how=how)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._note_exit, process, me)
-                reason = await self._watch_worker(slot, node)
+                read_done = trio.Event()
+                if process.process.stderr is not None:
+                    nursery.start_soon(self._read_stderr, slot, process.process.stderr, read_done)
+                else:
+                    read_done.set()
+                nursery.start_soon(self._note_exit, process, pj.self(), read_done)
+                came_up, status, nodedown = await self._watch_worker(slot, node)
+                if nodedown and process.returncode is None:
+                    # the process may be exiting: its status says more than "connection lost"
+                    with trio.move_on_after(_EXIT_WAIT):
+                        await process.wait()
+                    status = process.returncode
                 nursery.cancel_scope.cancel()
-            raise pj.Exit(reason)
+            how = self._describe_end(slot, came_up, status, nodedown)
         finally:
-            self._worker_gone(slot)
+            tasks = self._worker_gone(slot, how or "it was stopped")
             if process is not None:
                 with trio.CancelScope(shield=True):
                     if self._closing:
@@ -506,52 +615,117 @@ class Farm:
                         process.kill()
                         await process.wait()
                 slot.process = None
-            slot.keeper = None
+            slot.settled.set()
+        return self._policy.lost(
+            host,
+            trio.current_time(),
+            token=token,
+            came_up=came_up,
+            how=how,
+            worker=str(node).partition("-")[0],
+            doomed=slot.doomed,
+            tasks=tasks,
+        )
 
-    async def _note_exit(self, process: WorkerProcess, keeper: Pid) -> None:
+    def _describe_end(self, slot: _Slot, came_up: bool, status: int | None, nodedown: bool) -> str:
+        if status is None and not nodedown:
+            return f"did not connect back within {self.start_timeout:g} s"
+        how = describe_exit(status, nodedown=nodedown)
+        if nodedown and status is None:
+            how += f" (no answer within net_ticktime {self._ticktime:g} s, or cut off)"
+        if not came_up and slot.stderr_tail:
+            how = f"{slot.stderr_tail[-1]} ({how} before connecting back)"
+        elif not came_up:
+            how += " before connecting back"
+        return how
+
+    async def _read_stderr(self, slot: _Slot, stream: trio.abc.ReceiveStream, done: trio.Event) -> None:
+        """Forward a worker's stderr line by line to ``sys.stderr`` (above the progress bar); until it
+        comes up, keep the lines instead: they explain a launch that fails (ssh's message)."""
+        console = console_for()
+        pending = b""
+        held: list[str] = []
+        try:
+            while True:
+                try:
+                    chunk = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    chunk = b""
+                if not chunk:
+                    lines = [pending] if pending else []
+                    pending = b""
+                else:
+                    *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").rstrip("\r")
+                    if not line:
+                        continue
+                    slot.stderr_tail.append(line)
+                    if slot.pid is None:
+                        held.append(line)
+                        continue
+                    for early in held:
+                        console.write_line(early)
+                    held.clear()
+                    console.write_line(line)
+                if not chunk:
+                    return
+                if slot.pid is not None and held:
+                    for early in held:
+                        console.write_line(early)
+                    held.clear()
+        finally:
+            if held:
+                _LOG.debug("stderr of %s, which did not come up: %s", slot.node, " | ".join(held))
+            done.set()
+
+    async def _note_exit(self, process: WorkerProcess, keeper: Pid, read_done: trio.Event) -> None:
         status = await process.wait()
+        with trio.move_on_after(_EXIT_WAIT):  # its last words (ssh's error) explain the exit
+            await read_done.wait()
         assert self._rt is not None
         self._rt.send(keeper, (_EXITED, status))
 
-    async def _watch_worker(self, slot: _Slot, node: Atom) -> Any:
+    async def _watch_worker(self, slot: _Slot, node: Atom) -> tuple[bool, int | None, bool]:
         """Wait (at most ``start_timeout``) for the worker to come up, register it with the scheduler
-        and watch its node; once the worker is lost, return the reason its keeper exits with.
-
-        While the farm closes, its workers exit because they were told to: a keeper then waits for
-        its supervisor's ``shutdown`` rather than end on its own (and be restarted)."""
+        and watch its node; once the worker is lost, return ``(came_up, exit status or None,
+        nodedown)``: its process exited, its connection went down, or (neither) it never connected
+        back in time."""
         deadline = trio.current_time() + self.start_timeout
         while True:
             timeout = None if slot.pid is not None else max(0.0, deadline - trio.current_time())
             try:
                 msg: Any = await pj.receive(timeout=timeout)
             except TimeoutError:
-                reason: Any = (_NO_CONNECT_BACK, node)
-            else:
-                if type(msg) is not tuple or len(msg) < 2:
-                    continue
-                if msg[0] == w.WORKER_UP and len(msg) == 4 and slot.pid is None:
-                    pj.node.monitor_node(node)
-                    self._worker_up(slot, msg[1], msg[2], msg[3])
-                    continue
-                if msg[0] == _EXITED:
-                    reason = (_WORKER_EXITED, msg[1])
-                elif msg[0] == _NODEDOWN and slot.pid is not None:
-                    reason = (_NODEDOWN, node)
-                else:
-                    continue
-            if self._closing:
-                await trio.sleep_forever()  # until the supervisor's exit signal
-            return reason
+                return False, None, False
+            if type(msg) is not tuple or len(msg) < 2:
+                continue
+            if msg[0] == w.WORKER_UP and len(msg) == 4 and slot.pid is None:
+                pj.node.monitor_node(node)
+                self._worker_up(slot, msg[1], msg[2], msg[3])
+                continue
+            if msg[0] == _EXITED:
+                return slot.pid is not None, msg[1], False
+            if msg[0] == _NODEDOWN and slot.pid is not None:
+                return True, None, True
 
-    def _worker_gone(self, slot: _Slot) -> None:
-        """The slot's worker is lost (or stopping): the scheduler queues its tasks again."""
+    def _worker_gone(self, slot: _Slot, how: str) -> int:
+        """The slot's worker is lost (or stopping): the scheduler queues its tasks again. Returns how
+        many live tasks it held (they are charged with its death)."""
         self._by_node.pop(slot.node, None)  # type: ignore[arg-type]
         pid, slot.pid = slot.pid, None
-        if slot.info is not None:
+        if slot.info is not None and slot.info.alive:
             slot.info.alive = False
-        if pid is not None:
-            self._by_pid.pop(pid, None)
-            self._apply(self._sched.worker_down(pid))
+            slot.info.cause = how
+        if pid is None:
+            return 0
+        self._by_pid.pop(pid, None)
+        held = sum(1 for t in self._sched.in_flight(pid) if self._sched.assigned_worker(t) == pid)
+        self._causes[pid] = how
+        while len(self._causes) > _DEATH_NOTES:
+            self._causes.popitem(last=False)
+        self._apply(self._sched.worker_down(pid))
+        return held
 
     def _break(self, error: FarmError) -> None:
         self._broken = error
@@ -561,7 +735,8 @@ class Farm:
             if future is not None:
                 future._resolve(None, error)
         for slot in self._slots:
-            slot.up.set()  # wake a start that waits for workers: it raises the error
+            slot.settled.set()  # wake a start that waits for workers: it raises the error
+        self._first_up.set()
         self._report()
 
     # -- the farmer process ---------------------------------------------------------------------------
@@ -598,7 +773,7 @@ class Farm:
             try:
                 msg: Any = await pj.receive(timeout=timeout)
             except TimeoutError:
-                self._apply(self._sched.expire(trio.current_time()), kill=True)
+                self._apply(self._sched.expire(trio.current_time()), kill="timeout")
                 continue
             if msg == _STOP_FARM:
                 if supervised:
@@ -622,8 +797,8 @@ class Farm:
     def _gave_up(self, reason: Any) -> FarmError:
         if reason == Atom("shutdown"):
             return FarmError(
-                f"workers died more than {self.restart_intensity} times in {self.restart_period} s; "
-                "the farm gave up (its supervisor shut down)"
+                f"the workers' keepers crashed more than {self.restart_intensity} times in "
+                f"{self.restart_period} s; the farm gave up (its supervisor shut down)"
             )
         return FarmError(f"the workers' supervisor ended with {reason!r}; the farm gave up")
 
@@ -634,13 +809,16 @@ class Farm:
             str(pid.node),
             host.decode("utf-8", "replace") if isinstance(host, bytes) else str(host),
             os_pid if isinstance(os_pid, int) else None,
+            machine=slot.machine.host,
         )
         self._by_pid[pid] = slot
+        self._policy.worker_up(slot.machine.host)
         self._sched.worker_up(pid)
         slot.busy_since = slot.per_task = None
         if self._adaptive:
             self._sched.set_capacity(pid, _PIPELINE_START)
-        slot.up.set()
+        slot.settled.set()
+        self._first_up.set()
         self._apply([])
 
     def _on_done(self, pid: Any, results: Any) -> None:
@@ -681,14 +859,17 @@ class Farm:
 
     # -- carrying out decisions -------------------------------------------------------------------
 
-    def _apply(self, decisions: list[Decision], *, kill: bool = False) -> None:
+    def _apply(self, decisions: list[Decision], *, kill: str | None = None) -> None:
+        """Carry out ``decisions``; ``kill``: why a revoked task that is running must really stop (its
+        worker is then killed and marked ``doomed`` with that reason), None to revoke it politely."""
         for d in decisions:
             if isinstance(d, Revocation):
                 slot = self._by_pid.get(d.worker)  # type: ignore[call-overload]
                 if slot is not None:
                     # a worker runs its tasks in order: the oldest it holds is the one running
                     running = self._sched.in_flight(d.worker)[:1] == (d.task_id,)
-                    if kill and running and slot.process is not None:
+                    if kill is not None and running and slot.process is not None:
+                        slot.doomed = slot.doomed or kill  # before the kill: its death is on purpose
                         slot.process.kill()
                     elif self._rt is not None:
                         self._rt.send(d.worker, (w.REVOKE, d.task_id))
@@ -725,7 +906,12 @@ class Farm:
                 future._resolve(outcome, None)
         elif isinstance(resolution, Loss):
             future._resolve(
-                None, WorkerLost(future.description, [str(getattr(p, "node", p)) for p in resolution.workers])
+                None,
+                WorkerLost(
+                    future.description,
+                    [str(getattr(p, "node", p)) for p in resolution.workers],
+                    [self._causes.get(p, "") for p in resolution.workers],  # type: ignore[call-overload]
+                ),
             )
         elif isinstance(resolution, Expiry):
             future._resolve(None, TaskTimeout(future.description, resolution.timeout))
@@ -736,9 +922,9 @@ class Farm:
 
     def _report(self) -> None:
         if self.progress is not None and not self._closing:
-            self.progress(self._sched.counters)
+            self.progress(self.counters)
 
-    def _cancel(self, task_id: int, *, kill: bool) -> bool:
+    def _cancel(self, task_id: int, *, kill: str | None) -> bool:
         if task_id not in self._futures:
             return False
         self._apply(self._sched.cancel(task_id), kill=kill)
@@ -748,8 +934,17 @@ class Farm:
 
     @property
     def counters(self) -> Counters:
-        """The progress counters now."""
-        return self._sched.counters
+        """The progress counters now (``machines_down``: machines the farm has given up on)."""
+        down = sum(1 for m in self._policy.status() if m.state is DOWN)
+        return dataclasses.replace(self._sched.counters, machines_down=down)
+
+    @property
+    def machines(self) -> list[MachineStatus]:
+        """Each machine's :class:`~philipjose.farm.policy.MachineStatus`: its ``host``, its ``state``
+        (``UP``, ``RETRYING`` after failed launches, ``DOWN`` once the farm gave up on it), the
+        ``workers`` up there, the failed launches in a row and the ``last_error`` (ssh's message, the
+        exit status of a worker that did not come up, ...)."""
+        return self._policy.status()
 
     @property
     def supervisor(self) -> Pid | None:
@@ -891,7 +1086,7 @@ class Farm:
         finally:
             for future in futures:
                 if not future.done():
-                    self._cancel(future.task_id, kill=True)
+                    self._cancel(future.task_id, kill="race")
 
     async def ping(self) -> int:
         """Check every live worker answers (a broadcast of a no-op); the number that did."""

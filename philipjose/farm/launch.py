@@ -128,7 +128,9 @@ async def launch(
 
     ``env`` replaces the environment of the local process (default: inherited); ``stdout`` and
     ``stderr`` are as for ``subprocess`` (default: inherited, so a worker's tracebacks show in the
-    farmer's terminal). Raises :class:`LaunchError` if the program cannot be run or the secret
+    farmer's terminal). The process runs in a process group of its own, so a Ctrl-C on the terminal
+    (SIGINT to its foreground group) reaches the farmer only, which then stops its workers. Raises
+    :class:`LaunchError` if the program cannot be run or the secret
     cannot be written (the process already died); the caller owns the returned process and must
     :meth:`~WorkerProcess.aclose` it.
     """
@@ -141,6 +143,7 @@ async def launch(
             stdout=stdout,
             stderr=stderr,
             env=None if env is None else dict(env),
+            process_group=0,  # not in the terminal's foreground group: Ctrl-C reaches the farmer only
         )
     except OSError as exc:
         raise LaunchError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc

@@ -306,7 +306,9 @@ class FailurePolicy:
             check = check_restart(health.crashes, whole_seconds(now), self.intensity, self.period)
             health.crashes = check.restarts
             if not check.exceeded:
-                return Verdict(True, now, logging.WARNING, f"{worker} on {host} {how} while idle; restarting it")
+                return Verdict(
+                    True, now, logging.WARNING, f"{worker} on {host} {how} while idle; restarting it"
+                )
             health.last_error = (
                 f"its workers died more than {self.intensity} times in {self.period} s without running "
                 f"a task (last: {worker} {how})"

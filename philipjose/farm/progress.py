@@ -8,7 +8,8 @@
 ``min_interval`` seconds, and only when the stream is a terminal: written to a file or a pipe it
 stays quiet, so logs are not filled with bars. A :data:`ProgressCallback` receives each
 :class:`~philipjose.farm.scheduler.Counters` snapshot instead, for programs that show progress their
-own way.
+own way. The bar is drawn through the stream's :class:`~philipjose.farm.console.Console`, so log lines
+written through it (:class:`~philipjose.farm.console.ConsoleHandler`) clear the bar and redraw it after.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from philipjose.farm.console import console_for
 from philipjose.farm.scheduler import Counters
 
 __all__ = ["ProgressCallback", "ProgressWriter", "format_duration", "format_progress"]
@@ -61,6 +63,8 @@ def format_progress(counters: Counters, elapsed: float, *, width: int = 20) -> s
         parts.append(f"failed {counters.failed}")
     if counters.cancelled:
         parts.append(f"cancelled {counters.cancelled}")
+    if counters.machines_down:
+        parts.append(f"machines down {counters.machines_down}")
     return "  ".join(parts)
 
 
@@ -87,7 +91,6 @@ class ProgressWriter:
         self._clock = clock
         self._start = clock()
         self._last_draw: float | None = None
-        self._width = 0
 
     def __call__(self, counters: Counters) -> None:
         self.update(counters)
@@ -101,19 +104,13 @@ class ProgressWriter:
         if not final and self._last_draw is not None and now - self._last_draw < self.min_interval:
             return
         self._last_draw = now
-        line = format_progress(counters, now - self._start)
-        padding = " " * max(0, self._width - len(line))
-        self._width = len(line)
-        self.stream.write("\r" + line + padding)
-        self.stream.flush()
+        console_for(self.stream).status(format_progress(counters, now - self._start))
 
     def close(self) -> None:
         """End the progress line (a newline), if anything was drawn."""
         if self.enabled and self._last_draw is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+            console_for(self.stream).end_status()
             self._last_draw = None
-            self._width = 0
 
 
 def _is_tty(stream: TextIO) -> bool:

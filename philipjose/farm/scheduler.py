@@ -160,7 +160,9 @@ class Counters:
     ``submitted`` tasks, of which ``resolved`` are done with: ``completed`` (ok), ``failed`` (an error
     outcome, a Loss or an Expiry) and ``cancelled``. ``pending`` wait in queues, ``running`` are
     assigned. ``retries`` counts requeues after a worker died, ``duplicates`` the dropped late
-    reports; ``workers`` are alive now, ``workers_lost`` have died so far.
+    reports; ``workers`` are alive now, ``workers_lost`` have died so far; ``machines_down`` is how many
+    machines the farm's failure policy has given up on (the scheduler itself always reports 0; the
+    farm fills it in).
     """
 
     submitted: int = 0
@@ -174,6 +176,7 @@ class Counters:
     duplicates: int = 0
     workers: int = 0
     workers_lost: int = 0
+    machines_down: int = 0
 
 
 # -- state ---------------------------------------------------------------------------------------------

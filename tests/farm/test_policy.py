@@ -39,7 +39,13 @@ def test_a_doomed_worker_is_replaced_at_once_at_info_and_charged_to_nobody() -> 
         token = policy.launching("localhost")
         policy.worker_up("localhost")
         verdict = policy.lost(
-            "localhost", float(now), token=token, came_up=True, how="killed by SIGKILL", doomed="race", tasks=1
+            "localhost",
+            float(now),
+            token=token,
+            came_up=True,
+            how="killed by SIGKILL",
+            doomed="race",
+            tasks=1,
         )
         assert verdict.relaunch and verdict.at == now and verdict.level == logging.INFO
         assert "race" in verdict.message
@@ -52,7 +58,9 @@ def test_deaths_running_tasks_are_charged_to_the_tasks_not_the_machine() -> None
     for now in range(50):  # poison tasks, one after another: the machine never goes down
         token = policy.launching("localhost")
         policy.worker_up("localhost")
-        verdict = policy.lost("localhost", now, token=token, came_up=True, how="exited with status 3", tasks=1)
+        verdict = policy.lost(
+            "localhost", now, token=token, came_up=True, how="exited with status 3", tasks=1
+        )
         assert verdict.relaunch and verdict.at == now and verdict.level == logging.WARNING
         assert "exited with status 3" in verdict.message and "1 task" in verdict.message
     assert policy.state("localhost") is UP
@@ -64,7 +72,9 @@ def test_idle_crashes_past_the_intensity_take_the_machine_down() -> None:
     for now in (0.0, 1.0, 2.0):
         token = policy.launching("a")
         policy.worker_up("a")
-        verdicts.append(policy.lost("a", now, token=token, came_up=True, how="exited with status 1", worker="w0"))
+        verdicts.append(
+            policy.lost("a", now, token=token, came_up=True, how="exited with status 1", worker="w0")
+        )
     assert [v.relaunch for v in verdicts] == [True, True, False]
     assert verdicts[2].machine_down and verdicts[2].level == logging.WARNING
     assert "machine a is down" in verdicts[2].message and "more than 2 times in 10 s" in verdicts[2].message
@@ -89,7 +99,9 @@ def test_failed_launches_back_off_then_the_machine_is_down() -> None:
         if at is None:
             break
         now = max(now, at)
-        verdict = policy.lost("bad", now, token=policy.launching("bad"), came_up=False, how="Connection refused")
+        verdict = policy.lost(
+            "bad", now, token=policy.launching("bad"), came_up=False, how="Connection refused"
+        )
         if verdict.relaunch:
             assert verdict.at is not None and verdict.level == logging.INFO
             assert policy.state("bad") is RETRYING
@@ -134,7 +146,9 @@ def test_every_machine_down_gives_up_naming_each_and_its_error() -> None:
     policy = FailurePolicy(["a", "b"], max_launch_failures=1)
     first = policy.lost("a", 0.0, token=policy.launching("a"), came_up=False, how="ssh: Connection refused")
     assert first.machine_down and first.give_up is None
-    last = policy.lost("b", 0.0, token=policy.launching("b"), came_up=False, how="cannot run nope: No such file")
+    last = policy.lost(
+        "b", 0.0, token=policy.launching("b"), came_up=False, how="cannot run nope: No such file"
+    )
     assert last.give_up is not None
     assert "a: 1 launches failed in a row (last: ssh: Connection refused)" in last.give_up
     assert "b: 1 launches failed in a row (last: cannot run nope: No such file)" in last.give_up

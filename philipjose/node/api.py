@@ -49,6 +49,7 @@ from philipjose.node import netkernel
 from philipjose.node.cookie import resolve_cookie
 from philipjose.node.errors import NodeConfigError, NotDistributedError
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE
+from philipjose.node.listener import serve_listeners
 from philipjose.node.names import make_node_name
 from philipjose.node.node import (
     DEFAULT_BUSY_WAIT,
@@ -191,7 +192,7 @@ async def start(
 
 
 async def _serve(dist: Node, listeners: list[trio.SocketListener]) -> None:
-    await trio.serve_listeners(dist.accept, listeners)
+    await serve_listeners(dist.accept, listeners)
 
 
 async def _hold(registration: Registration) -> None:

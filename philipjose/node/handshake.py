@@ -78,6 +78,7 @@ __all__ = [
     "Status",
     "gen_digest",
     "split_node_name",
+    "waiting_for",
 ]
 
 SEND_NAME: Final = Sentinel("SEND_NAME")
@@ -201,6 +202,26 @@ def split_node_name(name: str) -> tuple[str, str]:
     if not sep or not alive or not host or "@" in host or len(name) > 255:
         raise ValueError(f"not a node name (want alive@host, at most 255 characters): {name!r}")
     return alive, host
+
+
+_WAITING_FOR: Final = {
+    RECV_NAME: "its name",
+    RECV_STATUS: "its status",
+    RECV_ALIVE_REPLY: "its answer to 'alive'",
+    RECV_CHALLENGE: "its challenge",
+    RECV_COMPLEMENT: "its complement",
+    RECV_CHALLENGE_REPLY: "its challenge reply",
+    RECV_CHALLENGE_ACK: "its challenge ack",
+}
+
+
+def waiting_for(state: Sentinel) -> str:
+    """What a handshake in ``state`` waits for, in words (for log lines: "timed out waiting for ...")."""
+    if state in _WAITING_FOR:
+        return _WAITING_FOR[state]
+    if state is CONNECTED or state is CLOSED:
+        return "nothing (the handshake is over)"
+    return "our own message to be sent"
 
 
 def _decode_name(raw: bytes) -> str:

@@ -20,10 +20,17 @@ When a connection ends for any reason the peer is forgotten, the runtime's ``nod
 ``noconnection`` to every link and monitor across it, and processes that called ``monitor_node`` get
 ``(nodedown, Node)``. The next signal to that node connects again.
 
-Handshakes (:mod:`philipjose.node.handshake`) run under ``handshake_timeout``. Two nodes that connect
-to each other at the same time are resolved as OTP does: the acceptor whose name is greater answers
-``nok`` (its own attempt wins), the other answers ``ok_simultaneous`` and drops its own attempt; a
-connection attempt from a node that is already connected gets ``alive``.
+Handshakes (:mod:`philipjose.node.handshake`) run under ``handshake_timeout``; who wins when
+attempts concern one node name is decided by the pure functions of :mod:`philipjose.node.arbiter`
+(OTP's rules): simultaneous connects by name order (``nok`` / ``ok_simultaneous``), a node already
+connected gets ``alive``. An accepted attempt touches nothing the node has -- the connection, our own
+attempt, the signals queued for that node -- until its peer has proved the cookie: only then may it
+replace the old connection or take over from our own attempt. So a peer without the cookie cannot
+disconnect, lock out or drop the signals of the node whose name it claims.
+
+Log lines about a peer name its address; a name is "claimed" until the cookie is proved. Repeated
+warnings about one host are rate limited (:class:`~philipjose.node.ratelimit.RateLimiter`: 5 per
+minute per host and kind, with a count of those held back).
 
 TLS (``tls=``, :mod:`philipjose.node.tls`): every connection, accepted or made, is wrapped in a
 ``trio.SSLStream`` and the TLS handshake (under ``handshake_timeout`` too) comes before anything else,
@@ -59,18 +66,30 @@ import trio
 from philipjose.actors import Busy, Runtime
 from philipjose.epmd import EpmdError, port_please
 from philipjose.node import control as c
+from philipjose.node.arbiter import (
+    INSTALL,
+    REFUSE,
+    REPLACE,
+    decide_alive_reply,
+    decide_outgoing_done,
+    decide_proven,
+    decide_status,
+)
 from philipjose.node.connection import Connection
 from philipjose.node.errors import AuthenticationError, HandshakeRefused, ProtocolError
 from philipjose.node.flags import ADVERTISED, DFLAG_ALIAS, flag_names, missing_mandatory
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE, TICK_BYTES, Tick
 from philipjose.node.handshake import (
+    RECV_CHALLENGE_ACK,
     Challenge,
     Handshake,
     HandshakeEvent,
     SendName,
     Status,
     split_node_name,
+    waiting_for,
 )
+from philipjose.node.ratelimit import RateLimiter
 from philipjose.node.sentinels import NEED_DATA
 from philipjose.node.tls import TLSConfig
 from philipjose.term import Atom, EncodeError, Pid, Reference
@@ -101,6 +120,7 @@ _SPAWN_REPLY: Final = Atom("spawn_reply")
 _OK: Final = Atom("ok")
 _ERROR: Final = Atom("error")
 _NOTSUP: Final = Atom("notsup")
+_MAX_CONNECT_ERRORS: Final = 256  # failure reasons kept in Node.connect_errors
 
 
 _CONNECT_ERRORS: Final = (
@@ -117,6 +137,10 @@ class _TLSFailed(ConnectionError):
     """The TLS handshake of an outgoing connection failed (no TLS there, or a certificate refused)."""
 
 
+class _CookieRefused(AuthenticationError):
+    """The acceptor closed the connection after our challenge reply: it did not accept our cookie."""
+
+
 def _cause(exc: BaseException) -> str:
     """What an error from ``trio.SSLStream`` is about (trio wraps the ``ssl`` error it caught)."""
     inner = exc.__cause__ or exc.__context__
@@ -125,7 +149,12 @@ def _cause(exc: BaseException) -> str:
     return str(inner or exc) or type(inner or exc).__name__
 
 
-def _peername(stream: trio.SocketStream) -> str:
+def _peername(stream: trio.abc.Stream) -> str:
+    """``host:port`` of the peer of a socket stream (or of the socket under a TLS stream)."""
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if not isinstance(stream, trio.SocketStream):
+        return "an unknown address"
     try:
         host, port = stream.socket.getpeername()[:2]
     except (OSError, ValueError):
@@ -133,33 +162,22 @@ def _peername(stream: trio.SocketStream) -> str:
     return f"{host}:{port}"
 
 
-def decide_status(ours: str, theirs: str, state: str | None) -> str:
-    """The status an acceptor answers to a name message from ``theirs`` (pure; OTP's rules).
-
-    ``state`` is what we have with that node: ``"up"`` (a live connection), ``"outgoing"`` (our own
-    attempt is under way), ``"incoming"`` (another accepted attempt is under way) or ``None``.
-    """
-    if state == "up":
-        return "alive"
-    if state == "incoming":
-        return "nok"
-    if state == "outgoing":
-        # Simultaneous connect: the greater name's own attempt wins (names compared as bytes).
-        return "nok" if ours.encode() > theirs.encode() else "ok_simultaneous"
-    return "ok"
+def _host(address: str) -> str:
+    """The host part of ``host:port`` (the key for rate limiting a peer's log lines)."""
+    return address.rpartition(":")[0] or address
 
 
 class _Peer:
     """Everything the node keeps about one remote node."""
 
     __slots__ = (
+        "address",
         "busy",
         "conn",
         "direct",
         "done",
         "flags",
         "held",
-        "incoming",
         "node",
         "out",
         "outgoing",
@@ -185,8 +203,8 @@ class _Peer:
         self.pending: list[c.ControlEvent] = []
         self.out: list[bytes] = []
         self.wake = trio.Event()
-        self.outgoing: trio.CancelScope | None = None
-        self.incoming = False
+        self.outgoing: trio.CancelScope | None = None  # our own connection attempt, while it runs
+        self.address = ""  # host:port of the connection's peer, once connected
         self.done = trio.Event()
         self.scope: trio.CancelScope | None = None
         self.reads = 0
@@ -199,14 +217,9 @@ class _Peer:
         self.busy: trio.Event | None = None  # while busy: set when drained (back-pressure)
         self.held: set[Pid] = set()  # senders held back since the connection became busy
 
-    def state(self) -> str | None:
-        if self.up:
-            return "up"
-        if self.incoming:
-            return "incoming"
-        if self.outgoing is not None:
-            return "outgoing"
-        return None
+    def __str__(self) -> str:
+        """The node's name and address, for log lines."""
+        return f"{self.node} ({self.address})" if self.address else str(self.node)
 
 
 SpawnHandler = Callable[["Node", Atom, c.SpawnRequest], None]
@@ -229,6 +242,8 @@ class Node:
     a plain-TCP connection's reader keeps polling after its socket runs dry (see ``_read_socket``).
     ``dist_buf_busy_limit`` (bytes, default 1 MiB as OTP's): how many bytes may be queued on one
     connection before a process sending to it is held back (see *Back-pressure* above).
+    ``connect_errors``: node name -> why the last attempt to connect to it failed (removed when an
+    attempt succeeds; the most recent 256 are kept).
     """
 
     def __init__(
@@ -266,6 +281,8 @@ class Node:
         self.demonitor_handler: DemonitorHandler | None = None
         self.peers: dict[Atom, _Peer] = {}
         self.node_monitors: dict[Atom, list[Pid]] = {}
+        self.connect_errors: dict[Atom, str] = {}
+        self._log_limiter = RateLimiter()
         self._handlers: dict[type, Callable[[_Peer, Any], None]] = {
             c.Link: self._on_link,
             c.Exit: self._on_exit,
@@ -291,6 +308,15 @@ class Node:
     def nodes(self) -> list[Atom]:
         """The nodes with a live connection."""
         return [node for node, peer in self.peers.items() if peer.up]
+
+    def _warn(self, host: str, template: str, *args: object) -> None:
+        """Log a warning about a peer at ``host``, at most 5 of one ``template`` per host a minute."""
+        allowed, held = self._log_limiter.allow((host, template), time.monotonic())
+        if allowed:
+            if held:
+                template += " (%d more like this from %s not logged)"
+                args = (*args, held, host)
+            log.warning(template, *args)
 
     # ------------------------------------------------------------------ DistributionHooks
 
@@ -495,63 +521,81 @@ class Node:
         return tls_stream
 
     async def _connect(self, peer: _Peer) -> None:
+        """Our own attempt to connect to ``peer.node`` (signals wait in ``peer.pending`` meanwhile)."""
         node = peer.node
         stream: trio.abc.Stream | None = None
-        machine: Handshake | None = None
+        machine = Handshake(initiator=True, cookie=self.cookie, length_size=self._length_size)
+        connected = False
         refused = ""
+        failure = ""
         with trio.CancelScope() as scope:
             peer.outgoing = scope
             try:
                 with trio.fail_after(self.handshake_timeout):
                     stream = await self._open_stream(node)
-                    machine = await self._initiate(stream, node)
+                    await self._initiate(stream, machine, peer)
+                    connected = True
             except HandshakeRefused as exc:
                 refused = exc.status
+                failure = f"it answered {exc.status!r}"
+            except _CookieRefused as exc:
+                failure = str(exc)
             except AuthenticationError:
-                log.warning("connection to %s refused: the cookies differ", node)
+                failure = "its challenge ack has a wrong digest: the cookies differ"
+                log.warning("connection to %s refused: %s", node, failure)
             except _TLSFailed as exc:
+                failure = str(exc)
                 log.warning("cannot connect to %s: %s", node, exc)
-            except (
-                OSError,
-                EpmdError,
-                ProtocolError,
-                ValueError,
-                trio.TooSlowError,
-                trio.BrokenResourceError,
-            ) as exc:
-                log.info("cannot connect to %s: %s", node, exc)
+            except trio.TooSlowError:
+                if stream is None:
+                    failure = f"timed out after {self.handshake_timeout:g} s looking it up or connecting"
+                else:
+                    waited = waiting_for(machine.state)
+                    failure = f"timed out after {self.handshake_timeout:g} s waiting for {waited}"
+            except (OSError, EpmdError, ProtocolError, ValueError, trio.BrokenResourceError) as exc:
+                failure = str(exc) or type(exc).__name__
         peer.outgoing = None
-        if machine is not None and stream is not None and self.peers.get(node) is peer and not peer.up:
-            await self._run_connection(peer, stream, machine)
-            return
-        if machine is not None:  # another connection to that node won meanwhile
-            log.info("dropping a duplicate connection to %s", node)
+        if connected and stream is not None and self.peers.get(node) is peer:
+            if decide_outgoing_done(up=peer.up) == INSTALL:
+                self.connect_errors.pop(node, None)
+                peer.address = _peername(stream)
+                await self._run_connection(peer, stream, machine)
+                return
+            log.info("dropping a duplicate connection to %s: a connection to it came up meanwhile", node)
         if stream is not None:
             await trio.aclose_forcefully(stream)
+        if failure:
+            log.info("cannot connect to %s: %s", node, failure)
+            self.connect_errors.pop(node, None)
+            self.connect_errors[node] = failure
+            while len(self.connect_errors) > _MAX_CONNECT_ERRORS:
+                del self.connect_errors[next(iter(self.connect_errors))]
         if refused == "nok":
-            # The other node's own attempt wins: wait for it to arrive as an incoming connection.
+            # The other node's own attempt wins (name order): wait for it to arrive (OTP's initiator
+            # also waits after nok, until its setup timer ends).
             with trio.move_on_after(self.handshake_timeout):
                 await peer.done.wait()
-        if not peer.up and not peer.incoming:
+        if not peer.up:
             self._give_up(peer)
 
-    async def _initiate(self, stream: trio.abc.Stream, node: Atom) -> Handshake:
-        machine = Handshake(initiator=True, cookie=self.cookie, length_size=self._length_size)
+    async def _initiate(self, stream: trio.abc.Stream, machine: Handshake, peer: _Peer) -> None:
         await stream.send_all(machine.send(SendName(str(self.name), ADVERTISED, self.creation)))
         status = await self._hs_event(stream, machine)
         assert isinstance(status, Status)
         if status.status == "alive":
-            # We have no connection to it (or we would not connect): the old one is dead.
-            await stream.send_all(machine.send(Status("true")))
+            # It believes it is connected to us: answer true if we have no connection (OTP: is_pending).
+            reply = decide_alive_reply(up=peer.up)
+            await stream.send_all(machine.send(Status(reply)))
+            if reply == "false":
+                raise HandshakeRefused("alive")
         elif status.status not in ("ok", "ok_simultaneous"):
             raise HandshakeRefused(status.status)
         challenge = await self._hs_event(stream, machine)
         assert isinstance(challenge, Challenge)
-        if challenge.name != str(node):
-            raise ProtocolError(f"connected to {node} but it calls itself {challenge.name}")
+        if challenge.name != str(peer.node):
+            raise ProtocolError(f"connected to {peer.node} but it calls itself {challenge.name}")
         await stream.send_all(machine.send(machine.challenge_reply(secrets.randbits(32))))
         await self._hs_event(stream, machine)  # the ack (checked by the machine)
-        return machine
 
     async def _hs_event(self, stream: trio.abc.Stream, machine: Handshake) -> HandshakeEvent:
         while True:
@@ -560,100 +604,148 @@ class Node:
                 return event  # type: ignore[return-value]
             data = await stream.receive_some(4096)
             if not data:
-                raise ProtocolError(f"the peer closed the connection during the handshake ({machine.state})")
+                if machine.initiator and machine.state is RECV_CHALLENGE_ACK:
+                    # What an OTP (or philipjose) acceptor does with a wrong digest: close, say nothing.
+                    raise _CookieRefused(
+                        "it closed the connection after our challenge reply: it does not accept our cookie"
+                    )
+                raise ProtocolError(
+                    f"the peer closed the connection during the handshake (we waited for "
+                    f"{waiting_for(machine.state)})"
+                )
             machine.receive_data(data)
 
     async def accept(self, stream: trio.SocketStream) -> None:
         """Serve one incoming TCP connection: the handshake, then the connection (never raises)."""
+        address = _peername(stream)
         try:
             if self.tls is None:
-                await self._accept(stream)
+                await self._accept(stream, address)
             else:
-                await self._accept_tls(stream)
+                await self._accept_tls(stream, address)
         except Exception:  # the boundary: a bug in handling one peer must not stop the listener
-            log.exception("error while serving an incoming connection")
+            log.exception("error while serving an incoming connection from %s", address)
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _accept_tls(self, stream: trio.SocketStream) -> None:
+    async def _accept_tls(self, stream: trio.SocketStream, address: str) -> None:
         assert self.tls is not None
         tls_stream = trio.SSLStream(stream, self.tls.server, server_side=True)
         try:
             with trio.fail_after(self.handshake_timeout):
                 await tls_stream.do_handshake()
         except (trio.BrokenResourceError, trio.TooSlowError) as exc:
-            who = _peername(stream)
-            log.warning("refused a connection from %s: TLS handshake failed: %s", who, _cause(exc))
+            reason = _cause(exc)
+            if isinstance(exc, trio.TooSlowError):
+                reason = f"timed out after {self.handshake_timeout:g} s"
+            self._warn(
+                _host(address), "refused a connection from %s: TLS handshake failed: %s", address, reason
+            )
             return
         try:
-            await self._accept(tls_stream)
+            await self._accept(tls_stream, address)
         finally:
             await trio.aclose_forcefully(tls_stream)
 
-    async def _accept(self, stream: trio.abc.Stream) -> None:
+    async def _accept(self, stream: trio.abc.Stream, address: str) -> None:
+        """The acceptor's handshake, after the rules of :mod:`philipjose.node.arbiter`.
+
+        Until the peer's challenge reply proves the cookie, nothing the node has is touched: the
+        connection to the node it claims to be, our own attempt to connect to it, the signals queued
+        for it. A failed attempt therefore costs only its own socket.
+        """
         machine = Handshake(initiator=False, cookie=self.cookie, length_size=self._length_size)
-        peer: _Peer | None = None
-        who = "an unnamed peer"
+        host = _host(address)
+        who = address  # then "ADDRESS (claims to be NAME)" until the cookie is proved
+        node = Atom("")
+        told = ""
         try:
             with trio.fail_after(self.handshake_timeout):
                 name = await self._hs_event(stream, machine)
                 assert isinstance(name, SendName)
-                who = name.name
+                node = Atom(name.name)
+                who = f"{address} (claims to be {node})"
                 missing = missing_mandatory(name.flags)
                 if missing:
                     await stream.send_all(machine.send(Status("not_allowed")))
-                    log.warning("refused %s: it lacks distribution flags %s", who, flag_names(missing))
+                    self._warn(
+                        host,
+                        "refused a connection from %s: it lacks distribution flags %s",
+                        who,
+                        flag_names(missing),
+                    )
                     return
-                node = Atom(name.name)
                 if node == self.name:
                     await stream.send_all(machine.send(Status("not_allowed")))
-                    log.warning("refused a connection that claims to be this node (%s)", node)
+                    self._warn(host, "refused a connection from %s: that is this node's own name", who)
                     return
                 peer = self.peers.get(node)
-                status = decide_status(str(self.name), name.name, None if peer is None else peer.state())
-                if status == "nok":
-                    await stream.send_all(machine.send(Status("nok")))
+                told = decide_status(
+                    str(self.name),
+                    name.name,
+                    up=peer is not None and peer.up,
+                    outgoing=peer is not None and peer.outgoing is not None,
+                )
+                await stream.send_all(machine.send(Status(told)))
+                if told == "nok":
+                    log.info("answered nok to %s: our own attempt to connect to it wins (name order)", who)
                     return
-                await stream.send_all(machine.send(Status(status)))
-                if status == "alive":
+                if told == "alive":
                     answer = await self._hs_event(stream, machine)
                     assert isinstance(answer, Status)
                     if answer.status != "true":
+                        log.info("closing a connection from %s: it says its old connection is alive", who)
                         return
-                    assert peer is not None
-                    self._lose(peer)  # the peer says the old connection is dead
-                    peer = None
-                if status == "ok_simultaneous" and peer is not None and peer.outgoing is not None:
-                    peer.outgoing.cancel()
-                if peer is None:
-                    peer = self._new_peer(node)
-                peer.incoming = True
                 challenge = Challenge(str(self.name), ADVERTISED, secrets.randbits(32), self.creation)
                 await stream.send_all(machine.send(challenge))
-                await self._hs_event(stream, machine)  # the reply (its digest checked by the machine)
+                await self._hs_event(stream, machine)  # the reply: the machine checks its digest
+                # The peer has proved the cookie: it is `node` from here on.
+                if not self._may_install(node, told, address):
+                    return
                 await stream.send_all(machine.send(machine.challenge_ack()))
         except AuthenticationError:
-            log.warning("refused a connection from %s: wrong cookie", who)
-            self._accept_failed(peer)
+            self._warn(host, "refused a connection from %s: wrong cookie", who)
             return
-        except (ProtocolError, trio.TooSlowError, trio.BrokenResourceError, OSError) as exc:
+        except trio.TooSlowError:
+            self._warn(
+                host,
+                "handshake with %s failed: timed out after %g s waiting for %s",
+                who,
+                self.handshake_timeout,
+                waiting_for(machine.state),
+            )
+            return
+        except (ProtocolError, trio.BrokenResourceError, OSError) as exc:
             if self.tls is None and machine.trailing_data.startswith(_TLS_HANDSHAKE_RECORD):
-                log.warning("refused a TLS connection: this node does not use TLS (%s)", exc)
+                self._warn(host, "refused a TLS connection from %s: this node does not use TLS", address)
             else:
-                log.warning("handshake with %s failed: %s", who, exc)
-            self._accept_failed(peer)
+                self._warn(host, "handshake with %s failed: %s", who, str(exc) or type(exc).__name__)
             return
-        if self.peers.get(peer.node) is not peer:  # pragma: no cover - replaced meanwhile
+        if not self._may_install(node, told, address):  # decided again: the ack's send let others run
             return
-        peer.incoming = False
+        peer = self.peers.get(node)
+        if peer is not None and peer.up:  # REPLACE: the peer proved the cookie and said true to alive
+            log.info("%s at %s reconnected: its old connection (%s) is replaced", node, address, peer.address)
+            self._lose(peer)
+            peer = None
+        if peer is None:
+            peer = self._new_peer(node)
+        elif peer.outgoing is not None:
+            peer.outgoing.cancel()  # our own attempt gives way to the proven one (OTP: "remarked")
+        peer.address = address
         await self._run_connection(peer, stream, machine)
 
-    def _accept_failed(self, peer: _Peer | None) -> None:
-        if peer is None:
-            return
-        peer.incoming = False
-        if not peer.up and peer.outgoing is None:
-            self._give_up(peer)
+    def _may_install(self, node: Atom, told: str, address: str) -> bool:
+        """Whether a proven accepted attempt may become the connection to ``node`` (the arbiter)."""
+        peer = self.peers.get(node)
+        verdict = decide_proven(told, up=peer is not None and peer.up)
+        if verdict == REFUSE:
+            log.info(
+                "closing a new connection from %s at %s: a connection to it came up meanwhile", node, address
+            )
+            return False
+        assert verdict in (INSTALL, REPLACE)
+        return True
 
     # ------------------------------------------------------------------ a live connection
 
@@ -681,7 +773,7 @@ class Node:
                 peer.queued += len(frame)
         peer.pending = []
         peer.done.set()
-        log.info("connected to %s (flags %s)", peer.node, hex(peer.flags))
+        log.info("connected to %s (flags %s)", peer, hex(peer.flags))
         try:
             async with trio.open_nursery() as nursery:
                 peer.scope = nursery.cancel_scope
@@ -705,11 +797,11 @@ class Node:
             else:
                 await self._read_stream(peer, stream, conn)
         except ProtocolError as exc:
-            log.warning("closing the connection to %s: %s", peer.node, exc)
+            self._warn(_host(peer.address), "closing the connection to %s: %s", peer, exc)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.info("connection to %s lost: %s", peer.node, exc)
+            log.info("connection to %s lost: %s", peer, str(exc) or type(exc).__name__)
         except Exception:  # a bug while handling this peer's signal: close only this connection
-            log.exception("closing the connection to %s after an internal error", peer.node)
+            log.exception("closing the connection to %s after an internal error", peer)
         scope.cancel()
 
     async def _read_stream(self, peer: _Peer, stream: trio.abc.Stream, conn: Connection) -> None:
@@ -717,7 +809,7 @@ class Node:
         while True:
             data = await stream.receive_some(_RECV_SIZE)
             if not data:
-                log.info("%s closed the connection", peer.node)
+                log.info("%s closed the connection", peer)
                 return
             peer.reads += 1
             peer.direct = _DIRECT_WRITES
@@ -758,7 +850,7 @@ class Node:
                     await wait_readable(fd)
                 continue
             if not data:
-                log.info("%s closed the connection", peer.node)
+                log.info("%s closed the connection", peer)
                 return
             peer.reads += 1
             peer.direct = _DIRECT_WRITES
@@ -810,7 +902,7 @@ class Node:
                 if peer.busy is not None and peer.queued <= self.dist_buf_busy_limit // 2:
                     self._resume(peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.info("connection to %s lost while writing: %s", peer.node, exc)
+            log.info("connection to %s lost while writing: %s", peer, str(exc) or type(exc).__name__)
         scope.cancel()
 
     async def _ticker(self, peer: _Peer, scope: trio.CancelScope) -> None:
@@ -821,8 +913,11 @@ class Node:
             if peer.reads == last_reads:
                 silent += 1
                 if silent >= 4:
-                    log.warning(
-                        "%s not responding for %s s: closing the connection", peer.node, self.net_ticktime
+                    self._warn(
+                        _host(peer.address),
+                        "%s not responding for %g s: closing the connection",
+                        peer,
+                        self.net_ticktime,
                     )
                     scope.cancel()
                     return
@@ -844,7 +939,7 @@ class Node:
         if self.peers.get(peer.node) is peer:
             del self.peers[peer.node]
         if was_up:
-            log.info("connection to %s closed", peer.node)
+            log.info("connection to %s closed", peer)
             self._node_down(peer.node)
 
     def _give_up(self, peer: _Peer) -> None:
@@ -926,7 +1021,9 @@ class Node:
         self.rt.deliver(event.to, (_SPAWN_REPLY, event.req_id, _OK if ok else _ERROR, event.result))
 
     def _on_unknown(self, peer: _Peer, event: c.UnknownControl) -> None:
-        log.warning("ignoring an unknown control message from %s: %.200r", peer.node, event.control)
+        self._warn(
+            _host(peer.address), "ignoring an unknown control message from %s: %.200r", peer, event.control
+        )
 
     def _on_nothing(self, peer: _Peer, event: Any) -> None:
         pass

@@ -18,7 +18,6 @@ from philipjose.node import handshake as hs
 from philipjose.node.connection import Connection
 from philipjose.node.flags import ADVERTISED, DFLAG_HANDSHAKE_23, MANDATORY
 from philipjose.node.framing import Tick
-from philipjose.node.node import decide_status
 from philipjose.node.sentinels import NEED_DATA
 from philipjose.term import term_to_binary
 
@@ -32,14 +31,6 @@ async def echo() -> None:
     while True:
         sender, msg = await pj.receive()
         pj.send(sender, msg)
-
-
-def test_decide_status() -> None:
-    assert decide_status("a@h", "b@h", None) == "ok"
-    assert decide_status("a@h", "b@h", "up") == "alive"
-    assert decide_status("a@h", "b@h", "incoming") == "nok"
-    assert decide_status("b@h", "a@h", "outgoing") == "nok"  # ours is greater: our attempt wins
-    assert decide_status("a@h", "b@h", "outgoing") == "ok_simultaneous"
 
 
 async def test_messages_ping_and_nodes() -> None:

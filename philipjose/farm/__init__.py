@@ -4,8 +4,10 @@ See ``docs/farm.md``. The public names are re-exported here.
 """
 
 from philipjose.farm.errors import (
+    ArgumentsTooLarge,
     FarmError,
     MachinesError,
+    ResultTooLarge,
     TaskError,
     TaskTimeout,
     UnpicklableTask,
@@ -16,12 +18,14 @@ from philipjose.farm.farm import Farm, FarmFuture, WorkerInfo
 from philipjose.farm.machines import Machine
 
 __all__ = [
+    "ArgumentsTooLarge",
     "Executor",
     "Farm",
     "FarmError",
     "FarmFuture",
     "Machine",
     "MachinesError",
+    "ResultTooLarge",
     "TaskError",
     "TaskTimeout",
     "UnpicklableTask",

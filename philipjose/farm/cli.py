@@ -274,6 +274,14 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
         metavar="S",
         help="the node's net_ticktime (the farmer passes its own; default 60 s, as OTP)",
     )
+    parser.add_argument(
+        "--max-message-size",
+        type=_positive_int,
+        default=None,
+        metavar="BYTES",
+        help="the farm's largest pickled task or result (default 1 GiB); the node accepts frames of "
+        "that plus 1 MiB",
+    )
     add_tls_arguments(parser)
     parser.set_defaults(func=_worker)
 
@@ -281,13 +289,19 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
 def _worker(args: argparse.Namespace) -> int:
     import philipjose as pj
     from philipjose.farm.launch import read_secret, read_secret_file
+    from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, check_max_message_size, frame_limit
     from philipjose.farm.worker import serve
 
     secret = read_secret_file(args.cookie_file) if args.cookie_file is not None else read_secret()
     tls = tls_from_args(args)
     options = {} if args.net_ticktime is None else {"net_ticktime": args.net_ticktime}
+    size = DEFAULT_MAX_MESSAGE_SIZE if args.max_message_size is None else args.max_message_size
+    try:
+        check_max_message_size(size)
+    except ValueError as exc:
+        return _fail(str(exc))
     pj.run(
-        functools.partial(serve, lifeline=args.cookie_file is None),
+        functools.partial(serve, lifeline=args.cookie_file is None, max_message_size=size),
         args.farmer,
         args.farm,
         node=args.name,
@@ -296,6 +310,7 @@ def _worker(args: argparse.Namespace) -> int:
         peer_ports={args.farmer: args.farmer_port},
         listen_host=args.listen_host,
         tls=tls,
+        max_frame_size=frame_limit(size),
         **options,
     )
     return 0

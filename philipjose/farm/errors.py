@@ -4,7 +4,10 @@
 anyway: ``UnpicklableTask`` is a ``TypeError`` (the task has no pickled form), ``MachinesError`` is a
 ``ValueError`` (a machines file or a machine record is malformed), ``TaskTimeout`` is a
 ``TimeoutError``. What went wrong on a worker arrives as ``TaskError`` (the task raised) or
-``WorkerLost`` (the task was in flight on workers that died, too many times in a row).
+``WorkerLost`` (the task was in flight on workers that died, too many times in a row). Two
+``TaskError`` subclasses name a size over the farm's ``max_message_size``: ``ArgumentsTooLarge``
+(raised by ``submit``, also a ``ValueError``: the caller's fault) and ``ResultTooLarge`` (the worker
+measured the task's pickled outcome and sent this error instead; the worker lives on).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "ArgumentsTooLarge",
     "FarmError",
     "MachinesError",
+    "ResultTooLarge",
     "TaskError",
     "TaskTimeout",
     "UnpicklableTask",
@@ -45,6 +50,44 @@ class TaskError(FarmError):
         if self.remote_traceback:
             text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip("\n")
         return text
+
+
+class _TooLarge(TaskError):
+    """A payload of ``size`` bytes is over the farm's ``limit`` (``max_message_size``)."""
+
+    _what = "a payload"
+
+    def __init__(self, task: object, size: int, limit: int) -> None:
+        cls = type(self)
+        super().__init__(
+            f"{cls.__module__}.{cls.__qualname__}",
+            f"{self._what} of task {task} pickles to {size} bytes, over the farm's max_message_size "
+            f"of {limit} bytes",
+        )
+        self.task = task
+        self.size = size
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, tuple[object, int, int]]:
+        return type(self), (self.task, self.size, self.limit)
+
+
+class ArgumentsTooLarge(_TooLarge, ValueError):
+    """``submit`` (or ``map``, ``broadcast``...) was given a task whose pickled function and
+    arguments are larger than the farm's ``max_message_size``: nothing is sent; raised at once."""
+
+    _what = "the function and arguments"
+
+
+class ResultTooLarge(_TooLarge):
+    """A task's pickled result (or exception) is larger than the farm's ``max_message_size``.
+
+    The worker measures the outcome while pickling it, stops as soon as it passes the limit (so it
+    never holds a second copy of a huge result) and sends this small error instead; the worker goes
+    on with its next task. ``task`` is the task's id as the worker knows it.
+    """
+
+    _what = "the outcome"
 
 
 class WorkerLost(FarmError):

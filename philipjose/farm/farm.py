@@ -7,10 +7,18 @@ the running node is used, or started). It registers one process, the *farmer pro
 what workers send (``pj_worker_up``, ``pj_done``) and the ``nodedown`` of each worker's node. All
 bookkeeping is the pure :class:`~philipjose.farm.scheduler.Scheduler`: every event (a submit from the
 caller's task, a report, a death, a deadline) is fed to it, and :meth:`Farm._apply` carries out the
-decisions: assignments are batched per worker into one ``pj_run`` message, revocations become
-``pj_revoke`` (or a kill, when a loser of a race or a timed-out task must really stop), resolutions
-resolve :class:`FarmFuture` objects. Trio runs one task at a time, so the scheduler is only ever
-touched between awaits and needs no lock.
+decisions: assignments are batched per worker into ``pj_run`` messages (cut to the farm's
+``max_message_size``), revocations become ``pj_revoke``, or a kill when a running task must really
+stop (cancelled, timed out, a race's loser), resolutions resolve :class:`FarmFuture` objects.
+Outcomes are unpickled in a thread (``decode_outcome``: whatever unpickling raises becomes that
+task's ``TaskError``). Trio runs one task at a time, so the scheduler is only ever touched between
+awaits and needs no lock.
+
+A worker killed on purpose is *doomed* (:meth:`Farm._doom`) at the moment of the decision, before
+the kill: its slot's ``doomed`` says why ("race", "cancel", "timeout"), it leaves the scheduler at
+once (``Scheduler.retire``: the tasks it held that had not started are queued again, charged
+nothing) and its pinned broadcasts are held on the slot for its replacement, which gets them when
+it comes up (a replacement that never comes up loses them as ``WorkerLost``).
 
 The workers are children of a real supervisor (:mod:`philipjose.supervisors`): the farmer process
 starts a ``one_for_one`` supervisor linked to it, with one permanent child per worker *slot* (one
@@ -54,7 +62,14 @@ from philipjose import supervisors
 from philipjose.actors import NoProcessError, Runtime, current_runtime, run_async
 from philipjose.farm import worker as w
 from philipjose.farm.console import console_for
-from philipjose.farm.errors import FarmError, TaskTimeout, WorkerLost
+from philipjose.farm.errors import (
+    ArgumentsTooLarge,
+    FarmError,
+    ResultTooLarge,
+    TaskError,
+    TaskTimeout,
+    WorkerLost,
+)
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
 from philipjose.farm.policy import (
@@ -79,12 +94,17 @@ from philipjose.farm.scheduler import (
 )
 from philipjose.farm.shipping import (
     Outcome,
-    Raised,
     Returned,
+    decode_outcome,
     describe_task,
     dumps_task,
-    loads_outcome,
     unwrap,
+)
+from philipjose.farm.sizes import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    check_max_message_size,
+    frame_limit,
+    split_by_size,
 )
 from philipjose.node.tls import TLSConfig, TLSFiles
 from philipjose.term import Atom, Pid
@@ -140,6 +160,8 @@ class _Slot:
     busy_since: float | None = None  # when it last started or reported work while busy
     per_task: float | None = None  # its estimated seconds per task (moving average)
     doomed: str | None = None  # why the farm is killing its worker on purpose ("race", "cancel", ...)
+    replacing: int | None = None  # the generation whose worker was doomed, until its replacement is up
+    handover: list[int] = field(default_factory=list)  # held tasks (broadcasts) for that replacement
     settled: trio.Event = field(default_factory=trio.Event)  # its first worker came up, failed or retired
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_TAIL))
 
@@ -172,11 +194,11 @@ class FarmFuture:
         return isinstance(self._error, concurrent.futures.CancelledError)
 
     def cancel(self) -> bool:
-        """Cancel the task (a queued one is dropped, a running one is left to finish and ignored).
-
-        Returns False if it was already resolved.
+        """Cancel the task: a queued one is dropped; a running one is stopped for real, its worker
+        killed and replaced (see "Cancel" in ``docs/farm.md``), so its slot is free at once. A
+        cancelled task is never run again. Returns False if it was already resolved.
         """
-        return self._farm._cancel(self.task_id, kill=None)
+        return self._farm._cancel(self.task_id, kill="cancel")
 
     def result(self) -> Any:
         """The value now; raises as ``await`` would, or ``InvalidStateError`` if not resolved yet."""
@@ -266,7 +288,12 @@ class Farm:
     on other machines the files must exist at those paths; see ``docs/security.md``), ``epmd``
     (default True: the farmer's node registers with the EPMD on this host, starting the embedded
     ``philipjose epmd`` daemon when none answers, so ``epmd -names`` lists a running farm; workers
-    connect back to the farmer's port directly and never need an EPMD; False: no EPMD at all).
+    connect back to the farmer's port directly and never need an EPMD; False: no EPMD at all),
+    ``max_message_size`` (default 1 GiB, at most about 4 GiB: the largest pickled task or outcome;
+    a larger task raises ``ArgumentsTooLarge`` at submit, a larger outcome fails its task with
+    ``ResultTooLarge``, and no worker dies for either; the farmer's node and the workers accept
+    frames of that plus 1 MiB. Inside a running node started without the farm, that node's
+    ``max_frame_size`` less 1 MiB bounds it; see "Size limits" in ``docs/farm.md``).
     """
 
     def __init__(
@@ -288,6 +315,7 @@ class Farm:
         ssh: str = "ssh",
         tls: TLSConfig | None = None,
         epmd: bool = True,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -316,6 +344,8 @@ class Farm:
             period=restart_period,
         )
         self.net_ticktime = net_ticktime
+        self.max_message_size = check_max_message_size(max_message_size)
+        self._message_limit = self.max_message_size  # lowered in _start to what the node accepts
         self.task_timeout = task_timeout
         self.restart_intensity = restart_intensity
         self.restart_period = restart_period
@@ -406,6 +436,8 @@ class Farm:
         self._farmer_port: int = node.port  # type: ignore[attr-defined]
         self._worker_tls = self._tls_for_workers(getattr(node, "tls", None))
         self._ticktime: float = getattr(node, "net_ticktime", self.net_ticktime)
+        accepted = getattr(node, "max_frame_size", frame_limit(self.max_message_size))
+        self._message_limit = max(1, min(self.max_message_size, accepted - frame_limit(0)))
         for machine in self._machine_list:
             count = machine.workers
             if count is None:
@@ -445,6 +477,7 @@ class Farm:
             listen_host=self._listen_host,
             tls=self.tls,
             net_ticktime=self.net_ticktime,
+            max_frame_size=frame_limit(self.max_message_size),
         )
 
     async def _shutdown(self) -> None:
@@ -505,6 +538,8 @@ class Farm:
             "127.0.0.1",  # the farmer never connects to a worker: the worker connects to it
             "--net-ticktime",
             f"{self._ticktime:g}",
+            "--max-message-size",
+            str(self._message_limit),
             *(self._worker_tls.argv() if self._worker_tls is not None else ()),
         ]
 
@@ -717,7 +752,9 @@ class Farm:
         if slot.info is not None and slot.info.alive:
             slot.info.alive = False
             slot.info.cause = how
-        if pid is None:
+        if pid is None:  # it never came up, or it was doomed (and left the scheduler then)
+            if slot.replacing is not None and slot.generation > slot.replacing:
+                self._abandon_handover(slot)  # the replacement ended without ever coming up
             return 0
         self._by_pid.pop(pid, None)
         held = sum(1 for t in self._sched.in_flight(pid) if self._sched.assigned_worker(t) == pid)
@@ -726,6 +763,30 @@ class Farm:
             self._causes.popitem(last=False)
         self._apply(self._sched.worker_down(pid))
         return held
+
+    def _doom(self, slot: _Slot, reason: str) -> None:
+        """Kill the slot's worker on purpose (``reason``: "race", "cancel", "timeout").
+
+        At the moment of the decision, before the kill: the slot is marked ``doomed``, the worker
+        leaves the scheduler (:meth:`Scheduler.retire`: the tasks it held that had not started are
+        queued again, charged nothing), and its pinned tasks (broadcasts) are held for the worker
+        that replaces it. Its keeper then sees it die and a replacement starts.
+        """
+        slot.doomed = slot.doomed or reason
+        pid, slot.pid = slot.pid, None
+        if pid is not None:
+            self._by_pid.pop(pid, None)
+            slot.replacing = slot.generation
+            slot.handover.extend(self._sched.retire(pid))
+        if slot.process is not None:
+            slot.process.kill()
+
+    def _abandon_handover(self, slot: _Slot) -> None:
+        held, slot.handover, slot.replacing = slot.handover, [], None
+        decisions: list[Decision] = []
+        for task_id in held:
+            decisions += self._sched.abandon(task_id, (slot.node,))
+        self._apply(decisions)
 
     def _break(self, error: FarmError) -> None:
         self._broken = error
@@ -784,7 +845,7 @@ class Farm:
                 continue
             tag = msg[0]
             if tag == w.DONE and len(msg) == 3:
-                self._on_done(msg[1], msg[2])
+                await self._on_done(msg[1], msg[2])
             elif tag == w.WORKER_UP and len(msg) == 4 and isinstance(msg[1], Pid):
                 slot = self._by_node.get(msg[1].node)
                 if slot is not None and slot.keeper is not None:
@@ -814,6 +875,9 @@ class Farm:
         self._by_pid[pid] = slot
         self._policy.worker_up(slot.machine.host)
         self._sched.worker_up(pid)
+        held, slot.handover, slot.replacing = slot.handover, [], None
+        for task_id in held:  # broadcasts meant for the worker this one replaces
+            self._sched.pin(task_id, pid)
         slot.busy_since = slot.per_task = None
         if self._adaptive:
             self._sched.set_capacity(pid, _PIPELINE_START)
@@ -821,29 +885,32 @@ class Farm:
         self._first_up.set()
         self._apply([])
 
-    def _on_done(self, pid: Any, results: Any) -> None:
+    async def _on_done(self, pid: Any, results: Any) -> None:
+        """A worker's ``pj_done``: the outcomes are unpickled in a thread, off the event loop (a
+        large or slow one holds up no tick and no other connection), each into a ``Returned`` or
+        the task's ``TaskError`` (whatever unpickling raises; the farmer lives on)."""
         if not isinstance(results, list):
             return
+        items = [
+            item
+            for item in results
+            if type(item) is tuple and len(item) == 2 and type(item[0]) is int and type(item[1]) is bytes
+        ]
+        data = [payload for _, payload in items if payload]
+        decoded = await trio.to_thread.run_sync(_decode_all, data, abandon_on_cancel=True) if data else []
+        outcomes = iter(decoded)
         slot = self._by_pid.get(pid)
         decisions: list[Decision] = []
-        for item in results:
-            if not (type(item) is tuple and len(item) == 2 and isinstance(item[0], int)):
-                continue
-            task_id, data = item
-            if not isinstance(data, bytes):
-                continue
-            try:
-                outcome: Outcome | None = loads_outcome(data) if data else None
-            except Exception as exc:  # a worker's outcome that does not unpickle here
-                outcome = Raised(type(exc).__name__, f"the result could not be unpickled: {exc}", "")
-            if slot is not None and slot.info is not None and data:
+        for task_id, payload in items:
+            outcome: Returned | TaskError | None = next(outcomes) if payload else None
+            if slot is not None and slot.info is not None and payload:
                 slot.info.tasks_done += 1
             try:
                 decisions += self._sched.result(pid, task_id, outcome, ok=isinstance(outcome, Returned))
             except LookupError:
                 continue
         if slot is not None and slot.pid is not None:
-            self._tune(slot, sum(1 for item in results if type(item) is tuple and len(item) == 2 and item[1]))
+            self._tune(slot, len(data))
         self._apply(decisions)
 
     def _tune(self, slot: _Slot, reported: int) -> None:
@@ -861,7 +928,7 @@ class Farm:
 
     def _apply(self, decisions: list[Decision], *, kill: str | None = None) -> None:
         """Carry out ``decisions``; ``kill``: why a revoked task that is running must really stop (its
-        worker is then killed and marked ``doomed`` with that reason), None to revoke it politely."""
+        worker is then doomed with that reason: see :meth:`_doom`), None to revoke it politely."""
         for d in decisions:
             if isinstance(d, Revocation):
                 slot = self._by_pid.get(d.worker)  # type: ignore[call-overload]
@@ -869,8 +936,7 @@ class Farm:
                     # a worker runs its tasks in order: the oldest it holds is the one running
                     running = self._sched.in_flight(d.worker)[:1] == (d.task_id,)
                     if kill is not None and running and slot.process is not None:
-                        slot.doomed = slot.doomed or kill  # before the kill: its death is on purpose
-                        slot.process.kill()
+                        self._doom(slot, kill)
                     elif self._rt is not None:
                         self._rt.send(d.worker, (w.REVOKE, d.task_id))
             else:
@@ -881,7 +947,8 @@ class Farm:
         if self._rt is not None:
             now = trio.current_time()
             for worker, batch in batches.items():
-                self._rt.send(worker, (w.RUN, batch))
+                for part in split_by_size(batch, self._message_limit):
+                    self._rt.send(worker, (w.RUN, part))
                 slot = self._by_pid.get(worker)
                 if slot is not None and slot.busy_since is None:
                     slot.busy_since = now
@@ -902,6 +969,10 @@ class Farm:
             outcome = resolution.outcome
             if outcome is None:
                 future._resolve(None, FarmError(f"task {future.description} was dropped by its worker"))
+            elif isinstance(outcome, ResultTooLarge):  # the worker knows only the task's id
+                future._resolve(None, ResultTooLarge(future.description, outcome.size, outcome.limit))
+            elif isinstance(outcome, TaskError):
+                future._resolve(None, outcome)
             else:
                 future._resolve(outcome, None)
         elif isinstance(resolution, Loss):
@@ -969,19 +1040,28 @@ class Farm:
 
         ``timeout`` (default: the farm's ``task_timeout``) bounds its running time on a worker; when it
         runs out the task fails with ``TaskTimeout`` and its worker is killed (a running task cannot be
-        stopped any other way) and replaced. Raises ``UnpicklableTask`` at once if it cannot be shipped.
+        stopped any other way) and replaced. Raises ``UnpicklableTask`` at once if it cannot be shipped
+        and ``ArgumentsTooLarge`` if it pickles to more than ``max_message_size`` bytes.
         """
         return self._submit(dumps_task(fn, args), describe_task(fn), timeout=timeout)
 
     def _submit(
-        self, payload: bytes, description: str, *, timeout: float | None = None, pin: Any = None
+        self,
+        payload: bytes,
+        description: str,
+        *,
+        timeout: float | None = None,
+        pin: Any = None,
+        held: bool = False,
     ) -> FarmFuture:
         if self._broken is not None:
             raise self._broken
         if self._rt is None:
             raise FarmError("the farm is not started (use `async with Farm(...) as farm`)")
+        if len(payload) > self._message_limit:
+            raise ArgumentsTooLarge(description, len(payload), self._message_limit)
         limit = self.task_timeout if timeout is None else timeout
-        task_id = self._sched.submit(payload, timeout=limit, pin=pin)
+        task_id = self._sched.submit(payload, timeout=limit, pin=pin, held=held)
         future = FarmFuture(self, task_id, f"{task_id} ({description})")
         self._futures[task_id] = future
         self._apply([])
@@ -1006,8 +1086,9 @@ class Farm:
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         payloads = [dumps_task(_run_chunk, (fn, chunk)) for chunk in chunks]
         name = describe_task(fn)
-        futures = [self._submit(p, f"map {name}") for p in payloads]
+        futures: list[FarmFuture] = []
         try:
+            futures.extend(self._submit(p, f"map {name}") for p in payloads)
             if ordered:
                 results: list[T] = []
                 for future in futures:
@@ -1059,13 +1140,28 @@ class Farm:
         return functools.reduce(fn, partials, initial)
 
     async def broadcast(self, fn: Callable[..., T], *args: Any) -> list[T]:
-        """Run ``fn(*args)`` once on every live worker (lfarm's broadcast-task); one result each."""
+        """Run ``fn(*args)`` once on every live worker (lfarm's broadcast-task); one result each.
+
+        A worker the farm is killing on purpose (a race's loser, a cancelled or timed-out task) is
+        not live: the call runs on the worker that replaces it instead, once it is up; so does a
+        broadcast queued on a worker the farm then kills. A worker that dies on its own fails its
+        call with ``WorkerLost``.
+        """
         payload = dumps_task(fn, args)
-        futures = [
-            self._submit(payload, f"broadcast {describe_task(fn)}", pin=worker)
-            for worker in self._sched.workers()
-        ]
-        return [await f for f in futures]
+        name = f"broadcast {describe_task(fn)}"
+        futures: list[FarmFuture] = []
+        try:
+            futures.extend(self._submit(payload, name, pin=worker) for worker in self._sched.workers())
+            for slot in self._slots:
+                if slot.replacing is not None and slot.pid is None:
+                    future = self._submit(payload, name, held=True)
+                    slot.handover.append(future.task_id)
+                    futures.append(future)
+            return [await f for f in futures]
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()
 
     async def race(self, *thunks: Callable[[], T]) -> T:
         """Run the thunks in parallel; the first to *succeed* wins, the others are stopped for real
@@ -1102,6 +1198,10 @@ def current_runtime_or_none() -> Runtime | None:
         return current_runtime()
     except NoProcessError:
         return None
+
+
+def _decode_all(data: list[bytes]) -> list[Returned | TaskError]:
+    return [decode_outcome(payload) for payload in data]
 
 
 def _fqdn() -> str:

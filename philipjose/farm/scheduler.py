@@ -29,6 +29,14 @@ A task leaves the books exactly once, RESOLVED by one of:
 - :class:`Cancellation`: :meth:`cancel` was called. If it is in flight, its worker gets a
   :class:`Revocation`.
 
+A worker the loop kills on purpose (a race's loser, a cancelled or timed-out task that would not
+stop) leaves with :meth:`retire` at the moment of that decision, not when it dies: nothing more is
+assigned to it, and the tasks it held that had not started (a worker runs its tasks in order, so
+all but the revoked one) are queued again at the front without counting a death against them. Its
+pinned tasks (a broadcast) become *held*: they wait, assigned nowhere, until the loop pins them to
+the worker that replaces it (:meth:`pin`) or gives them up (:meth:`abandon`, a :class:`Loss`).
+A task can also be submitted held (``held=True``): a broadcast for a worker still being replaced.
+
 A revoked task stays in its worker's in-flight set, occupying its slot, until that worker reports
 anything for it or dies: a worker cannot be handed more work than it can hold while it may still be
 computing something nobody wants (the loop decides whether a revocation cancels the task in the
@@ -192,6 +200,7 @@ class _Task(Generic[P]):
     worker: WorkerId | None = None
     generation: int = 0
     deaths: list[WorkerId] = field(default_factory=list)
+    held: bool = False  # waits for pin() or abandon(), in no queue
 
 
 @dataclass(slots=True)
@@ -311,25 +320,29 @@ class Scheduler(Generic[P]):
         timeout: float | None = None,
         deadline: float | None = None,
         pin: WorkerId | None = None,
+        held: bool = False,
     ) -> int:
         """Queue a task; returns its id (0, 1, 2, ...). Call :meth:`dispatch` to assign it.
 
         ``timeout``: the longest it may run on a worker (seconds, re-armed at each assignment);
         ``deadline``: the time (on the ``now`` scale) by which it must be resolved, queued or not;
-        ``pin``: the one worker it must run on (a broadcast); that worker must be up.
+        ``pin``: the one worker it must run on (a broadcast); that worker must be up; ``held``: the
+        task waits, assigned nowhere, until :meth:`pin` or :meth:`abandon` (not with ``pin``).
         """
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
         if pin is not None and pin not in self._workers:
             raise SchedulerError(f"cannot pin a task to {pin!r}: no such worker is up")
+        if pin is not None and held:
+            raise ValueError("a task is either pinned or held, not both")
         task_id = self._next_id
         self._next_id += 1
-        self._tasks[task_id] = _Task(task_id, payload, timeout, pin)
+        self._tasks[task_id] = _Task(task_id, payload, timeout, pin, held=held)
         self._counts["submitted"] += 1
         self._pending += 1
         if pin is not None:
             self._workers[pin].pinned.append(task_id)
-        else:
+        elif not held:
             self._queue.append(task_id)
         if deadline is not None:
             heapq.heappush(self._deadlines, (deadline, task_id, _ABSOLUTE))
@@ -376,6 +389,53 @@ class Scheduler(Generic[P]):
         self._counts["retries"] += len(requeue)
         self._queue.extendleft(reversed(requeue))
         return decisions
+
+    def retire(self, worker: WorkerId) -> list[int]:
+        """``worker`` is being killed on purpose: it leaves now (see the module docstring).
+
+        Its tasks that are live and not revoked are queued again at the front, with no death
+        counted; its pinned tasks become held, and their ids are returned (for :meth:`pin` to the
+        worker that replaces it, or :meth:`abandon`). Counted in ``workers_lost`` (it dies).
+        """
+        state = self._workers.pop(self._worker(worker).worker_id)
+        self._counts["workers_lost"] += 1
+        requeue: list[int] = []
+        held: list[int] = []
+        for task_id in [*state.in_flight, *state.pinned]:
+            task = self._tasks.get(task_id)
+            if task is None or (task.state is ASSIGNED and task.worker != worker):
+                continue  # resolved, or revoked and reassigned meanwhile
+            if task.state is ASSIGNED:
+                task.state, task.worker = PENDING, None
+                self._pending += 1
+            if task.pin is not None:
+                task.pin, task.held = None, True
+                held.append(task_id)
+            elif task_id not in requeue:
+                requeue.append(task_id)
+        self._queue.extendleft(reversed(requeue))
+        return held
+
+    def pin(self, task_id: int, worker: WorkerId) -> None:
+        """Pin the held task ``task_id`` to ``worker`` (up); :meth:`dispatch` then assigns it."""
+        self._check_issued(task_id)
+        task = self._tasks.get(task_id)
+        if task is None:
+            return  # resolved meanwhile (cancelled, or the farm broke)
+        if not task.held:
+            raise SchedulerError(f"task {task_id} is not held")
+        self._worker(worker).pinned.append(task_id)
+        task.pin, task.held = worker, False
+
+    def abandon(self, task_id: int, workers: tuple[WorkerId, ...] = ()) -> list[Decision]:
+        """Give up the held task ``task_id``: its :class:`Loss` (``[]`` if resolved meanwhile)."""
+        self._check_issued(task_id)
+        task = self._tasks.get(task_id)
+        if task is None:
+            return []
+        if not task.held:
+            raise SchedulerError(f"task {task_id} is not held")
+        return [self._resolve(Loss(task_id, workers))]
 
     def result(self, worker: WorkerId, task_id: int, outcome: Any, *, ok: bool = True) -> list[Decision]:
         """``worker`` reports ``outcome`` for ``task_id`` (``ok`` False for an error outcome).

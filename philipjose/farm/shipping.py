@@ -14,6 +14,18 @@ formatted traceback text, plus the exception itself pickled when that works). Ba
 :func:`loads_outcome` reads it and :func:`unwrap` returns the value or raises
 :class:`~philipjose.farm.errors.TaskError` (with the original exception as ``__cause__`` when it could
 be rebuilt). A result that cannot be pickled becomes a ``Raised`` naming ``UnpicklableTask``.
+Whatever the task raises becomes its ``Raised``, ``SystemExit`` and ``KeyboardInterrupt`` included:
+a task's own ``sys.exit(2)`` is that task's error, not the end of its worker.
+
+Sizes: :func:`run_task` takes the farm's ``max_message_size`` and pickles the outcome into a sink
+that counts: past the limit it drops what it holds (it never keeps more than the limit; the C
+pickler hands a large ``bytes`` to the sink without copying it) and only counts on, and the outcome
+becomes a :class:`~philipjose.farm.errors.ResultTooLarge` naming the exact size and the limit.
+
+On the farmer, :func:`decode_outcome` turns an outcome payload into a :class:`Returned` or the
+:class:`~philipjose.farm.errors.TaskError` to raise; *anything* raised while unpickling it
+(``BaseException`` included: a reconstructor may call ``sys.exit``) becomes that task's
+``TaskError``. The farm runs it in a thread, off the event loop.
 
 Code objects of functions shipped by value keep their file name and line numbers (cloudpickle 3.1.3
 and later replace ``co_filename`` with ``<dynamic-code>``): :class:`_Pickler` reduces a code object
@@ -42,13 +54,14 @@ from typing import Any
 
 import cloudpickle
 
-from philipjose.farm.errors import TaskError, UnpicklableTask
+from philipjose.farm.errors import ResultTooLarge, TaskError, UnpicklableTask
 
 __all__ = [
     "PICKLE_PROTOCOL",
     "Outcome",
     "Raised",
     "Returned",
+    "decode_outcome",
     "describe_task",
     "dumps_outcome",
     "dumps_task",
@@ -107,6 +120,33 @@ def _dumps(obj: object) -> bytes:
         return file.getvalue()
 
 
+class _BoundedSink:
+    """A file for the pickler that keeps at most ``limit`` bytes, then only counts."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.chunks: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        n = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
+        self.size += n
+        if self.size > self.limit:
+            self.chunks = []  # over: hold nothing, count on for the error message
+        else:
+            self.chunks.append(data if isinstance(data, bytes) else bytes(data))
+        return n
+
+
+def _dumps_bounded(obj: object, limit: int) -> tuple[bytes | None, int]:
+    """``obj`` pickled, and its size; ``(None, size)`` when the size is over ``limit``."""
+    sink = _BoundedSink(limit)
+    _Pickler(sink, protocol=PICKLE_PROTOCOL).dump(obj)
+    if sink.size > limit:
+        return None, sink.size
+    return b"".join(sink.chunks), sink.size
+
+
 @dataclass(frozen=True, slots=True)
 class Returned:
     """A task returned ``value``."""
@@ -130,8 +170,10 @@ class Raised:
         if self.exception is not None:
             try:
                 original = pickle.loads(self.exception)
-            except Exception:  # the class may not exist here, or its __init__ may refuse its args
+            except BaseException:  # no such class here, an __init__ refusing its args, a sys.exit...
                 original = None
+            if isinstance(original, ResultTooLarge):  # the worker's own verdict on the task
+                return original
             if isinstance(original, BaseException):
                 error.__cause__ = original
         return error
@@ -188,10 +230,19 @@ def outcome_of(exc: BaseException) -> Raised:
     return Raised(_qualified_type(exc), str(exc), text, _pickled_exception(exc))
 
 
-def dumps_outcome(outcome: Outcome) -> bytes:
-    """``outcome`` pickled; a value that cannot be pickled becomes a :class:`Raised` saying so."""
+def dumps_outcome(outcome: Outcome, *, limit: int | None = None, task: object = "?") -> bytes:
+    """``outcome`` pickled; a value that cannot be pickled becomes a :class:`Raised` saying so.
+
+    With a ``limit`` (the farm's ``max_message_size``), an outcome that pickles to more bytes
+    becomes a :class:`Raised` of :class:`~philipjose.farm.errors.ResultTooLarge` for ``task``.
+    """
     try:
-        data: bytes = _dumps(outcome)
+        if limit is None:
+            data: bytes | None = _dumps(outcome)
+        else:
+            data, size = _dumps_bounded(outcome, limit)
+            if data is None:
+                return _dumps(outcome_of(ResultTooLarge(task, size, limit)))
     except _PICKLING_ERRORS as exc:
         if isinstance(outcome, Raised):  # cannot happen: every field is plain data
             raise
@@ -200,6 +251,7 @@ def dumps_outcome(outcome: Outcome) -> bytes:
             f"{type(exc).__name__}: {exc}"
         )
         data = _dumps(outcome_of(problem))
+    assert data is not None
     return data
 
 
@@ -211,6 +263,19 @@ def loads_outcome(data: bytes) -> Outcome:
     return outcome
 
 
+def decode_outcome(data: bytes) -> Returned | TaskError:
+    """An outcome payload read on the farmer: the :class:`Returned`, or the :class:`TaskError` its
+    :class:`Raised` stands for, or a :class:`TaskError` saying why it could not be read. Never
+    raises: whatever unpickling raises, ``BaseException`` included, becomes the ``TaskError``.
+    Runs code (authenticated peers only); the farm calls it in a thread."""
+    try:
+        outcome = loads_outcome(data)
+        return outcome if isinstance(outcome, Returned) else outcome.to_error()
+    except BaseException as exc:  # a reconstructor's SystemExit is this task's error
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return TaskError(_qualified_type(exc), f"the task's outcome could not be unpickled: {exc}", text)
+
+
 def unwrap(outcome: Outcome) -> Any:
     """The value of a :class:`Returned`; raises the :class:`TaskError` of a :class:`Raised`."""
     if isinstance(outcome, Returned):
@@ -218,19 +283,20 @@ def unwrap(outcome: Outcome) -> Any:
     raise outcome.to_error()
 
 
-def run_task(payload: bytes) -> bytes:
+def run_task(payload: bytes, *, limit: int | None = None, task: object = "?") -> bytes:
     """Run a task payload (on a worker) and return its pickled outcome.
 
-    An ``Exception`` raised by the task (or by unpickling it, e.g. a module missing on the worker)
-    becomes a :class:`Raised`; ``KeyboardInterrupt`` and ``SystemExit`` propagate and end the worker,
-    which the farm treats as a lost worker. The task runs synchronously in the calling thread.
+    Whatever the task raises (or unpickling it raises, e.g. a module missing on the worker) becomes
+    a :class:`Raised`, ``SystemExit`` and ``KeyboardInterrupt`` included: they are the task's, and
+    the worker goes on. An outcome over ``limit`` bytes becomes a ``ResultTooLarge`` for ``task``
+    (see :func:`dumps_outcome`). The task runs synchronously in the calling thread.
     """
     try:
         fn, args, kwargs = loads_task(payload)
         outcome: Outcome = Returned(fn(*args, **kwargs))
-    except Exception as exc:
+    except BaseException as exc:  # a task's sys.exit() is that task's error
         outcome = outcome_of(exc)
-    return dumps_outcome(outcome)
+    return dumps_outcome(outcome, limit=limit, task=task)
 
 
 def ship_by_value(module: types.ModuleType) -> None:

@@ -37,6 +37,7 @@ import philipjose as pj
 from philipjose.actors import current_runtime
 from philipjose.farm.launch import wait_for_lifeline
 from philipjose.farm.shipping import run_task
+from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, split_by_size
 from philipjose.term import Atom, Pid
 
 __all__ = ["DONE", "REVOKE", "RUN", "STOP", "WORKER_UP", "serve"]
@@ -56,19 +57,31 @@ async def _watch_lifeline(me: Pid) -> None:
     current_runtime().send(me, _LIFELINE)
 
 
-def _run_batch(batch: list[tuple[int, bytes]], budget: float = _BATCH_BUDGET) -> list[tuple[int, bytes]]:
-    """Run tasks in order until ``budget`` seconds have passed (at least one); their outcomes."""
+def _run_batch(
+    batch: list[tuple[int, bytes]], budget: float = _BATCH_BUDGET, limit: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> list[tuple[int, bytes]]:
+    """Run tasks in order until ``budget`` seconds have passed (at least one); their outcomes, each
+    at most ``limit`` bytes (a larger one becomes a ``ResultTooLarge``)."""
     done: list[tuple[int, bytes]] = []
     start = time.perf_counter()
     for task_id, payload in batch:
-        done.append((task_id, run_task(payload)))
+        done.append((task_id, run_task(payload, limit=limit, task=task_id)))
         if time.perf_counter() - start >= budget:
             break
     return done
 
 
+def _report(farm: tuple[Atom, Atom], me: Pid, done: list[tuple[int, bytes]], limit: int) -> None:
+    """Send outcomes to the farmer, in messages of at most ``limit`` bytes of outcomes each."""
+    for batch in split_by_size(done, limit):
+        pj.send(farm, (DONE, me, batch))
+
+
 async def _runner(
-    tasks: trio.MemoryReceiveChannel[tuple[int, bytes]], revoked: set[int], farm: tuple[Atom, Atom]
+    tasks: trio.MemoryReceiveChannel[tuple[int, bytes]],
+    revoked: set[int],
+    farm: tuple[Atom, Atom],
+    limit: int,
 ) -> None:
     me = pj.self()
     queue: deque[tuple[int, bytes]] = deque()
@@ -86,15 +99,22 @@ async def _runner(
             queue = deque(item for item in queue if item[0] not in {t for t, _ in dropped})
             pj.send(farm, (DONE, me, dropped))
             continue
-        done = await trio.to_thread.run_sync(_run_batch, list(queue), abandon_on_cancel=True)
+        done = await trio.to_thread.run_sync(
+            _run_batch, list(queue), _BATCH_BUDGET, limit, abandon_on_cancel=True
+        )
         for _ in done:
             queue.popleft()
         revoked.difference_update(t for t, _ in done)
-        pj.send(farm, (DONE, me, done))
+        _report(farm, me, done, limit)
 
 
-async def serve(farmer: str, farm_name: str, *, lifeline: bool = True) -> None:
-    """The worker's main process: announce itself, run tasks until told or forced to stop."""
+async def serve(
+    farmer: str, farm_name: str, *, lifeline: bool = True, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> None:
+    """The worker's main process: announce itself, run tasks until told or forced to stop.
+
+    ``max_message_size`` bounds each task's pickled outcome (see :mod:`philipjose.farm.sizes`); the
+    node must accept frames of ``frame_limit(max_message_size)`` bytes."""
     farmer_node, farm = Atom(farmer), (Atom(farm_name), Atom(farmer))
     me = pj.self()
     if lifeline:
@@ -104,7 +124,7 @@ async def serve(farmer: str, farm_name: str, *, lifeline: bool = True) -> None:
     send_tasks, receive_tasks = trio.open_memory_channel[tuple[int, bytes]](math.inf)
     revoked: set[int] = set()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_runner, receive_tasks, revoked, farm)
+        nursery.start_soon(_runner, receive_tasks, revoked, farm, max_message_size)
         while True:
             msg: Any = await pj.receive()
             if type(msg) is tuple and len(msg) == 2 and msg[0] == RUN and isinstance(msg[1], list):

@@ -304,6 +304,63 @@ def test_callers_mistakes() -> None:
     assert isinstance(SchedulerError("x"), LookupError)
 
 
+def test_a_retired_worker_leaves_at_once_and_charges_nothing() -> None:
+    s: Scheduler[str] = Scheduler(max_in_flight=3)
+    running, queued, other = s.submit("a"), s.submit("b"), s.submit("c")
+    s.worker_up("w1")
+    assert _assigned(s.dispatch()) == [("w1", running), ("w1", queued), ("w1", other)]
+    assert s.cancel(running) == [Revocation("w1", running), Cancellation(running)]
+    assert s.retire("w1") == []
+    assert s.workers() == [] and s.counters.workers_lost == 1 and s.counters.retries == 0
+    assert s.deaths(queued) == () and s.state(queued) is PENDING
+    s.worker_up("w2")
+    # the cancelled task is never run again; the others go first, in order, not as suspects
+    assert _assigned(s.dispatch()) == [("w2", queued), ("w2", other)]
+    with pytest.raises(SchedulerError):
+        s.worker_down("w1")  # it is gone already: its death later is nothing to the scheduler
+    assert s.result("w1", running, "late") == []  # a late report is a duplicate
+    assert s.counters.duplicates == 1
+
+
+def test_a_retired_workers_broadcasts_are_held_for_its_replacement() -> None:
+    s: Scheduler[str] = Scheduler(max_in_flight=2)
+    s.worker_up("w1")
+    s.worker_up("w2")
+    long = s.submit("long")
+    assert _assigned(s.dispatch()) == [("w1", long)]
+    b1, b2 = s.submit("b", pin="w1"), s.submit("b", pin="w2")
+    queued_pin = s.submit("b2", pin="w1")
+    assert _assigned(s.dispatch()) == [("w1", b1), ("w2", b2)]  # w1 has room for one more only
+    s.expire(0.0)
+    assert s.cancel(long)[0] == Revocation("w1", long)
+    assert s.retire("w1") == [b1, queued_pin]
+    assert s.dispatch() == []  # held: nobody gets them
+    assert s.counters.pending == 2
+    late = s.submit("b3", held=True)
+    s.worker_up("w3")
+    assert s.dispatch() == []
+    for task_id in (b1, queued_pin, late):
+        s.pin(task_id, "w3")
+    assert _assigned(s.dispatch()) == [("w3", b1), ("w3", queued_pin)]
+    assert s.result("w3", b1, "x") == [Completion(b1, "x", "w3")]
+    assert _assigned(s.dispatch()) == [("w3", late)]
+    with pytest.raises(SchedulerError, match="not held"):
+        s.pin(b2, "w3")
+    with pytest.raises(ValueError, match="pinned or held"):
+        s.submit("x", pin="w3", held=True)
+
+
+def test_a_held_task_may_be_abandoned() -> None:
+    s: Scheduler[str] = Scheduler()
+    t = s.submit("b", held=True)
+    with pytest.raises(SchedulerError, match="not held"):
+        s.abandon(s.submit("q"))
+    assert s.abandon(t, ("w9",)) == [Loss(t, ("w9",))]
+    assert s.abandon(t) == []  # resolved already
+    s.pin(t, "nobody")  # resolved meanwhile: nothing to do
+    assert s.counters.failed == 1
+
+
 def test_a_worker_may_come_back_under_the_same_name() -> None:
     s: Scheduler[str] = Scheduler()
     t = s.submit("a")
@@ -387,6 +444,15 @@ class SchedulerMachine(RuleBasedStateMachine):
         del self.held[name]
         self.dead.append(name)
         self._apply(self.s.worker_down(name))
+        self._dispatch()
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def retire(self, data: st.DataObject) -> None:
+        name = data.draw(st.sampled_from(sorted(self.held)))
+        del self.held[name]
+        self.dead.append(name)
+        assert self.s.retire(name) == []  # nothing is pinned in this model
         self._dispatch()
 
     @precondition(lambda self: self.held)

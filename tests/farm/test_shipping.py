@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from philipjose.farm.errors import (
+    ArgumentsTooLarge,
     FarmError,
     MachinesError,
+    ResultTooLarge,
     TaskError,
     TaskTimeout,
     UnpicklableTask,
@@ -25,6 +27,7 @@ from philipjose.farm.errors import (
 from philipjose.farm.shipping import (
     Raised,
     Returned,
+    decode_outcome,
     describe_task,
     dumps_outcome,
     dumps_task,
@@ -186,9 +189,77 @@ def test_ship_by_value_makes_an_uninstalled_module_travel(
     assert _run_elsewhere(payload, elsewhere) == 42
 
 
-def test_system_exit_ends_the_worker() -> None:
-    with pytest.raises(SystemExit):
-        run_task(dumps_task(sys.exit, (3,)))
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt(), GeneratorExit()])
+def test_base_exceptions_of_a_task_are_its_error(exc: BaseException) -> None:
+    outcome = loads_outcome(run_task(dumps_task(_raise, (exc,))))
+    assert isinstance(outcome, Raised)
+    assert outcome.remote_type == f"builtins.{type(exc).__name__}"
+    error = outcome.to_error()
+    assert type(error.__cause__) is type(exc)
+    assert loads_outcome(run_task(dumps_task(sys.exit, (2,)))).message == "2"  # type: ignore[union-attr]
+
+
+class _ExitsWhenUnpickled:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return sys.exit, (4,)
+
+
+class _FailsWhenUnpickled:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return operator_truediv, (1, 0)
+
+
+def operator_truediv(a: int, b: int) -> float:
+    return a / b
+
+
+def test_decode_outcome_turns_anything_raised_into_the_tasks_error() -> None:
+    assert decode_outcome(dumps_outcome(Returned([1, 2]))) == Returned([1, 2])
+    error = decode_outcome(dumps_outcome(Returned(_ExitsWhenUnpickled())))
+    assert isinstance(error, TaskError) and error.remote_type == "builtins.SystemExit"
+    assert "could not be unpickled" in error.message and "__reduce__" not in error.message
+    error = decode_outcome(dumps_outcome(Returned(_FailsWhenUnpickled())))
+    assert isinstance(error, TaskError) and error.remote_type == "builtins.ZeroDivisionError"
+    error = decode_outcome(b"not a pickle")
+    assert isinstance(error, TaskError) and "could not be unpickled" in error.message
+    # an exception that cannot be rebuilt here (its reconstructor exits) still arrives as TaskError
+    raised = Raised("x.Y", "m", "", pickle.dumps(_ExitsWhenUnpickled()))
+    error = decode_outcome(dumps_outcome(raised))
+    assert isinstance(error, TaskError) and error.remote_type == "x.Y" and error.__cause__ is None
+    assert isinstance(decode_outcome(dumps_outcome(outcome_of(ValueError("v")))).__cause__, ValueError)
+
+
+def test_an_outcome_over_the_limit_becomes_result_too_large() -> None:
+    value = b"x" * 100_000
+    exact = len(dumps_outcome(Returned(value)))
+    assert loads_outcome(dumps_outcome(Returned(value), limit=exact)) == Returned(value)
+    small = dumps_outcome(Returned(value), limit=exact - 1, task=7)
+    assert len(small) < 10_000
+    error = decode_outcome(small)
+    assert type(error) is ResultTooLarge
+    assert (error.task, error.size, error.limit) == (7, exact, exact - 1)
+    assert f"{exact} bytes" in str(error) and f"max_message_size of {exact - 1} bytes" in str(error)
+    assert isinstance(error, TaskError)
+    # many small pieces (not one big bytes) are counted the same way
+    many = list(range(50_000))
+    size = len(dumps_outcome(Returned(many)))
+    error = decode_outcome(dumps_outcome(Returned(many), limit=1000, task=1))
+    assert isinstance(error, ResultTooLarge) and error.size == size
+    error = decode_outcome(run_task(dumps_task(bytes, (5000,)), limit=100, task=3))
+    assert isinstance(error, ResultTooLarge) and error.task == 3
+
+
+def test_size_errors_pickle_and_name_the_size() -> None:
+    for cls in (ArgumentsTooLarge, ResultTooLarge):
+        error = cls("3 (f)", 2000, 1000)
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is cls and (copy.task, copy.size, copy.limit) == ("3 (f)", 2000, 1000)
+        assert "2000 bytes" in str(copy) and "1000 bytes" in str(copy)
+    assert isinstance(ArgumentsTooLarge("t", 2, 1), ValueError)
 
 
 def test_outcomes_round_trip() -> None:

@@ -288,11 +288,15 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
 
 def _worker(args: argparse.Namespace) -> int:
     import philipjose as pj
-    from philipjose.farm.launch import read_secret, read_secret_file
+    from philipjose.farm.launch import LaunchError, read_secret, read_secret_file
     from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, check_max_message_size, frame_limit
-    from philipjose.farm.worker import serve
+    from philipjose.farm.worker import FarmerUnreachable, serve
 
-    secret = read_secret_file(args.cookie_file) if args.cookie_file is not None else read_secret()
+    try:
+        secret = read_secret_file(args.cookie_file) if args.cookie_file is not None else read_secret()
+    except (LaunchError, OSError) as exc:
+        print(f"philipjose worker: no usable secret: {exc}", file=sys.stderr)
+        return 2
     tls = tls_from_args(args)
     options = {} if args.net_ticktime is None else {"net_ticktime": args.net_ticktime}
     size = DEFAULT_MAX_MESSAGE_SIZE if args.max_message_size is None else args.max_message_size
@@ -300,19 +304,23 @@ def _worker(args: argparse.Namespace) -> int:
         check_max_message_size(size)
     except ValueError as exc:
         return _fail(str(exc))
-    pj.run(
-        functools.partial(serve, lifeline=args.cookie_file is None, max_message_size=size),
-        args.farmer,
-        args.farm,
-        node=args.name,
-        cookie=secret,
-        epmd=False,
-        peer_ports={args.farmer: args.farmer_port},
-        listen_host=args.listen_host,
-        tls=tls,
-        max_frame_size=frame_limit(size),
-        **options,
-    )
+    try:
+        pj.run(
+            functools.partial(serve, lifeline=args.cookie_file is None, max_message_size=size),
+            args.farmer,
+            args.farm,
+            node=args.name,
+            cookie=secret,
+            epmd=False,
+            peer_ports={args.farmer: args.farmer_port},
+            listen_host=args.listen_host,
+            tls=tls,
+            max_frame_size=frame_limit(size),
+            **options,
+        )
+    except FarmerUnreachable as exc:
+        print(f"philipjose worker: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

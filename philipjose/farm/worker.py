@@ -18,8 +18,11 @@ Tasks run one at a time, in order, in a thread (so the node keeps answering tick
 computes), with :func:`philipjose.farm.shipping.run_task`. Quick tasks are batched: one thread hop
 runs queued tasks until 5 ms have passed and their outcomes go back in one ``pj_done`` message; a
 longer task is reported as soon as it ends. The worker exits when the farmer's node goes down, when its
-stdin (the lifeline) ends, or on ``pj_stop``. A running task cannot be interrupted: to stop one for
-real, the farmer kills the worker process.
+stdin (the lifeline) ends, or on ``pj_stop``. If its first connection to the farmer fails (a wrong
+secret: the farmer refuses the handshake; or nothing listening there), :func:`serve` raises
+:class:`FarmerUnreachable` and ``philipjose worker`` exits with status 1 and one line on stderr
+(status 2 when it has no usable secret). A running task cannot be interrupted: to stop one for real,
+the farmer kills the worker process.
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ import trio
 
 import philipjose as pj
 from philipjose.actors import current_runtime
+from philipjose.farm.errors import FarmError
 from philipjose.farm.launch import wait_for_lifeline
 from philipjose.farm.shipping import run_task
 from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, split_by_size
 from philipjose.term import Atom, Pid
 
-__all__ = ["DONE", "REVOKE", "RUN", "STOP", "WORKER_UP", "serve"]
+__all__ = ["DONE", "REVOKE", "RUN", "STOP", "WORKER_UP", "FarmerUnreachable", "serve"]
 
 WORKER_UP: Final = Atom("pj_worker_up")
 RUN: Final = Atom("pj_run")
@@ -50,6 +54,10 @@ DONE: Final = Atom("pj_done")
 _NODEDOWN: Final = Atom("nodedown")
 _LIFELINE: Final = Atom("pj_lifeline_closed")
 _BATCH_BUDGET: Final = 0.005  # seconds of quick tasks run per thread hop and reported together
+
+
+class FarmerUnreachable(FarmError, ConnectionError):
+    """The worker's first connection to its farmer failed; the message says why (from the node)."""
 
 
 async def _watch_lifeline(me: Pid) -> None:
@@ -114,9 +122,13 @@ async def serve(
     """The worker's main process: announce itself, run tasks until told or forced to stop.
 
     ``max_message_size`` bounds each task's pickled outcome (see :mod:`philipjose.farm.sizes`); the
-    node must accept frames of ``frame_limit(max_message_size)`` bytes."""
+    node must accept frames of ``frame_limit(max_message_size)`` bytes. Raises
+    :class:`FarmerUnreachable` if it cannot connect to ``farmer`` at all."""
     farmer_node, farm = Atom(farmer), (Atom(farm_name), Atom(farmer))
     me = pj.self()
+    if not await pj.node.connect(farmer):
+        reason = pj.node.current().connect_errors.get(farmer_node, "the connection failed")
+        raise FarmerUnreachable(f"cannot connect to the farmer {farmer}: {reason}")
     if lifeline:
         current_runtime().start_system_task(_watch_lifeline, me)
     pj.node.monitor_node(farmer_node)

@@ -727,7 +727,7 @@ class Node:
         if peer is not None and peer.up:  # REPLACE: the peer proved the cookie and said true to alive
             log.info("%s at %s reconnected: its old connection (%s) is replaced", node, address, peer.address)
             self._lose(peer)
-            peer = None
+            peer = self.peers.get(node)  # None, unless the nodedown made someone send to it at once
         if peer is None:
             peer = self._new_peer(node)
         elif peer.outgoing is not None:

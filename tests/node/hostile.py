@@ -106,3 +106,18 @@ class HalfOpen:
 
     async def aclose(self) -> None:
         await trio.aclose_forcefully(self.stream)
+
+
+async def authenticated(port: int, name: str, cookie: bytes, *, timeout: float = 10.0) -> trio.SocketStream:
+    """A connection claiming ``name`` that completes the handshake with ``cookie`` (the right one):
+    after it, the caller writes raw 4-byte-length frames."""
+    with trio.fail_after(timeout):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        machine = Handshake(initiator=True, cookie=cookie)
+        await stream.send_all(machine.send(SendName(name, ADVERTISED, secrets.randbits(32) | 4)))
+        status = await _next(stream, machine)
+        assert isinstance(status, Status) and status.status == "ok", status
+        assert isinstance(await _next(stream, machine), Challenge)
+        await stream.send_all(machine.send(machine.challenge_reply(secrets.randbits(32))))
+        assert await _next(stream, machine) is not None  # the ack, its digest checked
+    return stream

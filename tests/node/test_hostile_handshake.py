@@ -24,10 +24,14 @@ import pytest
 import trio
 
 import philipjose as pj
-from philipjose import Atom
+from philipjose import Atom, Pid
 from philipjose.epmd import port_please
+from philipjose.node.connection import Connection
+from philipjose.node.control import RegSend
+from philipjose.node.flags import ADVERTISED
+from philipjose.term import term_to_binary
 from tests.interop.dist_support import Peer, private_epmd, python_node, start_peer
-from tests.node.hostile import HalfOpen, spoof
+from tests.node.hostile import HalfOpen, authenticated, spoof
 from tests.node.support import LocalNode, unique
 from tests.tools import require
 
@@ -250,6 +254,26 @@ async def test_repeated_warnings_from_one_host_are_rate_limited(caplog: pytest.L
         assert await a.run(pj.node.ping, b.name)  # the node still serves
     wrong = [r for r in caplog.records if r.getMessage().endswith("wrong cookie")]
     assert len(wrong) == 5
+
+
+async def test_unknown_control_messages_are_logged_at_most_five_times(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with two_nodes("a", "b") as (a, _):
+        assert a.dist is not None
+        await a.run(start_sink)
+        raw = unique("raw")
+        stream = await authenticated(a.dist.port, raw, COOKIE.encode())
+        body = b"\x83D\x00" + term_to_binary((99, Atom("what")))[1:]  # header without atom cache
+        unknown_frame = len(body).to_bytes(4, "big") + body
+        marker = Connection(ADVERTISED).send(RegSend(Pid(raw, 1, 0, 4), Atom("sink"), "after them"))
+        async with stream:
+            await stream.send_all(unknown_frame * 1000 + marker)
+            assert await a.run(until_count, a.name, 1) == 1  # all 1,000 handled, then the marker
+            assert Atom(raw) in a.dist.nodes()  # ignored, not a reason to close
+    unknown = [r for r in caplog.records if "unknown control message" in r.getMessage()]
+    assert len(unknown) == 5
+    assert f"from {raw} (127.0.0.1:" in unknown[0].getMessage()
 
 
 async def test_out_of_descriptors_on_accept_logs_once_a_second_and_keeps_serving(

@@ -140,10 +140,10 @@ def send(dest: Any, msg: Any) -> None:
 
     Back-pressure: when ``dest`` is on a node whose connection is busy (more than
     ``dist_buf_busy_limit`` bytes queued), the message is queued all the same and the calling process
-    is held back at its next ``receive`` until the connection has drained below half the limit. A
-    sender that was held back and keeps sending to that connection without awaiting gets
-    :class:`Busy` (the message is not sent) once the connection holds 64 times the limit. See
-    :func:`send_wait` and :func:`send_nowait`.
+    is held back at its next ``receive`` until the connection has drained to half the limit. A
+    process that was held back and, before it waits, sends more than 64 times the limit to that
+    connection in further messages (each smaller than the limit) gets :class:`Busy` (that message is
+    not sent). See :func:`send_wait` and :func:`send_nowait`.
     """
     rt = _runtime_var.get(None)
     if rt is None:

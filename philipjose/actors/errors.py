@@ -10,7 +10,7 @@
 - :class:`StartError` is raised by ``GenServer.start``/``start_link`` when ``init`` fails.
 - :class:`Busy` (also a ``BlockingIOError``) means a send to a remote node was refused because that
   node's connection is busy (see ``docs/distribution.md``, *Back-pressure*): ``pj.send_nowait`` on a
-  busy connection, or ``pj.send`` from a sender that keeps sending past the hard limit without
+  busy connection, or ``pj.send`` from a process that keeps sending past the hard limit without
   waiting. The message was not sent.
 """
 
@@ -46,7 +46,7 @@ class Busy(ActorError, BlockingIOError):
     """A send to a busy distribution connection was refused (the message was not sent).
 
     Raised by ``pj.send_nowait`` when the connection is busy (OTP's ``erlang:send_nosuspend`` returns
-    false there), and by ``pj.send`` when a sender that was already held back keeps sending to the
+    false there), and by ``pj.send`` when a process that was already held back keeps sending to the
     connection past its hard limit without awaiting (``await pj.send_wait(...)`` waits instead).
     ``node`` is the remote node (an ``Atom``).
     """

@@ -42,9 +42,13 @@ Back-pressure (OTP's ``dist_buf_busy_limit``): each connection counts the bytes 
 writer's list plus the batch it is writing). A message send that leaves more than
 ``dist_buf_busy_limit`` bytes queued makes the connection *busy*: the message is queued all the same,
 and ``send`` returns an event (``_Peer.busy``) that the runtime holds the sending process on until
-the writer has drained the queue to half the limit (or the connection is gone). A sender that was
-held and sends again while more than ``_HARD_FACTOR`` times the limit is queued gets ``Busy`` instead,
-so a loop of sends that never awaits cannot grow the queue without bound. Ticks and control signals
+the writer has drained the queue to half the limit (or the connection is gone). A process that was
+held and, before it waits, sends more than ``_HARD_FACTOR`` times the limit in further messages
+smaller than the limit gets ``Busy`` instead, so a loop of sends that never waits cannot grow the
+queue without bound; a message of at least the limit is always queued (its size is the sender's own
+data, and OTP too queues the message that makes a connection busy), and tasks that are not
+processes are never refused (they are the runtime's own machinery, with their own flow control, or
+code that waits with ``send_wait``). Ticks and control signals
 (links, exits, monitors, spawn requests and replies) are counted but never held or refused. Signals
 queued while the connection is being set up are not counted (they wait at most ``handshake_timeout``).
 
@@ -109,7 +113,7 @@ DEFAULT_NET_TICKTIME: Final = 60.0
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 7.0  # OTP's net_setuptime
 DEFAULT_BUSY_WAIT: Final = 0.0002  # seconds a plain-TCP reader polls after its socket runs dry
 DEFAULT_DIST_BUF_BUSY_LIMIT: Final = 1 << 20  # bytes queued on a connection before it is busy (OTP's)
-_HARD_FACTOR: Final = 64  # a held sender that sends on past this many limits queued gets Busy
+_HARD_FACTOR: Final = 64  # a held process that sends on this many limits without waiting gets Busy
 
 _RECV_SIZE: Final = 1 << 16  # under glibc's mmap threshold (128 KiB), above which each read would mmap
 _DIRECT_WRITES: Final = 8  # direct (task-switch-free) writes allowed per chunk read
@@ -215,7 +219,7 @@ class _Peer:
         self.sending = False  # the writer task is inside send_all
         self.queued = 0  # bytes in ``out`` and in the batch the writer is sending
         self.busy: trio.Event | None = None  # while busy: set when drained (back-pressure)
-        self.held: set[Pid] = set()  # senders held back since the connection became busy
+        self.held: dict[Pid, int] = {}  # senders held since it became busy -> bytes sent since
 
     def __str__(self) -> str:
         """The node's name and address, for log lines."""
@@ -325,8 +329,8 @@ class Node:
 
         Returns None, or, when the connection is busy, the event to hold the sender on (set when the
         connection has drained to half of ``dist_buf_busy_limit``, or is gone). Raises :class:`Busy`
-        (nothing sent) when ``sender`` was already held and the connection holds more than
-        ``_HARD_FACTOR`` times the limit.
+        (nothing sent) when ``sender``, a process, was held and has sent more than ``_HARD_FACTOR``
+        times the limit since, in messages smaller than the limit (see the module docstring).
         """
         event: c.ControlEvent
         if type(to) is Pid:
@@ -345,22 +349,29 @@ class Node:
             return None
         busy = peer.busy
         limit = self.dist_buf_busy_limit
-        if busy is not None and sender in peer.held and peer.queued > limit * _HARD_FACTOR:
+        held = peer.held
+        spent = held.get(sender, -1) if busy is not None else -1
+        if spent > limit * _HARD_FACTOR and (sender.id or sender.serial):  # (0, 0): not a process
             raise Busy(
-                f"the connection to {node} is busy ({peer.queued} bytes queued, over {_HARD_FACTOR} x "
-                f"dist_buf_busy_limit) and this sender keeps sending without waiting: use "
-                "'await pj.send_wait(...)', or await pj.receive between sends",
+                f"the connection to {node} is busy ({peer.queued} bytes queued) and this process has "
+                f"sent over {_HARD_FACTOR} x dist_buf_busy_limit to it since it was held back, without "
+                "waiting: use 'await pj.send_wait(...)', or await pj.receive between sends",
                 node,
             )
         frame = self._encode(peer, event)
-        if frame is not None:
-            self._queue(peer, frame)
+        if frame is None:
+            return None
+        self._queue(peer, frame)
         if busy is None:
             if peer.queued <= limit:
                 return None
             busy = peer.busy = trio.Event()
             log.debug("the connection to %s is busy (%d bytes queued)", node, peer.queued)
-        peer.held.add(sender)
+            held[sender] = 0
+        elif spent < 0:
+            held[sender] = 0
+        elif len(frame) < limit:
+            held[sender] = spent + len(frame)
         return busy
 
     def busy(self, node: Atom) -> bool:

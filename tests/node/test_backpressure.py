@@ -268,8 +268,9 @@ async def test_pj_send_holds_the_sender_at_its_next_receive() -> None:
 
 
 async def test_a_sender_that_never_awaits_gets_busy_at_the_hard_limit() -> None:
-    """A loop of ``pj.send`` that never awaits stops at 64 x the limit with Busy; nothing is lost
-    silently: every message before the error was queued, the failed one was not."""
+    """A loop of ``pj.send`` that never awaits stops with Busy once it has sent 64 x the limit past
+    the point where it was held; nothing is lost silently: every message before the error was
+    queued, the failed one was not."""
     limit = 16 * 1024
     async with node_and_peer(dist_buf_busy_limit=limit) as (node, dist, peer):
         dest = peer.pid()
@@ -286,11 +287,42 @@ async def test_a_sender_that_never_awaits_gets_busy_at_the_hard_limit() -> None:
                 return sent, queued(dist, peer)
 
         sent, at = await node.run(flood)
-        assert 64 * limit < at < 64 * limit + 1024
+        assert 65 * limit < at < 65 * limit + 1024
         with trio.fail_after(20):
             while peer.frames < sent:
                 await peer.read()
         assert peer.frames == sent
+
+
+async def test_large_messages_and_system_tasks_are_never_refused() -> None:
+    """A message of at least the limit is always queued, and a task that is not a process is never
+    refused: 4 MiB of 32 KiB messages, then 4 MiB of small ones from a system task, all queued,
+    with a limit of 16 KiB (hard limit 1 MiB)."""
+    limit = 16 * 1024
+    async with node_and_peer(dist_buf_busy_limit=limit) as (node, dist, peer):
+        dest = peer.pid()
+        big = bytes(2 * limit)
+        counts: list[int] = []
+
+        async def large() -> None:
+            for _ in range(128):
+                pj.send(dest, big)
+            assert dist.busy(Atom(peer.name)) and queued(dist, peer) > 64 * limit
+
+        async def system_flood() -> None:
+            for _ in range(40_000):
+                pj.send(dest, PAYLOAD)
+            counts.append(queued(dist, peer))
+
+        async def flood_from_a_system_task() -> None:
+            dist.rt.start_system_task(system_flood)
+
+        await node.run(large)
+        await node.run(flood_from_a_system_task)
+        with trio.fail_after(30):
+            while peer.frames < 128 + 40_000:
+                await peer.read()
+        assert counts and counts[0] > 4 * 2**20 + 40_000 * len(PAYLOAD)
 
 
 async def test_send_nowait_refuses_on_a_busy_connection() -> None:

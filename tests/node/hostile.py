@@ -2,12 +2,14 @@
 
 It claims any node name and plays the initiator's side as far as it likes: ``spoof`` goes through a
 whole handshake with a wrong cookie (answering ``true`` to ``alive``), ``HalfOpen`` sends a name and
-then stalls. It works against philipjose and OTP nodes alike (plain TCP, 2-byte handshake lengths).
+then stalls. It works against philipjose and OTP nodes alike (plain TCP, 2-byte handshake lengths;
+``spoof`` also inside TLS with a client context, 4-byte lengths as ``inet_tls_dist``).
 """
 
 from __future__ import annotations
 
 import secrets
+import ssl
 from dataclasses import dataclass, field
 
 import trio
@@ -32,25 +34,41 @@ class Outcome:
     events: list[str] = field(default_factory=list)
 
 
-async def _next(stream: trio.SocketStream, machine: Handshake) -> object:
+async def _next(stream: trio.abc.Stream, machine: Handshake) -> object:
     """The next handshake event, or None when the node closes the connection."""
     while True:
         event = machine.next_event()
         if event is not NEED_DATA:
             return event
-        data = await stream.receive_some(4096)
+        try:
+            data = await stream.receive_some(4096)
+        except trio.BrokenResourceError:  # a TLS peer that closed without close_notify
+            return None
         if not data:
             return None
         machine.receive_data(data)
 
 
-async def spoof(port: int, name: str, *, cookie: bytes = WRONG_COOKIE, timeout: float = 10.0) -> Outcome:
-    """Claim to be ``name`` with ``cookie`` (wrong by default); answer ``true`` to ``alive``."""
+async def spoof(
+    port: int,
+    name: str,
+    *,
+    cookie: bytes = WRONG_COOKIE,
+    timeout: float = 10.0,
+    tls: ssl.SSLContext | None = None,
+) -> Outcome:
+    """Claim to be ``name`` with ``cookie`` (wrong by default); answer ``true`` to ``alive``.
+
+    With ``tls`` (a client context), the handshake runs inside TLS (server name ``localhost``).
+    """
     outcome = Outcome()
     with trio.fail_after(timeout):
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", port)
+        if tls is not None:
+            stream = trio.SSLStream(stream, tls, server_hostname="localhost")
+            await stream.do_handshake()
         async with stream:
-            machine = Handshake(initiator=True, cookie=cookie)
+            machine = Handshake(initiator=True, cookie=cookie, length_size=2 if tls is None else 4)
             await stream.send_all(machine.send(SendName(name, ADVERTISED, secrets.randbits(32) | 4)))
             status = await _next(stream, machine)
             if not isinstance(status, Status):

@@ -8,8 +8,10 @@ what workers send (``pj_worker_up``, ``pj_done``) and the ``nodedown`` of each w
 bookkeeping is the pure :class:`~philipjose.farm.scheduler.Scheduler`: every event (a submit from the
 caller's task, a report, a death, a deadline) is fed to it, and :meth:`Farm._apply` carries out the
 decisions: assignments are batched per worker into ``pj_run`` messages (cut to the farm's
-``max_message_size``), revocations become ``pj_revoke``, or a kill when a running task must really
-stop (cancelled, timed out, a race's loser), resolutions resolve :class:`FarmFuture` objects.
+``max_message_size``), revocations become ``pj_revoke`` (a running task is interrupted on the
+worker; when it must really stop, cancelled, timed out or a race's loser, a worker that has not
+reported it within the grace of :mod:`~philipjose.farm.stopping` is killed), resolutions resolve
+:class:`FarmFuture` objects.
 Outcomes are unpickled in a thread (``decode_outcome``: whatever unpickling raises becomes that
 task's ``TaskError``). Trio runs one task at a time, so the scheduler is only ever touched between
 awaits and needs no lock.
@@ -106,6 +108,7 @@ from philipjose.farm.sizes import (
     frame_limit,
     split_by_size,
 )
+from philipjose.farm.stopping import Stopping
 from philipjose.node.tls import TLSConfig, TLSFiles
 from philipjose.term import Atom, Pid
 
@@ -194,9 +197,12 @@ class FarmFuture:
         return isinstance(self._error, concurrent.futures.CancelledError)
 
     def cancel(self) -> bool:
-        """Cancel the task: a queued one is dropped; a running one is stopped for real, its worker
-        killed and replaced (see "Cancel" in ``docs/farm.md``), so its slot is free at once. A
-        cancelled task is never run again. Returns False if it was already resolved.
+        """Cancel the task: a queued one is dropped; a running one is stopped for real (see "Cancel"
+        in ``docs/farm.md``): ``TaskCancelled`` is raised in its thread on the worker, and if the
+        worker has not reported the task within 0.25 s (a task blocked in C code, ``time.sleep``, or
+        one that swallows the exception) the worker is killed and replaced. Either way its slot is
+        free within about a second. A cancelled task is never run again. Returns False if it was
+        already resolved.
         """
         return self._farm._cancel(self.task_id, kill="cancel")
 
@@ -366,6 +372,7 @@ class Farm:
             max_in_flight=_PIPELINE_CAP if max_in_flight is None else max_in_flight, max_deaths=max_deaths
         )
         self._futures: dict[int, FarmFuture] = {}
+        self._stopping = Stopping()
         self._slots: list[_Slot] = []
         self._by_node: dict[Atom, _Slot] = {}
         self._by_pid: dict[Pid, _Slot] = {}
@@ -757,6 +764,7 @@ class Farm:
                 self._abandon_handover(slot)  # the replacement ended without ever coming up
             return 0
         self._by_pid.pop(pid, None)
+        self._stopping.forget(pid)
         held = sum(1 for t in self._sched.in_flight(pid) if self._sched.assigned_worker(t) == pid)
         self._causes[pid] = how
         while len(self._causes) > _DEATH_NOTES:
@@ -776,6 +784,7 @@ class Farm:
         pid, slot.pid = slot.pid, None
         if pid is not None:
             self._by_pid.pop(pid, None)
+            self._stopping.forget(pid)
             slot.replacing = slot.generation
             slot.handover.extend(self._sched.retire(pid))
         if slot.process is not None:
@@ -828,13 +837,17 @@ class Farm:
     async def _serve(self, supervisor: Pid) -> None:
         supervised = True
         while True:
-            deadline = self._sched.next_deadline()
+            deadline = self._next_deadline()
+            now = trio.current_time()
+            if deadline is not None and deadline <= now:  # also when messages keep coming
+                self._expire(now)
+                continue
             self._waiting_until = math.inf if deadline is None else deadline
-            timeout = None if deadline is None else max(0.0, deadline - trio.current_time())
+            timeout = None if deadline is None else deadline - now
             try:
                 msg: Any = await pj.receive(timeout=timeout)
             except TimeoutError:
-                self._apply(self._sched.expire(trio.current_time()), kill="timeout")
+                self._expire(trio.current_time())
                 continue
             if msg == _STOP_FARM:
                 if supervised:
@@ -854,6 +867,21 @@ class Farm:
                 supervised = False
                 if not self._closing:
                     self._break(self._gave_up(msg[2]))
+
+    def _next_deadline(self) -> float | None:
+        """When the farmer process has timers to run: a task's timeout, a stop request's grace."""
+        times = [t for t in (self._sched.next_deadline(), self._stopping.next_deadline()) if t is not None]
+        return min(times, default=None)
+
+    def _expire(self, now: float) -> None:
+        """Fail the tasks past their timeout (stopping those running), kill the workers that did not
+        stop a task within the grace period."""
+        self._apply(self._sched.expire(now), kill="timeout")
+        for worker, reason in self._stopping.due(now):
+            slot = self._by_pid.get(worker)  # type: ignore[call-overload]
+            if slot is not None:
+                self._doom(slot, reason)
+        self._apply([])
 
     def _gave_up(self, reason: Any) -> FarmError:
         if reason == Atom("shutdown"):
@@ -902,6 +930,7 @@ class Farm:
         slot = self._by_pid.get(pid)
         decisions: list[Decision] = []
         for task_id, payload in items:
+            self._stopping.reported(pid, task_id)
             outcome: Returned | TaskError | None = next(outcomes) if payload else None
             if slot is not None and slot.info is not None and payload:
                 slot.info.tasks_done += 1
@@ -935,10 +964,11 @@ class Farm:
                 if slot is not None:
                     # a worker runs its tasks in order: the oldest it holds is the one running
                     running = self._sched.in_flight(d.worker)[:1] == (d.task_id,)
+                    if self._rt is not None:
+                        self._rt.send(d.worker, (w.REVOKE, d.task_id))  # a running one is interrupted
                     if kill is not None and running and slot.process is not None:
-                        self._doom(slot, kill)
-                    elif self._rt is not None:
-                        self._rt.send(d.worker, (w.REVOKE, d.task_id))
+                        # killed unless it reports the task within the grace period
+                        self._stopping.ask(d.worker, d.task_id, kill, trio.current_time())
             else:
                 self._resolve(d)
         batches: dict[Any, list[tuple[int, bytes]]] = {}
@@ -952,7 +982,7 @@ class Farm:
                 slot = self._by_pid.get(worker)
                 if slot is not None and slot.busy_since is None:
                     slot.busy_since = now
-        deadline = self._sched.next_deadline()
+        deadline = self._next_deadline()
         if deadline is not None and deadline < self._waiting_until and self._farmer_pid is not None:
             self._waiting_until = deadline
             assert self._rt is not None
@@ -1039,9 +1069,10 @@ class Farm:
         """Queue ``fn(*args)``; returns its :class:`FarmFuture` at once (``await`` it for the value).
 
         ``timeout`` (default: the farm's ``task_timeout``) bounds its running time on a worker; when it
-        runs out the task fails with ``TaskTimeout`` and its worker is killed (a running task cannot be
-        stopped any other way) and replaced. Raises ``UnpicklableTask`` at once if it cannot be shipped
-        and ``ArgumentsTooLarge`` if it pickles to more than ``max_message_size`` bytes.
+        runs out the task fails with ``TaskTimeout`` and is stopped as :meth:`FarmFuture.cancel`
+        stops it (interrupted, or its worker killed and replaced). Raises ``UnpicklableTask`` at once
+        if it cannot be shipped and ``ArgumentsTooLarge`` if it pickles to more than
+        ``max_message_size`` bytes.
         """
         return self._submit(dumps_task(fn, args), describe_task(fn), timeout=timeout)
 
@@ -1165,7 +1196,8 @@ class Farm:
 
     async def race(self, *thunks: Callable[[], T]) -> T:
         """Run the thunks in parallel; the first to *succeed* wins, the others are stopped for real
-        (a loser still running has its worker killed and replaced). If all fail, the last error raises.
+        (a loser still running is interrupted, or its worker killed and replaced, as
+        :meth:`FarmFuture.cancel` does). If all fail, the last error raises.
         """
         if not thunks:
             raise ValueError("race needs at least one thunk")

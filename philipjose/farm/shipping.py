@@ -55,6 +55,7 @@ from typing import Any
 import cloudpickle
 
 from philipjose.farm.errors import ResultTooLarge, TaskError, UnpicklableTask
+from philipjose.farm.interrupt import Interrupter, TaskCancelled
 
 __all__ = [
     "PICKLE_PROTOCOL",
@@ -283,19 +284,35 @@ def unwrap(outcome: Outcome) -> Any:
     raise outcome.to_error()
 
 
-def run_task(payload: bytes, *, limit: int | None = None, task: object = "?") -> bytes:
+def run_task(
+    payload: bytes, *, limit: int | None = None, task: object = "?", interrupter: Interrupter | None = None
+) -> bytes:
     """Run a task payload (on a worker) and return its pickled outcome.
 
     Whatever the task raises (or unpickling it raises, e.g. a module missing on the worker) becomes
     a :class:`Raised`, ``SystemExit`` and ``KeyboardInterrupt`` included: they are the task's, and
     the worker goes on. An outcome over ``limit`` bytes becomes a ``ResultTooLarge`` for ``task``
-    (see :func:`dumps_outcome`). The task runs synchronously in the calling thread.
+    (see :func:`dumps_outcome`). The task runs synchronously in the calling thread, marked as
+    ``task`` in ``interrupter`` if given: a task stopped by
+    :meth:`~philipjose.farm.interrupt.Interrupter.interrupt` returns ``b""`` (nothing to report).
     """
     try:
-        fn, args, kwargs = loads_task(payload)
-        outcome: Outcome = Returned(fn(*args, **kwargs))
-    except BaseException as exc:  # a task's sys.exit() is that task's error
-        outcome = outcome_of(exc)
+        try:
+            fn, args, kwargs = loads_task(payload)
+            if interrupter is None:
+                value = fn(*args, **kwargs)
+            else:
+                with interrupter.running(task):
+                    value = fn(*args, **kwargs)
+            outcome: Outcome = Returned(value)
+        except TaskCancelled:
+            raise
+        except BaseException as exc:  # a task's sys.exit() is that task's error
+            outcome = outcome_of(exc)
+    except TaskCancelled:  # here or from an except clause above: stopped on purpose
+        if interrupter is not None:
+            interrupter.fired()
+        return b""
     return dumps_outcome(outcome, limit=limit, task=task)
 
 

@@ -9,7 +9,9 @@ Protocol (Erlang terms over the distribution connection; ``FARM`` is the farmer'
 
 - worker -> ``{FARM, farmer}``: ``(pj_worker_up, WorkerPid, Host :: binary, OsPid :: int)``;
 - farmer -> worker: ``(pj_run, [(TaskId, Payload :: binary), ...])``: tasks to queue, in order;
-- farmer -> worker: ``(pj_revoke, TaskId)``: drop that task if it has not started;
+- farmer -> worker: ``(pj_revoke, TaskId)``: drop that task if it has not started, and stop it
+  if it is running (:class:`~philipjose.farm.interrupt.Interrupter`: ``TaskCancelled`` raised in
+  its thread);
 - farmer -> worker: ``pj_stop``: exit;
 - worker -> ``{FARM, farmer}``: ``(pj_done, WorkerPid, [(TaskId, Outcome :: binary), ...])``, one
   report per task, an empty ``Outcome`` for a task dropped after a revocation.
@@ -21,8 +23,9 @@ longer task is reported as soon as it ends. The worker exits when the farmer's n
 stdin (the lifeline) ends, or on ``pj_stop``. If its first connection to the farmer fails (a wrong
 secret: the farmer refuses the handshake; or nothing listening there), :func:`serve` raises
 :class:`FarmerUnreachable` and ``philipjose worker`` exits with status 1 and one line on stderr
-(status 2 when it has no usable secret). A running task cannot be interrupted: to stop one for real,
-the farmer kills the worker process.
+(status 2 when it has no usable secret). A revoked running task is interrupted (Python code stops
+at once; a thread blocked in C code, a ``time.sleep`` for one, does not): if the worker has not
+reported it within a short grace period, the farmer kills the worker process.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import trio
 import philipjose as pj
 from philipjose.actors import current_runtime
 from philipjose.farm.errors import FarmError
+from philipjose.farm.interrupt import Interrupter
 from philipjose.farm.launch import wait_for_lifeline
 from philipjose.farm.shipping import run_task
 from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, split_by_size
@@ -66,14 +70,22 @@ async def _watch_lifeline(me: Pid) -> None:
 
 
 def _run_batch(
-    batch: list[tuple[int, bytes]], budget: float = _BATCH_BUDGET, limit: int = DEFAULT_MAX_MESSAGE_SIZE
+    batch: list[tuple[int, bytes]],
+    budget: float = _BATCH_BUDGET,
+    limit: int = DEFAULT_MAX_MESSAGE_SIZE,
+    revoked: set[int] | frozenset[int] = frozenset(),
+    interrupter: Interrupter | None = None,
 ) -> list[tuple[int, bytes]]:
     """Run tasks in order until ``budget`` seconds have passed (at least one); their outcomes, each
-    at most ``limit`` bytes (a larger one becomes a ``ResultTooLarge``)."""
+    at most ``limit`` bytes (a larger one becomes a ``ResultTooLarge``). A task revoked meanwhile is
+    skipped, one interrupted while it runs stops (both report an empty outcome)."""
     done: list[tuple[int, bytes]] = []
     start = time.perf_counter()
     for task_id, payload in batch:
-        done.append((task_id, run_task(payload, limit=limit, task=task_id)))
+        if task_id in revoked:  # revoked while this batch ran (the loop adds to the set)
+            done.append((task_id, b""))
+            continue
+        done.append((task_id, run_task(payload, limit=limit, task=task_id, interrupter=interrupter)))
         if time.perf_counter() - start >= budget:
             break
     return done
@@ -90,6 +102,7 @@ async def _runner(
     revoked: set[int],
     farm: tuple[Atom, Atom],
     limit: int,
+    interrupter: Interrupter,
 ) -> None:
     me = pj.self()
     queue: deque[tuple[int, bytes]] = deque()
@@ -108,7 +121,7 @@ async def _runner(
             pj.send(farm, (DONE, me, dropped))
             continue
         done = await trio.to_thread.run_sync(
-            _run_batch, list(queue), _BATCH_BUDGET, limit, abandon_on_cancel=True
+            _run_batch, list(queue), _BATCH_BUDGET, limit, revoked, interrupter, abandon_on_cancel=True
         )
         for _ in done:
             queue.popleft()
@@ -135,8 +148,9 @@ async def serve(
     pj.send(farm, (WORKER_UP, me, socket.gethostname().encode(), os.getpid()))
     send_tasks, receive_tasks = trio.open_memory_channel[tuple[int, bytes]](math.inf)
     revoked: set[int] = set()
+    interrupter = Interrupter()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_runner, receive_tasks, revoked, farm, max_message_size)
+        nursery.start_soon(_runner, receive_tasks, revoked, farm, max_message_size, interrupter)
         while True:
             msg: Any = await pj.receive()
             if type(msg) is tuple and len(msg) == 2 and msg[0] == RUN and isinstance(msg[1], list):
@@ -144,6 +158,7 @@ async def serve(
                     send_tasks.send_nowait((task_id, payload))
             elif type(msg) is tuple and len(msg) == 2 and msg[0] == REVOKE and isinstance(msg[1], int):
                 revoked.add(msg[1])
+                interrupter.interrupt(msg[1])  # if it is running: try to stop it (the farmer may kill)
             elif msg in (STOP, _LIFELINE) or (type(msg) is tuple and msg[:1] == (_NODEDOWN,)):
                 nursery.cancel_scope.cancel()
                 return

@@ -5,6 +5,7 @@ do not unpickle, a task's own ``SystemExit``."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import sys
 import time
@@ -48,6 +49,22 @@ async def wait_running(fifo: Path) -> int:
         return await trio.to_thread.run_sync(read)
 
 
+def _sleeping(pid: int) -> bool:
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/wchan") as wchan:
+            if "nanosleep" in wchan.read():
+                return True
+    return False
+
+
+async def wait_sleeping(pid: int) -> None:
+    """Wait until a thread of process ``pid`` is blocked in the kernel's nanosleep (a task in
+    ``time.sleep``, where an interrupt cannot reach it): bounded polling of /proc, no other way."""
+    with trio.fail_after(30):
+        while not _sleeping(pid):
+            await trio.sleep(0.01)
+
+
 def make_fifo(tmp_path: Path, name: str = "fifo") -> Path:
     fifo = tmp_path / name
     os.mkfifo(fifo)
@@ -62,6 +79,7 @@ async def test_cancel_of_a_running_task_frees_its_slot_within_2_s(tmp_path: Path
     async with farm.Farm(workers=1) as f:
         sleeper = f.submit(announce_then_sleep, str(fifo), 30)
         sleeper_pid = await wait_running(fifo)
+        await wait_sleeping(sleeper_pid)
         cancelled_at = time.monotonic()
         assert sleeper.cancel()
         assert not sleeper.cancel()
@@ -70,7 +88,9 @@ async def test_cancel_of_a_running_task_frees_its_slot_within_2_s(tmp_path: Path
         with pytest.raises(concurrent.futures.CancelledError):
             await sleeper
         assert sleeper.cancelled()
-        assert not psutil.pid_exists(sleeper_pid) or psutil.Process(sleeper_pid).status() == "zombie"
+        # time.sleep cannot be interrupted: its worker was killed (and reaped) after the grace period
+        assert not psutil.pid_exists(sleeper_pid)
+        assert await f.submit(pid_of_worker) != sleeper_pid
         c = f.counters
         assert (c.cancelled, c.retries, c.running, c.pending) == (1, 0, 0, 0)  # never run again
 
@@ -79,7 +99,7 @@ def test_executor_cancel_of_a_running_task_stops_it(tmp_path: Path) -> None:
     fifo = make_fifo(tmp_path)
     with farm.Executor(workers=1) as ex:
         sleeper = ex.submit(announce_then_sleep, str(fifo), 30)
-        trio.run(wait_running, fifo)
+        trio.run(wait_sleeping, trio.run(wait_running, fifo))
         cancelled_at = time.monotonic()
         assert sleeper.cancel()
         start = ex.submit(started_at).result(timeout=60)
@@ -106,7 +126,11 @@ async def test_broadcast_right_after_a_race_reaches_every_live_worker_once(tmp_p
 
     def winner() -> tuple[str, int]:
         with open(path) as source:  # blocks until the loser is running
-            return ("winner", int(source.readline()))
+            pid = int(source.readline())
+        deadline = time.monotonic() + 30
+        while not _sleeping(pid) and time.monotonic() < deadline:  # and in time.sleep: it gets killed
+            time.sleep(0.01)
+        return ("winner", pid)
 
     async with farm.Farm(workers=2) as f:
         name, loser_pid = await f.race(loser, winner)
@@ -124,6 +148,7 @@ async def test_a_broadcast_queued_behind_a_cancelled_task_runs_on_the_replacemen
     async with farm.Farm(workers=1) as f:
         sleeper = f.submit(announce_then_sleep, str(fifo), 30)
         old_pid = await wait_running(fifo)
+        await wait_sleeping(old_pid)
         got: list[list[int]] = []
         async with trio.open_nursery() as nursery:
 
@@ -232,3 +257,55 @@ async def test_outcomes_that_raise_when_unpickled_and_tasks_that_exit_are_task_e
         assert info.value.remote_type == "builtins.KeyboardInterrupt"
         assert await f.submit(pid_of_worker) == worker  # the same worker: none died
         assert f.counters.workers_lost == 0
+
+
+def announce_then_spin(fifo: str) -> None:
+    with open(fifo, "w") as out:
+        out.write(f"{os.getpid()}\n")
+    while True:  # pure Python: the interrupt stops it
+        pass
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def swallow_everything(fifo: str) -> str:
+    with open(fifo, "w") as out:
+        out.write(f"{os.getpid()}\n")
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            while True:
+                pass
+        except BaseException:  # a task that will not be interrupted: the farm kills its worker
+            continue
+    return "survived"
+
+
+async def test_cancel_interrupts_a_running_python_loop_and_the_worker_lives_on(tmp_path: Path) -> None:
+    fifo = make_fifo(tmp_path)
+    async with farm.Farm(workers=1) as f:
+        spinner = f.submit(announce_then_spin, str(fifo))
+        worker = await wait_running(fifo)
+        assert spinner.cancel()
+        assert await f.submit(pid_of_worker) == worker  # the same worker: stopped, not killed
+        assert f.counters.workers_lost == 0
+        with pytest.raises(farm.TaskTimeout):
+            await f.submit(spin, timeout=0.5)
+        assert await f.submit(pid_of_worker) == worker
+        assert f.counters.workers_lost == 0
+
+
+async def test_a_task_that_swallows_the_interrupt_has_its_worker_killed(tmp_path: Path) -> None:
+    fifo = make_fifo(tmp_path)
+    async with farm.Farm(workers=1) as f:
+        stubborn = f.submit(swallow_everything, str(fifo))
+        worker = await wait_running(fifo)
+        cancelled_at = time.monotonic()
+        stubborn.cancel()
+        start = await f.submit(started_at)
+        assert start - cancelled_at < 2.0
+        assert await f.submit(pid_of_worker) != worker
+        assert f.counters.workers_lost == 1

@@ -575,19 +575,23 @@ class Node:
             log.info("dropping a duplicate connection to %s: a connection to it came up meanwhile", node)
         if stream is not None:
             await trio.aclose_forcefully(stream)
+        if refused == "nok":
+            # The other node's own attempt wins (name order): wait for it to arrive (OTP's initiator
+            # also waits after nok, until its setup timer ends).
+            log.info("%s answered nok: its own attempt to connect wins (name order); waiting for it", node)
+            with trio.move_on_after(self.handshake_timeout):
+                await peer.done.wait()
+            failure = "it answered 'nok' (its own attempt wins) and did not connect to us"
+        if peer.up:  # an accepted attempt from it was proven meanwhile and took over
+            self.connect_errors.pop(node, None)
+            return
         if failure:
             log.info("cannot connect to %s: %s", node, failure)
             self.connect_errors.pop(node, None)
             self.connect_errors[node] = failure
             while len(self.connect_errors) > _MAX_CONNECT_ERRORS:
                 del self.connect_errors[next(iter(self.connect_errors))]
-        if refused == "nok":
-            # The other node's own attempt wins (name order): wait for it to arrive (OTP's initiator
-            # also waits after nok, until its setup timer ends).
-            with trio.move_on_after(self.handshake_timeout):
-                await peer.done.wait()
-        if not peer.up:
-            self._give_up(peer)
+        self._give_up(peer)
 
     async def _initiate(self, stream: trio.abc.Stream, machine: Handshake, peer: _Peer) -> None:
         await stream.send_all(machine.send(SendName(str(self.name), ADVERTISED, self.creation)))
@@ -744,6 +748,7 @@ class Node:
         elif peer.outgoing is not None:
             peer.outgoing.cancel()  # our own attempt gives way to the proven one (OTP: "remarked")
         peer.address = address
+        self.connect_errors.pop(node, None)
         await self._run_connection(peer, stream, machine)
 
     def _may_install(self, node: Atom, told: str, address: str) -> bool:

@@ -162,6 +162,27 @@ async def test_signals_queued_for_a_node_survive_a_failed_attempt_claiming_it(
         assert f"(claims to be {x.name}): wrong cookie" in caplog.text
 
 
+async def test_simultaneous_connects_with_signals_queued_both_ways_lose_nothing() -> None:
+    # The smaller side answers ok_simultaneous and keeps its own attempt until the other's is
+    # proven; the greater side answers nok. Either way the signals queued on both sides arrive.
+    for _ in range(10):
+        async with two_nodes("a", "b") as (a, b):
+            assert a.dist is not None and b.dist is not None
+            await a.run(start_sink)
+            await b.run(start_sink)
+
+            async def send_50(to: str) -> None:
+                for i in range(50):
+                    pj.send(("sink", to), i)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(a.run, send_50, b.name)
+                nursery.start_soon(b.run, send_50, a.name)
+            assert await a.run(until_count, b.name, 50) == 50
+            assert await b.run(until_count, a.name, 50) == 50
+            assert a.dist.nodes() == [Atom(b.name)] and b.dist.nodes() == [Atom(a.name)]
+
+
 async def test_a_wrong_cookie_claiming_a_connected_node_changes_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

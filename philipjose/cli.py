@@ -40,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from philipjose.farm.console import ConsoleHandler  # log lines and the farm's progress bar share stderr
+
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[ConsoleHandler()],
+    )
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

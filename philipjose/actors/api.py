@@ -79,6 +79,8 @@ def _abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
     # A parked receive is always abortable. Trio's reschedule clears task.custom_sleep_data, which
     # is how senders know the task is no longer parked here (see Process.waiter).
     return trio.lowlevel.Abort.SUCCEEDED
+
+
 _reschedule: Final = trio.lowlevel.reschedule
 _islice: Final = itertools.islice
 

@@ -106,9 +106,7 @@ class GenServer:
         return await _start(cls, args, name, timeout, link=False)
 
     @classmethod
-    async def start_link(
-        cls, *args: Any, name: Atom | str | None = None, timeout: float | None = 5.0
-    ) -> Pid:
+    async def start_link(cls, *args: Any, name: Atom | str | None = None, timeout: float | None = 5.0) -> Pid:
         """Like :meth:`start`, and the server is linked to the caller (atomically, at spawn).
 
         When ``init`` fails, the server unlinks from the caller before it exits, so the caller gets the

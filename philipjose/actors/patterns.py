@@ -37,6 +37,7 @@ class _AnyType:
 #: The wildcard: matches any value.
 ANY: Final = _AnyType()
 
+
 def _always(_message: Any) -> bool:
     return True
 

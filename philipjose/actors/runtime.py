@@ -313,9 +313,7 @@ class Runtime:
             if proc is self._main:
                 self._main_outcome = ("error", exc)
             elif proc.reason is None:
-                log.error(
-                    "process %r (%s) crashed", proc.pid, _name_of(proc.initial_call), exc_info=exc
-                )
+                log.error("process %r (%s) crashed", proc.pid, _name_of(proc.initial_call), exc_info=exc)
         except BaseException:
             # Cancelled by the runtime shutting down, KeyboardInterrupt, SystemExit: finish, re-raise.
             self._finish(proc, proc.reason if proc.reason is not None else KILLED)
@@ -1002,4 +1000,3 @@ async def _run_entry(
     main: Callable[..., Awaitable[Any]], args: Iterable[Any], setup: Callable[[], Awaitable[Any]] | None
 ) -> Any:
     return await run_async(main, *args, setup=setup)
-

@@ -22,6 +22,7 @@ from pathlib import Path
 import trio
 
 from philipjose.farm.errors import MachinesError
+from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME as _FARM_TICKTIME
 from philipjose.farm.machines import (
     Machine,
     add_machine,
@@ -366,6 +367,14 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="draw a progress bar on stderr (default: only when stderr is a terminal)",
     )
+    parser.add_argument(
+        "--net-ticktime",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds after which a silent (stopped, cut off) worker is declared down and its tasks "
+        f"run again (default: {_FARM_TICKTIME:g})",
+    )
     add_tls_arguments(parser)
 
 
@@ -376,7 +385,8 @@ def _farm_run(args: argparse.Namespace) -> int:
     late = argparse.ArgumentParser(prog="philipjose farm run", add_help=False)
     _add_farm_run_options(late)
     extra, script_args = late.parse_known_args(args.script_args)
-    for key in ("workers", "machines", "progress", "tls_certfile", "tls_keyfile", "tls_cafile", "tls_verify"):
+    keys = ("workers", "machines", "progress", "net_ticktime")
+    for key in (*keys, "tls_certfile", "tls_keyfile", "tls_cafile", "tls_verify"):
         if getattr(extra, key) is not None:
             setattr(args, key, getattr(extra, key))
     if args.workers is not None and args.machines is not None:
@@ -395,4 +405,5 @@ def _farm_run(args: argparse.Namespace) -> int:
         machines=args.machines,
         progress=args.progress,
         tls=tls,
+        net_ticktime=_FARM_TICKTIME if args.net_ticktime is None else args.net_ticktime,
     )

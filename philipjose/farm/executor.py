@@ -7,11 +7,18 @@ under ``trio.run`` in a background thread; ``submit`` hands each call to it thro
 (at-least-once) rather than breaking the pool, and a remote exception arrives as
 :class:`~philipjose.farm.errors.TaskError` (the original exception is its ``__cause__`` when it can be
 rebuilt).
+
+Ctrl-C: the workers run in process groups of their own and never see the terminal's SIGINT; the
+``KeyboardInterrupt`` is raised in the main thread, as with any Python code. Leaving the ``with``
+block with it (or any ``BaseException`` that is not an ``Exception``) closes the farm at once instead
+of waiting for the pending futures: they fail with ``FarmError``, the workers are stopped and reaped,
+and the ``KeyboardInterrupt`` goes on.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import threading
 import time
@@ -162,6 +169,21 @@ class Executor(concurrent.futures.Executor):
                 trio.from_thread.run_sync(farm_future.cancel, trio_token=self._token)
             except trio.RunFinishedError:
                 return
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self._abort()
+        else:
+            self.shutdown(wait=True)
+
+    def _abort(self) -> None:
+        """Close the farm now, without waiting for pending futures (they fail with ``FarmError``)."""
+        with self._lock:
+            self._shutdown = True
+        if self._token is not None and self._stop is not None and self._thread.is_alive():
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        self._thread.join()
 
     def _shutdown_complete(self) -> bool:
         return not self._thread.is_alive()

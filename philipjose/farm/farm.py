@@ -635,15 +635,16 @@ class Farm:
             async with trio.open_nursery() as nursery:
                 read_done = trio.Event()
                 if process.process.stderr is not None:
-                    nursery.start_soon(self._read_stderr, slot, process.process.stderr, read_done)
+                    nursery.start_soon(self._read_stderr, slot, node, process.process.stderr, read_done)
                 else:
                     read_done.set()
-                nursery.start_soon(self._note_exit, process, pj.self(), read_done)
+                nursery.start_soon(self._note_exit, process, pj.self(), node, read_done)
                 came_up, status, nodedown = await self._watch_worker(slot, node)
-                if nodedown and process.returncode is None:
+                if nodedown:
                     # the process may be exiting: its status says more than "connection lost"
-                    with trio.move_on_after(_EXIT_WAIT):
-                        await process.wait()
+                    if process.returncode is None:
+                        with trio.move_on_after(_EXIT_WAIT):
+                            await process.wait()
                     status = process.returncode
                 nursery.cancel_scope.cancel()
             how = self._describe_end(slot, came_up, status, nodedown)
@@ -681,12 +682,18 @@ class Farm:
             how += " before connecting back"
         return how
 
-    async def _read_stderr(self, slot: _Slot, stream: trio.abc.ReceiveStream, done: trio.Event) -> None:
+    async def _read_stderr(
+        self, slot: _Slot, node: Atom, stream: trio.abc.ReceiveStream, done: trio.Event
+    ) -> None:
         """Forward a worker's stderr line by line to ``sys.stderr`` (above the progress bar); until it
         comes up, keep the lines instead: they explain a launch that fails (ssh's message)."""
         console = console_for()
         pending = b""
         held: list[str] = []
+
+        def up() -> bool:
+            return slot.info is not None and slot.info.node == str(node)
+
         try:
             while True:
                 try:
@@ -703,7 +710,7 @@ class Farm:
                     if not line:
                         continue
                     slot.stderr_tail.append(line)
-                    if slot.pid is None:
+                    if not up():
                         held.append(line)
                         continue
                     for early in held:
@@ -712,7 +719,7 @@ class Farm:
                     console.write_line(line)
                 if not chunk:
                     return
-                if slot.pid is not None and held:
+                if held and up():
                     for early in held:
                         console.write_line(early)
                     held.clear()
@@ -721,34 +728,40 @@ class Farm:
                 _LOG.debug("stderr of %s, which did not come up: %s", slot.node, " | ".join(held))
             done.set()
 
-    async def _note_exit(self, process: WorkerProcess, keeper: Pid, read_done: trio.Event) -> None:
+    async def _note_exit(
+        self, process: WorkerProcess, keeper: Pid, node: Atom, read_done: trio.Event
+    ) -> None:
         status = await process.wait()
         with trio.move_on_after(_EXIT_WAIT):  # its last words (ssh's error) explain the exit
             await read_done.wait()
         assert self._rt is not None
-        self._rt.send(keeper, (_EXITED, status))
+        self._rt.send(keeper, (_EXITED, node, status))
 
     async def _watch_worker(self, slot: _Slot, node: Atom) -> tuple[bool, int | None, bool]:
         """Wait (at most ``start_timeout``) for the worker to come up, register it with the scheduler
         and watch its node; once the worker is lost, return ``(came_up, exit status or None,
         nodedown)``: its process exited, its connection went down, or (neither) it never connected
-        back in time."""
+        back in time. The keeper lives through many workers: news of an earlier one (its exit, its
+        nodedown, arriving late) names another node and is dropped."""
         deadline = trio.current_time() + self.start_timeout
+        up = False  # not slot.pid: a doomed worker has left the scheduler (pid None) but is up
         while True:
-            timeout = None if slot.pid is not None else max(0.0, deadline - trio.current_time())
+            timeout = None if up else max(0.0, deadline - trio.current_time())
             try:
                 msg: Any = await pj.receive(timeout=timeout)
             except TimeoutError:
                 return False, None, False
             if type(msg) is not tuple or len(msg) < 2:
                 continue
-            if msg[0] == w.WORKER_UP and len(msg) == 4 and slot.pid is None:
-                pj.node.monitor_node(node)
-                self._worker_up(slot, msg[1], msg[2], msg[3])
+            if msg[0] == w.WORKER_UP and len(msg) == 4 and not up:
+                if isinstance(msg[1], Pid) and msg[1].node == node:
+                    up = True
+                    pj.node.monitor_node(node)
+                    self._worker_up(slot, msg[1], msg[2], msg[3])
                 continue
-            if msg[0] == _EXITED:
-                return slot.pid is not None, msg[1], False
-            if msg[0] == _NODEDOWN and slot.pid is not None:
+            if msg[0] == _EXITED and len(msg) == 3 and msg[1] == node:
+                return up, msg[2], False
+            if msg[0] == _NODEDOWN and msg[1] == node and up:
                 return True, None, True
 
     def _worker_gone(self, slot: _Slot, how: str) -> int:
@@ -796,6 +809,13 @@ class Farm:
         for task_id in held:
             decisions += self._sched.abandon(task_id, (slot.node,))
         self._apply(decisions)
+
+    def _kill_workers(self) -> None:
+        """SIGKILL every worker process now (a second Ctrl-C while the farm closes)."""
+        self._policy.shut_down()
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.kill()
 
     def _break(self, error: FarmError) -> None:
         self._broken = error

@@ -155,6 +155,11 @@ async def launch(
         worker.kill()
         await worker.wait()
         raise LaunchError(f"{argv[0]} exited before it read its secret: {exc}") from exc
+    except BaseException:  # cancelled (the farm is closing): the caller never gets the process
+        worker.kill()
+        with trio.CancelScope(shield=True):
+            await worker.wait()
+        raise
     return worker
 
 

@@ -22,22 +22,26 @@ once (``Scheduler.retire``: the tasks it held that had not started are queued ag
 nothing) and its pinned broadcasts are held on the slot for its replacement, which gets them when
 it comes up (a replacement that never comes up loses them as ``WorkerLost``).
 
-The workers are children of a real supervisor (:mod:`philipjose.supervisors`): the farmer process
-starts a ``one_for_one`` supervisor linked to it, with one permanent child per worker *slot* (one
+The workers are kept by a real supervisor (:mod:`philipjose.supervisors`): the farmer process
+starts a ``one_for_one`` supervisor linked to it, with one transient child per worker *slot* (one
 per worker a machine should run; child id ``w<slot>``), whose ``intensity``/``period`` are the farm's
-``restart_intensity``/``restart_period``. A child is a *keeper* process living one worker's life:
-it launches the worker OS process (:mod:`philipjose.farm.launch`, cookie on stdin), waits for its
+``restart_intensity``/``restart_period``. A child is a *keeper* process that keeps a worker running
+in its slot, one worker *life* after another (:meth:`Farm._live`): it launches the worker OS
+process (:mod:`philipjose.farm.launch`, cookie on stdin, its own process group), waits for its
 ``pj_worker_up`` (which the farmer process forwards to it), registers the worker with the scheduler,
-calls ``monitor_node`` on it, and then exits with a non-normal reason as soon as the OS process
-exits (``(worker_exited, Status)``) or the node connection goes down (``(nodedown, Node)``); also
-``(launch_failed, Text)`` and ``(no_connect_back, Node)`` when the worker never came up within
-``start_timeout``. On its way out it tells the scheduler the worker is gone (its tasks are queued
-again) and kills and reaps the OS process. The supervisor then starts a new keeper, hence a new
-worker; when restarts exceed the intensity it stops every keeper and exits with ``shutdown``; the
-farmer process, which traps exits, gets the ``EXIT`` and breaks the farm: every unresolved task
-fails with :class:`~philipjose.farm.errors.FarmError` and so does every later submit. Closing the
-farm tells every worker to stop, then stops the supervisor, which stops the keepers in reverse
-order, each waiting for its worker process to exit (killing it after a grace period).
+calls ``monitor_node`` on it, and watches until the OS process exits or the node connection goes
+down (or the worker never comes up within ``start_timeout``). It then tells the scheduler the worker
+is gone (its tasks are queued again), kills and reaps the OS process, and asks the pure failure
+policy (:mod:`philipjose.farm.policy`) for a verdict: the death is charged to the tasks it ran, to
+nobody (the farm killed it on purpose: ``_Slot.doomed``), or to its machine (an idle crash, a failed
+launch: backoff, then the machine is down); the verdict says when the next life starts, or that the
+slot retires (the keeper ends normally and is not restarted). When every machine is down the farm
+breaks: every unresolved task fails with :class:`~philipjose.farm.errors.FarmError`, naming each
+machine and its last error, and so does every later submit. The supervisor restarts only keepers
+that crash (a bug); past its intensity it exits with ``shutdown`` and the farmer process, which
+traps exits, breaks the farm. Closing the farm first tells the policy (nothing is started again),
+then every worker to stop, then stops the supervisor, which stops the keepers in reverse order,
+each waiting for its worker process to exit (killing it after a grace period).
 """
 
 from __future__ import annotations

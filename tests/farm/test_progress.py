@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
 
+from philipjose.farm.console import ConsoleHandler, console_for
 from philipjose.farm.progress import ProgressCallback, ProgressWriter, format_duration, format_progress
 from philipjose.farm.scheduler import Counters
 
@@ -108,3 +110,33 @@ def test_closed_stream_counts_as_not_a_terminal() -> None:
             raise ValueError("I/O operation on closed file")
 
     assert not ProgressWriter(Closed()).enabled
+
+
+def test_a_log_line_clears_the_bar_and_the_bar_is_redrawn_after_it() -> None:
+    stream = FakeTerminal()
+    writer = ProgressWriter(stream, min_interval=0, clock=FakeClock())
+    writer.update(Counters(submitted=10, resolved=3, workers=2))
+    bar = console_for(stream).status_line
+    assert bar.startswith("[######") and "3/10" in bar
+    logger = logging.getLogger("tests.farm.console")
+    logger.propagate = False
+    handler = ConsoleHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    try:
+        logger.warning("machine b is down")
+    finally:
+        logger.removeHandler(handler)
+    blank = " " * len(bar)
+    assert stream.getvalue() == f"\r{bar}\r{blank}\rWARNING machine b is down\n{bar}"
+    console_for(stream).write_line("a worker's line")
+    assert stream.getvalue().endswith(f"{bar}\r{blank}\ra worker's line\n{bar}")
+    writer.close()
+    assert stream.getvalue().endswith(f"{bar}\n") and console_for(stream).status_line == ""
+    console_for(stream).write_line("after the bar")  # no bar: no clearing, no redraw
+    assert stream.getvalue().endswith(f"{bar}\nafter the bar\n")
+
+
+def test_the_progress_line_counts_machines_down() -> None:
+    assert "machines down 1" in format_progress(Counters(submitted=1, machines_down=1), 1.0)
+    assert "machines down" not in format_progress(Counters(submitted=1), 1.0)

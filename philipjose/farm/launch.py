@@ -153,14 +153,32 @@ async def launch(
         await process.stdin.send_all(secret + b"\n")
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         worker.kill()
-        await worker.wait()
-        raise LaunchError(f"{argv[0]} exited before it read its secret: {exc}") from exc
+        status = await worker.wait()
+        said = await _last_words(process.stderr)
+        text = f"{argv[0]} exited (status {status}) before it read its secret"
+        raise LaunchError(f"{said} ({text})" if said else f"{text}: {exc}") from exc
     except BaseException:  # cancelled (the farm is closing): the caller never gets the process
         worker.kill()
         with trio.CancelScope(shield=True):
             await worker.wait()
         raise
     return worker
+
+
+async def _last_words(stream: trio.abc.ReceiveStream | None, limit: int = 65536) -> str:
+    """The last non-empty line a dead process wrote to ``stream`` (its stderr, when it is a pipe):
+    ssh's message when ssh could not connect. Reads at most ``limit`` bytes, for at most 1 s."""
+    if stream is None:
+        return ""
+    data = b""
+    with trio.move_on_after(1.0):
+        try:
+            while len(data) < limit and (chunk := await stream.receive_some(limit - len(data))):
+                data += chunk
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def read_secret(stream: BinaryIO | None = None) -> bytes:

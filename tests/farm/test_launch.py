@@ -14,11 +14,13 @@ from pathlib import Path
 import psutil
 import pytest
 import trio
+import trio.testing
 
 from philipjose.farm.launch import (
     MAX_SECRET,
     LaunchError,
     WorkerProcess,
+    _last_words,
     launch,
     launch_argv,
     read_secret,
@@ -144,6 +146,15 @@ async def test_launch_failures(tmp_path: Path) -> None:
     for bad in (b"", b"a\nb", b"a\rb", b"a\0b", b"x" * (MAX_SECRET + 1)):
         with pytest.raises(LaunchError, match="secret"):
             await launch(Machine("localhost"), ["-c", "pass"], secret=bad)
+
+
+async def test_the_last_words_of_a_launch_that_died_name_the_cause() -> None:
+    # what ssh writes when it cannot connect, read from its stderr for the LaunchError's message
+    stream = trio.testing.MemoryReceiveStream()
+    stream.put_data(b"warning: something\nssh: connect to host h port 22: Connection refused\r\n\n")
+    stream.put_eof()
+    assert await _last_words(stream) == "ssh: connect to host h port 22: Connection refused"
+    assert await _last_words(None) == ""
 
 
 def test_read_secret_from_a_stream() -> None:

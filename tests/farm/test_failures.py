@@ -164,15 +164,16 @@ if __name__ == "__main__":
 """
 
 
-def _interrupt(argv: list[str], signum: int) -> tuple[int, str, list[int]]:
+def _interrupt(argv: list[str], signum: int) -> tuple[int, str, list[int], list[str]]:
     """Run ``argv`` in a session of its own, wait for it to print its workers' pids on stderr, let it
     work a moment, send ``signum`` to its whole process group (as a terminal's Ctrl-C does); its exit
-    status, the rest of its stderr, and the workers still alive afterwards."""
+    status, the rest of its stderr, the workers still alive afterwards, and a worker's command line."""
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert process.stderr is not None
     try:
         pids = [int(p) for p in process.stderr.readline().split()]
         assert len(pids) == 2
+        command = psutil.Process(pids[0]).cmdline()
         time.sleep(1.0)  # let it get into the map: the workload, not a wait for an event
         os.killpg(process.pid, signum)
         rest = process.stderr.read()
@@ -182,16 +183,28 @@ def _interrupt(argv: list[str], signum: int) -> tuple[int, str, list[int]]:
             process.kill()
             process.wait()
         process.stderr.close()
-    return status, rest, [p for p in pids if psutil.pid_exists(p)]
+    return status, rest, [p for p in pids if psutil.pid_exists(p)], command
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_of_farm_run_prints_one_line(tmp_path: Path, signum: int, status: int) -> None:
     script = tmp_path / "job.py"
     script.write_text(JOB)
-    argv = [sys.executable, "-m", "philipjose", "farm", "run", str(script), "--workers", "2"]
-    code, stderr, alive = _interrupt(argv, signum)
+    argv = [
+        sys.executable,
+        "-m",
+        "philipjose",
+        "farm",
+        "run",
+        str(script),
+        "--workers",
+        "2",
+        "--net-ticktime",
+        "30",
+    ]
+    code, stderr, alive, command = _interrupt(argv, signum)
     assert code == status, stderr
+    assert command[command.index("--net-ticktime") + 1] == "30"  # passed on to the workers
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith("interrupted: ") and lines[0].endswith(" of 200 tasks done")
@@ -201,7 +214,7 @@ def test_ctrl_c_of_farm_run_prints_one_line(tmp_path: Path, signum: int, status:
 def test_ctrl_c_of_an_executor_raises_keyboard_interrupt_alone(tmp_path: Path) -> None:
     script = tmp_path / "job.py"
     script.write_text(EXECUTOR_JOB)
-    code, stderr, alive = _interrupt([sys.executable, str(script)], signal.SIGINT)
+    code, stderr, alive, _ = _interrupt([sys.executable, str(script)], signal.SIGINT)
     assert code == -signal.SIGINT  # Python's own end on an uncaught KeyboardInterrupt
     assert stderr.count("Traceback") == 1 and stderr.rstrip().endswith("KeyboardInterrupt"), stderr
     assert "sum(ex.map(slow" in stderr  # the main thread's traceback, no worker's

@@ -298,8 +298,8 @@ class FailurePolicy:
                 True,
                 now,
                 logging.WARNING,
-                f"{worker} on {host} {how} while running {tasks} task{plural}; they run again "
-                "elsewhere, and a new worker starts",
+                f"{worker} on {host} {how} while running {tasks} task{plural} (charged to "
+                f"{'them' if tasks != 1 else 'it'}); a new worker starts",
             )
         health.last_error = f"{worker} {how}"
         if came_up:

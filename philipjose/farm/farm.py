@@ -596,6 +596,8 @@ class Farm:
         finally:
             slot.keeper = None
             slot.settled.set()
+            if slot.handover and not self._closing:  # it retires: no replacement takes its broadcasts
+                self._abandon_handover(slot)
 
     def _carry_out(self, verdict: Verdict) -> Verdict:
         if verdict.message:

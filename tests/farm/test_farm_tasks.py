@@ -272,14 +272,17 @@ def spin() -> None:
 
 
 def swallow_everything(fifo: str) -> str:
-    with open(fifo, "w") as out:
-        out.write(f"{os.getpid()}\n")
     end = time.monotonic() + 30
+    announced = False
     while time.monotonic() < end:
-        try:
+        try:  # a task that will not be interrupted, from before it says it runs: its worker is killed
+            if not announced:
+                announced = True
+                with open(fifo, "w") as out:
+                    out.write(f"{os.getpid()}\n")
             while True:
                 pass
-        except BaseException:  # a task that will not be interrupted: the farm kills its worker
+        except BaseException:
             continue
     return "survived"
 
@@ -306,6 +309,37 @@ async def test_a_task_that_swallows_the_interrupt_has_its_worker_killed(tmp_path
         cancelled_at = time.monotonic()
         stubborn.cancel()
         start = await f.submit(started_at)
-        assert start - cancelled_at < 2.0
+        assert start - cancelled_at < 2.0, f"the next task started {start - cancelled_at:.2f} s after cancel"
         assert await f.submit(pid_of_worker) != worker
         assert f.counters.workers_lost == 1
+
+
+async def test_a_held_broadcast_fails_when_the_replacement_does_not_come_up(tmp_path: Path) -> None:
+    fifo = make_fifo(tmp_path)
+    once = tmp_path / "launched"
+    python = tmp_path / "python-once"
+    python.write_text(  # a python that starts the first worker only
+        f'#!/bin/sh\nif [ -e "{once}" ]; then echo "no more workers" >&2; exit 1; fi\n'
+        f'touch "{once}"\nexec "{sys.executable}" "$@"\n'
+    )
+    python.chmod(0o755)
+    machine = farm.Machine("localhost", 1, python=str(python))
+    async with farm.Farm(machines=[machine]) as f:
+        sleeper = f.submit(announce_then_sleep, str(fifo), 30)
+        await wait_sleeping(await wait_running(fifo))
+        outcome: list[BaseException] = []
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def broadcast() -> None:
+                    try:
+                        await f.broadcast(pid_of_worker)
+                    except farm.FarmError as exc:
+                        outcome.append(exc)
+
+                nursery.start_soon(broadcast)
+                with trio.fail_after(10):
+                    while f.counters.submitted < 2:
+                        await trio.sleep(0.01)
+                sleeper.cancel()  # its worker is killed; the broadcast waits for a replacement that fails
+        assert len(outcome) == 1 and isinstance(outcome[0], farm.WorkerLost), outcome

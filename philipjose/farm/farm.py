@@ -449,6 +449,14 @@ class Farm:
         self._ticktime: float = getattr(node, "net_ticktime", self.net_ticktime)
         accepted = getattr(node, "max_frame_size", frame_limit(self.max_message_size))
         self._message_limit = max(1, min(self.max_message_size, accepted - frame_limit(0)))
+        if self._message_limit < self.max_message_size:
+            _LOG.info(
+                "the running node accepts frames of up to %d bytes: tasks and results of this farm are "
+                "limited to %d bytes (not max_message_size=%d)",
+                accepted,
+                self._message_limit,
+                self.max_message_size,
+            )
         for machine in self._machine_list:
             count = machine.workers
             if count is None:

@@ -16,6 +16,7 @@ import psutil
 import pytest
 import trio
 
+import philipjose as pj
 from philipjose import farm
 from tests.farm.conftest import SshServer
 
@@ -343,3 +344,18 @@ async def test_a_held_broadcast_fails_when_the_replacement_does_not_come_up(tmp_
                         await trio.sleep(0.01)
                 sleeper.cancel()  # its worker is killed; the broadcast waits for a replacement that fails
         assert len(outcome) == 1 and isinstance(outcome[0], farm.WorkerLost), outcome
+
+
+def test_inside_a_running_node_its_max_frame_size_bounds_the_limit() -> None:
+    async def main() -> tuple[int, int]:
+        async with farm.Farm(workers=1) as f:
+            with pytest.raises(farm.ArgumentsTooLarge) as too_many:
+                f.submit(len, b"a" * (3 * _MB))
+            with pytest.raises(farm.ResultTooLarge) as too_much:  # the worker got the same limit
+                await f.submit(big_result, 3 * _MB)
+            assert await f.submit(len, b"a" * _MB) == _MB
+            return too_many.value.limit, too_much.value.limit
+
+    limit = 3 * _MB - (1 << 20)  # the node's max_frame_size less the farm's frame overhead
+    node = "farmtasks-limit@127.0.0.1"
+    assert pj.run(main, node=node, epmd=False, max_frame_size=3 * _MB) == (limit, limit)

@@ -29,6 +29,7 @@ import trio
 
 from philipjose.farm.errors import FarmError
 from philipjose.farm.farm import Farm, FarmFuture, _run_chunk
+from philipjose.farm.scheduler import PENDING
 from philipjose.farm.shipping import describe_task, dumps_task
 
 __all__ = ["Executor"]
@@ -202,9 +203,10 @@ class Executor(concurrent.futures.Executor):
         token = self._token
 
         async def finish() -> None:
-            if cancel_futures:
+            if cancel_futures:  # those not started: queued on the farmer (running ones finish)
                 for future in list(self._farm._futures.values()):
-                    future.cancel()
+                    if self._farm._sched.state(future.task_id) is PENDING:
+                        future.cancel()
             while self._farm._futures:
                 await next(iter(self._farm._futures.values())).wait()
             assert self._stop is not None

@@ -342,6 +342,7 @@ def test_executor_shutdown_cancels_futures() -> None:
     ex.shutdown(wait=True, cancel_futures=True)
     assert any(f.cancelled() for f in futures)
     assert all(f.done() for f in futures)
+    assert futures[0].result() == 0  # a started task is not cancelled (as ProcessPoolExecutor)
 
 
 async def test_ssh_workers(sshd_server: SshServer) -> None:

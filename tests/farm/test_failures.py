@@ -21,7 +21,7 @@ from philipjose import farm
 from philipjose.farm.policy import DOWN, UP
 from philipjose.farm.scheduler import Counters
 from tests.farm._tasks import brief_square, poison_every_20th, slow_square, square
-from tests.farm.conftest import _free_port
+from tests.farm.conftest import SshServer, _free_port
 from tests.farm.test_farm import Watch
 from tests.tools import require
 
@@ -238,3 +238,14 @@ async def test_a_race_losers_replacement_is_info_not_error(
     assert "(race)" in messages[0][1] and "(timeout)" in messages[1][1]
     assert _errors(caplog) == []
     assert not [r for r in caplog.records if r.name.startswith("philipjose.supervisors") and r.levelno > 20]
+
+
+async def test_an_ssh_worker_lost_running_a_task_says_how_it_died(sshd_server: SshServer) -> None:
+    machine = sshd_server.machine(python=sys.executable, workers=1)
+    async with farm.Farm(machines=[machine], farmer_host="127.0.0.1", max_deaths=1) as f:
+        with pytest.raises(farm.WorkerLost) as info:
+            await f.submit(lambda: os._exit(3))  # a lambda travels by value: no tests package there
+        assert info.value.causes == ("exited with status 3",)  # the remote status, through ssh
+        assert await f.submit(lambda: 9 * 9) == 81  # a new worker over ssh
+        (status,) = f.machines
+        assert status.state is UP and status.failures == 0 and status.workers == 1

@@ -17,7 +17,8 @@ Workloads:
 - local ping-pong: 50,000 round trips between two processes (CPU seconds, best of 3);
 - distribution one-way, philipjose -> erl: a philipjose node sends ``--dist-messages`` messages
   ``{row, 1, <<32 bytes>>, 2.5, [1,2,3]}`` to a registered ``sink`` on a real OTP node, timed until
-  the sink's count comes back (the driver of ``bench_dist.py``);
+  the sink's count comes back (the driver of ``bench_dist.py``), in wall time and in CPU seconds of
+  the sending process (steadier on a shared machine: what the send path costs);
 - distribution one-way, erl -> philipjose: an OTP node sends them to the philipjose node's sink
   (``examples/interop_node.py`` of each side).
 
@@ -91,15 +92,15 @@ async def main():
     msg = (Atom("row"), 1, bytes(32), 2.5, [1, 2, 3])
     me = pj.self()
     async def oneway(n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             pj.send(("sink", T), msg)
         pj.send(("sink", T), (Atom("count"), me))
         reply = await pj.receive(timeout=600)
-        return time.perf_counter() - t0, reply[1]
+        return time.perf_counter() - t0, time.process_time() - c0, reply[1]
     await oneway(1000)
-    one, count = await oneway(N)
-    print("RESULT", N / one, count, flush=True)
+    one, cpu, count = await oneway(N)
+    print("RESULT", N / one, count, N / cpu, flush=True)
 pj.run(main, node=sys.argv[3], cookie=sys.argv[4], listen_host="127.0.0.1")
 """
 
@@ -156,14 +157,14 @@ def run_local(tree: Path, n: int, r: int) -> tuple[float, float]:
     return float(fields[1]), float(fields[2])
 
 
-def run_py_to_erl(tree: Path, target: str, n: int, epmd_port: int) -> float:
+def run_py_to_erl(tree: Path, target: str, n: int, epmd_port: int) -> tuple[float, float]:
     name = f"bpdrv{os.getpid()}@localhost"
     argv = [sys.executable, "-c", DIST, target, str(n), name, COOKIE]
     proc = subprocess.Popen(argv, cwd=tree, env=side_env(tree, epmd_port), stdout=subprocess.PIPE, text=True)
     fields = wait_line(proc, "RESULT").split()
     proc.wait()
     assert int(fields[2]) == n, fields
-    return float(fields[1])
+    return float(fields[1]), float(fields[3])
 
 
 def run_erl_to_py(tree: Path, beam: Path, n: int, epmd_port: int) -> float:
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--round-trips", type=int, default=50_000)
     parser.add_argument("--dist-messages", type=int, default=200_000)
     parser.add_argument("--no-dist", action="store_true", help="only the local workloads")
+    parser.add_argument("--no-local", action="store_true", help="only the distribution workloads")
     args = parser.parse_args()
     baseline = args.baseline or default_baseline()
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,7 +217,7 @@ def main() -> None:
         print(f"baseline {baseline} ({old}) vs current {new}; {args.runs} runs, sides in turn", flush=True)
         one: list[tuple[float, float]] = []
         ping: list[tuple[float, float]] = []
-        for i in range(1, args.runs + 1):
+        for i in range(1, 0 if args.no_local else args.runs + 1):
             sides = [old, new] if i % 2 else [new, old]  # alternate which side goes first
             got = {side: run_local(side, args.messages, args.round_trips) for side in sides}
             a, b = got[old], got[new]
@@ -226,8 +228,9 @@ def main() -> None:
                 f"ping-pong {a[1]:,.0f} -> {b[1]:,.0f} /s ({b[1] / a[1]:.1%})",
                 flush=True,
             )
-        report("local one-way pj.send", one)
-        report("local ping-pong", ping)
+        if one:
+            report("local one-way pj.send", one)
+            report("local ping-pong", ping)
         if args.no_dist:
             return
         epmd_port = free_port()
@@ -245,6 +248,7 @@ def main() -> None:
             procs.append(target)
             wait_line(target, "ready")
             out: list[tuple[float, float]] = []
+            out_cpu: list[tuple[float, float]] = []
             into: list[tuple[float, float]] = []
             n = args.dist_messages
             for i in range(1, args.runs + 1):
@@ -256,16 +260,19 @@ def main() -> None:
                     )
                     for side in sides
                 }
-                a, b = got[old], got[new]
-                out.append((a[0], b[0]))
-                into.append((a[1], b[1]))
+                (a_out, a_in), (b_out, b_in) = got[old], got[new]
+                out.append((a_out[0], b_out[0]))
+                out_cpu.append((a_out[1], b_out[1]))
+                into.append((a_in, b_in))
                 print(
-                    f"run {i}: philipjose -> erl one-way {a[0]:,.0f} -> {b[0]:,.0f} msg/s "
-                    f"({b[0] / a[0]:.1%}), erl -> philipjose {a[1]:,.0f} -> {b[1]:,.0f} msg/s "
-                    f"({b[1] / a[1]:.1%})",
+                    f"run {i}: philipjose -> erl one-way {a_out[0]:,.0f} -> {b_out[0]:,.0f} msg/s "
+                    f"({b_out[0] / a_out[0]:.1%}; per CPU second {a_out[1]:,.0f} -> {b_out[1]:,.0f}, "
+                    f"{b_out[1] / a_out[1]:.1%}), erl -> philipjose {a_in:,.0f} -> {b_in:,.0f} msg/s "
+                    f"({b_in / a_in:.1%})",
                     flush=True,
                 )
             report("distribution one-way philipjose -> erl", out)
+            report("  the same per CPU second of the sender", out_cpu)
             report("distribution one-way erl -> philipjose", into)
         finally:
             for proc in reversed(procs):

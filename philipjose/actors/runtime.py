@@ -431,7 +431,7 @@ class Runtime:
                 if proc is not None:
                     self._enqueue(proc, msg)
             elif self.dist is not None:
-                return self._held(self.dist.send(self._sender_pid(), dest, msg), hold)
+                return self._send_remote(dest, msg, hold)
         elif isinstance(dest, str):
             name = _to_atom(dest)
             proc = self._names.get(name)
@@ -446,32 +446,33 @@ class Runtime:
                 if proc is not None and proc.alive:
                     self._enqueue(proc, msg)
             elif self.dist is not None:
-                return self._held(self.dist.send(self._sender_pid(), (name, node), msg), hold)
+                return self._send_remote((name, node), msg, hold)
         elif isinstance(dest, Reference):
             if self.is_local_node(dest.node):
                 proc = self._aliases.get(dest.ids)
                 if proc is not None and proc.alive:
                     self._enqueue(proc, msg)
             elif self.dist is not None:
-                return self._held(self.dist.send(self._sender_pid(), dest, msg), hold)
+                return self._send_remote(dest, msg, hold)
         else:
             raise BadArg(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an alias")
         return None
 
-    @staticmethod
-    def _held(until: trio.Event | None, hold: bool) -> trio.Event | None:
-        """The calling process sent to a busy connection: hold it back until ``until`` is set.
+    def _send_remote(self, to: Any, msg: Any, hold: bool) -> trio.Event | None:
+        """Hand a send to a remote destination to ``dist``; if its connection is busy, hold the
+        calling process back until the returned event is set (with ``hold``).
 
         A send cannot block, so the hold takes effect at the process's next checkpoint in the
         runtime: its reduction budget is zeroed, so its next ``receive`` (or ``send_wait``) goes
-        through the budget's checkpoint, which waits for ``until`` (see ``api._suspend``). A task
+        through the budget's checkpoint, which waits for the event (see ``api._suspend``). A task
         that is not a process is not held (it may ``await pj.send_wait``).
         """
-        if until is not None and hold:
-            proc = current_process()
-            if proc is not None:
-                proc.hold = until
-                proc.budget = 0
+        proc = current_process()
+        assert self.dist is not None
+        until = self.dist.send(self._system_pid if proc is None else proc.pid, to, msg)
+        if until is not None and hold and proc is not None:
+            proc.hold = until
+            proc.budget = 0
         return until
 
     def send_nowait(self, dest: Any, msg: Any) -> None:

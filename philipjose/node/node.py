@@ -336,39 +336,55 @@ class Node:
         if type(to) is Pid:
             node = to.node
             event = c.Send(to, msg, sender)
+            event_type: type = c.Send
         elif type(to) is tuple:
             node = Atom(to[1])
             event = c.RegSend(sender, Atom(to[0]), msg)
+            event_type = c.RegSend
         else:
             assert isinstance(to, Reference)
             node = to.node
             event = c.AliasSend(sender, to, msg)
+            event_type = c.AliasSend
         peer = self.peers.get(node)
         if peer is None or not peer.up:
             self._emit(node, event)
             return None
         busy = peer.busy
+        if busy is None:  # the common case: queue it, and see whether that made the connection busy
+            conn = peer.conn
+            assert conn is not None  # up
+            frame = conn.send(event) if event_type is not c.AliasSend else self._encode(peer, event)
+            if frame is not None:
+                self._queue(peer, frame)
+                if peer.queued > self.dist_buf_busy_limit:
+                    busy = peer.busy = trio.Event()
+                    log.debug("the connection to %s is busy (%d bytes queued)", node, peer.queued)
+                    peer.held[sender] = 0
+                    return busy
+            return None
+        return self._send_busy(peer, busy, sender, event)
+
+    def _send_busy(
+        self, peer: _Peer, busy: trio.Event, sender: Pid, event: c.ControlEvent
+    ) -> trio.Event | None:
+        """:meth:`send` on a busy connection: queue ``event`` and return ``busy``, or refuse a
+        process that has sent too much since it was held (see *Back-pressure* in the module doc)."""
         limit = self.dist_buf_busy_limit
         held = peer.held
-        spent = held.get(sender, -1) if busy is not None else -1
+        spent = held.get(sender, -1)
         if spent > limit * _HARD_FACTOR and (sender.id or sender.serial):  # (0, 0): not a process
             raise Busy(
-                f"the connection to {node} is busy ({peer.queued} bytes queued) and this process has "
-                f"sent over {_HARD_FACTOR} x dist_buf_busy_limit to it since it was held back, without "
-                "waiting: use 'await pj.send_wait(...)', or await pj.receive between sends",
-                node,
+                f"the connection to {peer.node} is busy ({peer.queued} bytes queued) and this process "
+                f"has sent over {_HARD_FACTOR} x dist_buf_busy_limit to it since it was held back, "
+                "without waiting: use 'await pj.send_wait(...)', or await pj.receive between sends",
+                peer.node,
             )
         frame = self._encode(peer, event)
         if frame is None:
             return None
         self._queue(peer, frame)
-        if busy is None:
-            if peer.queued <= limit:
-                return None
-            busy = peer.busy = trio.Event()
-            log.debug("the connection to %s is busy (%d bytes queued)", node, peer.queued)
-            held[sender] = 0
-        elif spent < 0:
+        if spent < 0:
             held[sender] = 0
         elif len(frame) < limit:
             held[sender] = spent + len(frame)

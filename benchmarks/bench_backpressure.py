@@ -19,6 +19,9 @@ Workloads:
   ``{row, 1, <<32 bytes>>, 2.5, [1,2,3]}`` to a registered ``sink`` on a real OTP node, timed until
   the sink's count comes back (the driver of ``bench_dist.py``), in wall time and in CPU seconds of
   the sending process (steadier on a shared machine: what the send path costs);
+- the remote send path alone: the best time of a batch of 1,000 ``pj.send`` of that message to the
+  OTP sink (over 300 batches, each drained before the next, so the connection is never busy): what
+  one remote send costs, least disturbed by other load;
 - distribution one-way, erl -> philipjose: an OTP node sends them to the philipjose node's sink
   (``examples/interop_node.py`` of each side).
 
@@ -105,6 +108,28 @@ pj.run(main, node=sys.argv[3], cookie=sys.argv[4], listen_host="127.0.0.1")
 """
 
 
+SEND_PATH = r"""
+import sys, time, philipjose as pj
+from philipjose import Atom
+T, BATCHES = sys.argv[1], int(sys.argv[2])
+async def main():
+    assert await pj.node.ping(T)
+    msg = (Atom("row"), 1, bytes(32), 2.5, [1, 2, 3])
+    me = pj.self()
+    clock = time.perf_counter
+    best = float("inf")
+    for _ in range(BATCHES):
+        t0 = clock()
+        for _ in range(1000):
+            pj.send(("sink", T), msg)
+        best = min(best, clock() - t0)
+        pj.send(("sink", T), (Atom("count"), me))
+        await pj.receive(timeout=600)  # the batch has been written and counted: the queue is empty
+    print("RESULT", best / 1000 * 1e6, flush=True)
+pj.run(main, node=sys.argv[3], cookie=sys.argv[4], listen_host="127.0.0.1")
+"""
+
+
 def default_baseline() -> str:
     out = subprocess.run(
         [
@@ -165,6 +190,15 @@ def run_py_to_erl(tree: Path, target: str, n: int, epmd_port: int) -> tuple[floa
     proc.wait()
     assert int(fields[2]) == n, fields
     return float(fields[1]), float(fields[3])
+
+
+def run_send_path(tree: Path, target: str, batches: int, epmd_port: int) -> float:
+    name = f"bppath{os.getpid()}@localhost"
+    argv = [sys.executable, "-c", SEND_PATH, target, str(batches), name, COOKIE]
+    proc = subprocess.Popen(argv, cwd=tree, env=side_env(tree, epmd_port), stdout=subprocess.PIPE, text=True)
+    fields = wait_line(proc, "RESULT").split()
+    proc.wait()
+    return float(fields[1])
 
 
 def run_erl_to_py(tree: Path, beam: Path, n: int, epmd_port: int) -> float:
@@ -247,6 +281,17 @@ def main() -> None:
             target = erl(beam, erl_target, "-run", "pj_bench", "serve", env=env)
             procs.append(target)
             wait_line(target, "ready")
+            path: list[tuple[float, float]] = []
+            for i in range(1, args.runs + 1):
+                sides = [old, new] if i % 2 else [new, old]
+                took = {side: run_send_path(side, erl_target, 300, epmd_port) for side in sides}
+                path.append((1 / took[old], 1 / took[new]))
+                print(
+                    f"run {i}: pj.send to erl, best of 300 batches of 1,000: {took[old]:.2f} -> "
+                    f"{took[new]:.2f} us per send ({took[old] / took[new]:.1%} of the baseline's rate)",
+                    flush=True,
+                )
+            report("pj.send to a remote node (per microsecond)", path)
             out: list[tuple[float, float]] = []
             out_cpu: list[tuple[float, float]] = []
             into: list[tuple[float, float]] = []

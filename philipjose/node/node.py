@@ -350,45 +350,44 @@ class Node:
         if peer is None or not peer.up:
             self._emit(node, event)
             return None
+        conn = peer.conn
+        assert conn is not None  # up
         busy = peer.busy
-        if busy is None:  # the common case: queue it, and see whether that made the connection busy
-            conn = peer.conn
-            assert conn is not None  # up
-            frame = conn.send(event) if event_type is not c.AliasSend else self._encode(peer, event)
-            if frame is not None:
-                self._queue(peer, frame)
-                if peer.queued > self.dist_buf_busy_limit:
-                    busy = peer.busy = trio.Event()
-                    log.debug("the connection to %s is busy (%d bytes queued)", node, peer.queued)
-                    peer.held[sender] = 0
-                    return busy
-            return None
-        return self._send_busy(peer, busy, sender, event)
-
-    def _send_busy(
-        self, peer: _Peer, busy: trio.Event, sender: Pid, event: c.ControlEvent
-    ) -> trio.Event | None:
-        """:meth:`send` on a busy connection: queue ``event`` and return ``busy``, or refuse a
-        process that has sent too much since it was held (see *Back-pressure* in the module doc)."""
         limit = self.dist_buf_busy_limit
-        held = peer.held
-        spent = held.get(sender, -1)
-        if spent > limit * _HARD_FACTOR and (sender.id or sender.serial):  # (0, 0): not a process
-            raise Busy(
-                f"the connection to {peer.node} is busy ({peer.queued} bytes queued) and this process "
-                f"has sent over {_HARD_FACTOR} x dist_buf_busy_limit to it since it was held back, "
-                "without waiting: use 'await pj.send_wait(...)', or await pj.receive between sends",
-                peer.node,
-            )
-        frame = self._encode(peer, event)
+        spent = -1
+        if busy is not None:
+            spent = peer.held.get(sender, -1)
+            if spent > limit * _HARD_FACTOR and (sender.id or sender.serial):  # (0, 0): not a process
+                raise self._refusal(peer)
+        frame = conn.send(event) if event_type is not c.AliasSend else self._encode(peer, event)
         if frame is None:
             return None
-        self._queue(peer, frame)
+        if busy is None:  # the common case: queue it, and see whether that made the connection busy
+            self._queue(peer, frame)
+            if peer.queued <= limit:
+                return None
+            busy = peer.busy = trio.Event()
+            log.debug("the connection to %s is busy (%d bytes queued)", node, peer.queued)
+            peer.held[sender] = 0
+            return busy
+        size = len(frame)  # busy: the writer has work already, so no direct write
+        peer.out.append(frame)
+        peer.queued += size
+        peer.wake.set()
         if spent < 0:
-            held[sender] = 0
-        elif len(frame) < limit:
-            held[sender] = spent + len(frame)
+            peer.held[sender] = 0
+        elif size < limit:
+            peer.held[sender] = spent + size
         return busy
+
+    @staticmethod
+    def _refusal(peer: _Peer) -> Busy:
+        return Busy(
+            f"the connection to {peer.node} is busy ({peer.queued} bytes queued) and this process has "
+            f"sent over {_HARD_FACTOR} x dist_buf_busy_limit to it since it was held back, without "
+            "waiting: use 'await pj.send_wait(...)', or await pj.receive between sends",
+            peer.node,
+        )
 
     def busy(self, node: Atom) -> bool:
         """True when the connection to ``node`` is busy (see *Back-pressure* in the module doc)."""

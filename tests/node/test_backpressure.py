@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import secrets
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -39,7 +40,7 @@ class RawPeer:
     frames parsed out of them (a tick is a zero-length frame).
     """
 
-    def __init__(self, name: str, stream: trio.SocketStream, creation: int, rest: bytes) -> None:
+    def __init__(self, name: str, stream: trio.abc.Stream, creation: int, rest: bytes) -> None:
         self.name = name
         self.stream = stream
         self.creation = creation
@@ -49,11 +50,15 @@ class RawPeer:
         self._buf = bytearray(rest)
 
     @classmethod
-    async def connect(cls, node: Node) -> RawPeer:
+    async def connect(cls, node: Node, tls: ssl.SSLContext | None = None) -> RawPeer:
+        """Connect to ``node`` and handshake; with ``tls`` (a client context), inside TLS."""
         name = unique("raw")
         creation = secrets.randbelow(1 << 30) + 4
-        stream = await trio.open_tcp_stream("127.0.0.1", node.port)
-        machine = Handshake(initiator=True, cookie=COOKIE.encode(), length_size=2)
+        stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", node.port)
+        if tls is not None:
+            stream = trio.SSLStream(stream, tls, server_hostname="localhost")
+            await stream.do_handshake()
+        machine = Handshake(initiator=True, cookie=COOKIE.encode(), length_size=2 if tls is None else 4)
 
         async def event() -> Any:
             while True:
@@ -107,10 +112,12 @@ class RawPeer:
 
 
 @contextlib.asynccontextmanager
-async def node_and_peer(**options: Any) -> AsyncIterator[tuple[LocalNode, Node, RawPeer]]:
+async def node_and_peer(
+    client_tls: ssl.SSLContext | None = None, **options: Any
+) -> AsyncIterator[tuple[LocalNode, Node, RawPeer]]:
     async with local_nodes(1, **options) as (node,), trio.open_nursery() as nursery:
         assert node.dist is not None
-        peer = await RawPeer.connect(node.dist)
+        peer = await RawPeer.connect(node.dist, client_tls)
         with trio.fail_after(10):
             while Atom(peer.name) not in node.dist.nodes():
                 await trio.sleep(0.01)  # bounded poll: the node has no event for an accepted peer

@@ -341,7 +341,8 @@ def _add_farm_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "run",
         help="run SCRIPT's main(farm) on a farm",
         description="Run a script's main(farm). Options may come before or after SCRIPT; other "
-        "arguments after SCRIPT are the script's (its sys.argv[1:]).",
+        "arguments after SCRIPT are the script's (its sys.argv[1:]). Ctrl-C or SIGTERM stops the script "
+        "and the workers and prints 'interrupted: N of M tasks done' (exit status 130, or 143).",
     )
     _add_farm_run_options(run)
     run.add_argument("script", metavar="SCRIPT", type=Path)

@@ -1095,7 +1095,8 @@ class Farm:
 
     @property
     def workers(self) -> list[WorkerInfo]:
-        """The workers that came up, live ones first: node, host, OS pid, tasks done."""
+        """The workers that came up, live ones first: node, host, OS pid, tasks done, whether alive,
+        the machine it was started on, and for a lost one how it ended (``cause``)."""
         infos = [s.info for s in self._slots if s.info is not None]
         return sorted(infos, key=lambda i: not i.alive)
 

@@ -49,8 +49,10 @@ queue without bound; a message of at least the limit is always queued (its size 
 data, and OTP too queues the message that makes a connection busy), and tasks that are not
 processes are never refused (they are the runtime's own machinery, with their own flow control, or
 code that waits with ``send_wait``). Ticks and control signals
-(links, exits, monitors, spawn requests and replies) are counted but never held or refused. Signals
-queued while the connection is being set up are not counted (they wait at most ``handshake_timeout``).
+(links, exits, monitors, spawn requests and replies) are counted but never held or refused. While a
+connection is being set up, signals wait as events (their size is not known before the flags are):
+once more than ``dist_buf_busy_limit // 256`` messages wait (4096 by default), a message send returns
+``_Peer.done`` instead, so its sender is held until the connection is up or has failed.
 
 Bad input: anything a peer does wrong (a malformed handshake, a wrong cookie, an oversized or
 undecodable frame, silence) closes that peer's connection and is logged; the node keeps serving.
@@ -269,6 +271,7 @@ class Node:
         self.rt = rt
         self.busy_wait = busy_wait
         self.dist_buf_busy_limit = dist_buf_busy_limit
+        self._pending_limit = max(64, dist_buf_busy_limit // 256)  # messages waiting for a connection
         self.tls = tls
         self._length_size = 2 if tls is None else 4  # handshake length prefix (OTP: packet 2 / 4)
         self.name = Atom(name)
@@ -349,6 +352,9 @@ class Node:
         peer = self.peers.get(node)
         if peer is None or not peer.up:
             self._emit(node, event)
+            peer = self.peers.get(node)
+            if peer is not None and not peer.up and len(peer.pending) > self._pending_limit:
+                return peer.done  # set when the connection is up or has failed
             return None
         conn = peer.conn
         assert conn is not None  # up
@@ -392,7 +398,9 @@ class Node:
     def busy(self, node: Atom) -> bool:
         """True when the connection to ``node`` is busy (see *Back-pressure* in the module doc)."""
         peer = self.peers.get(node)
-        return peer is not None and peer.busy is not None
+        if peer is None:
+            return False
+        return peer.busy is not None or (not peer.up and len(peer.pending) > self._pending_limit)
 
     @staticmethod
     def _resume(peer: _Peer) -> None:

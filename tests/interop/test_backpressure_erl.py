@@ -99,7 +99,7 @@ async def test_a_stopped_erl_peer_holds_back_python_and_erl_senders() -> None:
                         assert held < n
                         peer = dist.peers[Atom(peer_name)]
                         limit = dist.dist_buf_busy_limit
-                        assert limit < peer.queued < 2 * limit
+                        assert limit // 2 < peer.queued < 2 * limit  # busy (until drained to half)
                         # OTP's sender to the same stopped node is suspended as well.
                         await node.run(_send, (Atom("ctl"), Atom(sender_name)), Atom("go"))
                         assert await otp.line("STATUS", timeout=30) == "suspended"

@@ -43,7 +43,7 @@ async def test_a_tls_peer_that_does_not_read_holds_the_sender(pki: PKI) -> None:
             held = await stalled(lambda: sent)
             assert held < n
             assert dist.busy(Atom(peer.name))
-            assert limit < queued(dist, peer) < 2 * limit
+            assert limit // 2 < queued(dist, peer) < 2 * limit  # busy (until drained to half)
             with trio.fail_after(30):
                 while peer.frames < n:
                     await peer.read()

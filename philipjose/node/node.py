@@ -184,6 +184,8 @@ class _Peer:
         "done",
         "flags",
         "held",
+        "held_pid",
+        "held_spent",
         "node",
         "out",
         "outgoing",
@@ -221,7 +223,11 @@ class _Peer:
         self.sending = False  # the writer task is inside send_all
         self.queued = 0  # bytes in ``out`` and in the batch the writer is sending
         self.busy: trio.Event | None = None  # while busy: set when drained (back-pressure)
-        self.held: dict[Pid, int] = {}  # senders held since it became busy -> bytes sent since
+        # Senders held since it became busy -> bytes sent since; the latest sender is kept apart (a Pid
+        # hashes slowly, and a busy connection usually has one sender sending many messages).
+        self.held: dict[Pid, int] = {}
+        self.held_pid: Pid | None = None
+        self.held_spent = -1
 
     def __str__(self) -> str:
         """The node's name and address, for log lines."""
@@ -362,7 +368,14 @@ class Node:
         limit = self.dist_buf_busy_limit
         spent = -1
         if busy is not None:
-            spent = peer.held.get(sender, -1)
+            if sender is peer.held_pid:
+                spent = peer.held_spent
+            else:  # another sender: park the latest one's count in the dict, take this one's out
+                if peer.held_pid is not None:
+                    peer.held[peer.held_pid] = peer.held_spent
+                spent = peer.held.pop(sender, -1)
+                peer.held_pid = sender
+                peer.held_spent = spent
             if spent > limit * _HARD_FACTOR and (sender.id or sender.serial):  # (0, 0): not a process
                 raise self._refusal(peer)
         frame = conn.send(event) if event_type is not c.AliasSend else self._encode(peer, event)
@@ -374,16 +387,18 @@ class Node:
                 return None
             busy = peer.busy = trio.Event()
             log.debug("the connection to %s is busy (%d bytes queued)", node, peer.queued)
-            peer.held[sender] = 0
+            peer.held_pid = sender
+            peer.held_spent = 0
             return busy
-        size = len(frame)  # busy: the writer has work already, so no direct write
-        peer.out.append(frame)
+        size = len(frame)  # busy: the writer is writing (or has ``out`` to write), so no wake-up
+        peer.out.append(frame)  # and no direct write
         peer.queued += size
-        peer.wake.set()
         if spent < 0:
-            peer.held[sender] = 0
+            peer.held_spent = 0
         elif size < limit:
-            peer.held[sender] = spent + size
+            peer.held_spent = spent + size
+        else:
+            peer.held_spent = spent
         return busy
 
     @staticmethod
@@ -409,6 +424,8 @@ class Node:
         if busy is not None:
             peer.busy = None
             peer.held.clear()
+            peer.held_pid = None
+            peer.held_spent = -1
             busy.set()
 
     def link(self, local: Pid, remote: Pid) -> None:

@@ -302,6 +302,31 @@ async def test_a_sender_that_never_awaits_gets_busy_at_the_hard_limit() -> None:
         assert peer.frames == sent
 
 
+async def test_the_hard_limit_counts_each_held_sender_apart() -> None:
+    """Two held senders taking turns each get 64 x the limit before one is refused (the node keeps
+    a count per sender, the latest one aside from the others)."""
+    limit = 16 * 1024
+    async with node_and_peer(dist_buf_busy_limit=limit) as (node, dist, peer):
+        dest = peer.pid()
+        here = dist.name
+        senders = [Pid(here, 9001, 0, dist.creation), Pid(here, 9002, 0, dist.creation)]
+
+        async def flood() -> tuple[int, int]:
+            sent = 0
+            try:
+                while True:
+                    dist.send(senders[sent % 2], dest, PAYLOAD)  # the hook the runtime calls
+                    sent += 1
+            except pj.Busy:
+                return sent, queued(dist, peer)
+
+        sent, at = await node.run(flood)
+        assert 129 * limit < at < 129 * limit + 1024  # limit + 2 x 64 x limit
+        with trio.fail_after(20):
+            while peer.frames < sent:
+                await peer.read()
+
+
 async def test_large_messages_and_system_tasks_are_never_refused() -> None:
     """A message of at least the limit is always queued, and a task that is not a process is never
     refused: 4 MiB of 32 KiB messages, then 4 MiB of small ones from a system task, all queued,

@@ -424,7 +424,7 @@ class Runtime:
     def _send_slow(self, dest: Any, msg: Any, hold: bool = True) -> trio.Event | None:
         """Every send but the local-pid fast path. A send to a busy remote connection returns the
         event the node sets when that connection has drained and, with ``hold``, holds the calling
-        process back at its next ``receive`` until then (see :meth:`_hold`); otherwise None."""
+        process back at its next ``receive`` until then (see :meth:`_send_remote`); otherwise None."""
         if isinstance(dest, Pid):
             if self.is_local_node(dest.node):
                 proc = self._find(dest)

@@ -3,6 +3,7 @@ its first task at once instead of importing the test modules (pytest, psutil) fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -25,3 +26,24 @@ def poison_every_20th(i: int) -> int:
     if i % 20 == 0:
         os._exit(3)
     return i * i
+
+
+def stubborn() -> None:
+    """Swallows the farm's request to stop (``TaskCancelled`` raised in its thread): only a kill
+    stops it."""
+    while True:
+        with contextlib.suppress(BaseException):  # the point: it refuses to stop
+            time.sleep(1000)
+
+
+def stubborn_once_started(fifo: str) -> None:
+    """Says it is running (a line into the named pipe ``fifo``), then behaves as :func:`stubborn`."""
+    with open(fifo, "w") as out:
+        out.write("running\n")
+    stubborn()
+
+
+def when_started(fifo: str) -> str:
+    """Returns once :func:`stubborn_once_started` is running (blocks on the named pipe)."""
+    with open(fifo) as source:
+        return source.readline().strip()

@@ -4,6 +4,7 @@ real ``ssh`` client refused by a loopback port nobody listens on."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -20,7 +21,15 @@ import trio
 from philipjose import farm
 from philipjose.farm.policy import DOWN, UP
 from philipjose.farm.scheduler import Counters
-from tests.farm._tasks import brief_square, poison_every_20th, slow_square, square
+from tests.farm._tasks import (
+    brief_square,
+    poison_every_20th,
+    slow_square,
+    square,
+    stubborn,
+    stubborn_once_started,
+    when_started,
+)
 from tests.farm.conftest import SshServer, _free_port
 from tests.farm.test_farm import Watch
 from tests.tools import require
@@ -225,12 +234,16 @@ async def test_a_race_losers_replacement_is_info_not_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
     watch = Watch()
     async with farm.Farm(workers=2, progress=watch) as f:
-        assert await f.race(lambda: time.sleep(1000), lambda: "fast") == "fast"
+        # the winner returns only once the loser runs, and the loser refuses to stop: it is killed
+        loser, winner = functools.partial(stubborn_once_started, fifo), functools.partial(when_started, fifo)
+        assert await f.race(loser, winner) == "running"
         await watch.until(lambda c: c.workers_lost == 1 and c.workers == 2)
         with pytest.raises(farm.TaskTimeout):
-            await f.submit(time.sleep, 1000, timeout=0.5)
+            await f.submit(stubborn, timeout=1.5)
         await watch.until(lambda c: c.workers_lost == 2 and c.workers == 2)
     records = [r for r in caplog.records if "stopped by the farm" in r.getMessage()]
     messages = [(r.levelno, r.getMessage()) for r in records]

@@ -4,8 +4,18 @@ Theory of operation: after the handshake (:mod:`philipjose.node.handshake`) both
 4-byte-length frames. :class:`Connection` feeds received bytes to a
 :class:`~philipjose.node.framing.FrameDecoder`, which yields ticks and whole (reassembled) messages;
 each message is decoded into a control event (:mod:`philipjose.node.control`). Sending is the
-reverse, in pass-through frames, choosing the wire variant the negotiated ``flags`` allow. The object
-holds no timers: the node layer sends :data:`TICK_BYTES` and watches for silence.
+reverse, choosing the wire variant the negotiated ``flags`` allow. The object holds no timers: the
+node layer sends :data:`TICK_BYTES` and watches for silence.
+
+Large messages need not be decoded here: :meth:`Connection.next_event_or_large` hands a message of
+``LARGE_MESSAGE`` bytes or more back undecoded, as a :class:`~philipjose.node.framing.DistMessage`,
+and the caller decodes it with :meth:`Connection.decode` where it likes (the node does it in a
+worker thread, so that the event loop keeps serving other connections meanwhile). Small messages
+are decoded at once: they cannot take long.
+
+Memory: see :mod:`philipjose.node.framing` for what is buffered (``max_buffered``); a decoded
+message may build at most one container per ``CONTAINER_RATIO`` bytes of its encoding (plus 4096),
+and a compressed term in a pass-through frame may inflate to at most ``MAX_INFLATED`` bytes.
 
 A message that does not decode raises :class:`~philipjose.node.errors.ProtocolError`; the node layer
 then closes this connection (as OTP does) and keeps all others.
@@ -13,25 +23,34 @@ then closes this connection (as OTP does) and keeps all others.
 
 from __future__ import annotations
 
+from typing import Final
+
 from philipjose.node.control import ControlCodec, ControlEvent
+from philipjose.node.flags import DFLAG_DIST_HDR_ATOM_CACHE, DFLAG_FRAGMENTS
 from philipjose.node.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_SEQUENCES,
     TICK_BYTES,
+    DistMessage,
     FrameDecoder,
     Tick,
 )
 from philipjose.node.sentinels import Sentinel
+from philipjose.node.terms import CONTAINER_RATIO, MAX_INFLATED
 
-__all__ = ["TICK_BYTES", "Connection"]
+__all__ = ["CONTAINER_RATIO", "LARGE_MESSAGE", "MAX_INFLATED", "TICK_BYTES", "Connection"]
+
+#: Messages of at least this many bytes are returned undecoded by ``next_event`` (64 KiB: the
+#: slowest such message to decode, a 64 KiB deep nest, takes some 20 ms).
+LARGE_MESSAGE: Final = 1 << 16
 
 
 class Connection:
     """One side of an established connection with negotiated ``flags``.
 
-    Limits (see :mod:`philipjose.node.framing`): ``max_frame_size``, ``max_message_size``,
-    ``max_sequences``.
+    Limits (see :mod:`philipjose.node.framing`): ``max_frame_size``, ``max_message_size`` and
+    ``max_buffered`` (None: twice the larger size). Pass-through frames are refused when the flags
+    include ``DFLAG_FRAGMENTS`` or the atom cache, as ERTS refuses them.
     """
 
     def __init__(
@@ -40,24 +59,53 @@ class Connection:
         *,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        max_sequences: int = DEFAULT_MAX_SEQUENCES,
+        max_buffered: int | None = None,
     ) -> None:
         self.flags = flags
         self._codec = ControlCodec(flags)
         self._frames = FrameDecoder(
-            max_frame_size=max_frame_size, max_message_size=max_message_size, max_sequences=max_sequences
+            max_frame_size=max_frame_size,
+            max_message_size=max_message_size,
+            max_buffered=max_buffered,
+            pass_through=not flags & (DFLAG_FRAGMENTS | DFLAG_DIST_HDR_ATOM_CACHE),
         )
+
+    @property
+    def buffered(self) -> int:
+        """Received bytes not yet handed on (open fragment sequences included)."""
+        return self._frames.buffered
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes received from the peer."""
         self._frames.receive_data(data)
 
     def next_event(self) -> Tick | ControlEvent | Sentinel:
-        """The next :class:`Tick` or control event, or ``NEED_DATA``."""
+        """The next :class:`Tick` or control event, or ``NEED_DATA`` (every message decoded here)."""
+        event = self.next_event_or_large()
+        if type(event) is DistMessage:
+            return self.decode(event)
+        return event  # type: ignore[return-value]
+
+    def next_event_or_large(self) -> Tick | ControlEvent | DistMessage | Sentinel:
+        """Like :meth:`next_event`, but a message of ``LARGE_MESSAGE`` bytes or more comes back
+        undecoded, as a :class:`DistMessage`, for the caller to :meth:`decode` where it likes."""
         frame = self._frames.next_frame()
         if type(frame) is tuple:
-            return self._codec.decode_frame(*frame)
+            data = frame[0]
+            if len(data) < LARGE_MESSAGE and type(data) is bytes:
+                return self._codec.decode_frame(data, frame[1], frame[2])
+            return DistMessage(*frame)
         return frame  # type: ignore[return-value]  # a Tick or NEED_DATA
+
+    def decode(self, message: DistMessage) -> ControlEvent:
+        """Decode a message :meth:`next_event` handed back (safe to call from another thread while
+        the connection sends; not while another message of it is decoded)."""
+        data = message.data
+        if type(data) is not bytes:
+            gathered = data
+            data = bytes(gathered)
+            gathered.clear()  # type: ignore[union-attr]  # free it now, not when the message goes
+        return self._codec.decode_frame(data, message.offset, message.versioned)
 
     def send(self, event: ControlEvent) -> bytes:
         """The frame that carries ``event``."""

@@ -402,7 +402,7 @@ def decode_message(message: DistMessage) -> ControlEvent:
     tuple starting with an integer, or when a known operation is malformed. Bytes left after the
     payload raise too (OTP refuses them the same way).
     """
-    return _decode_message(message.data, message.offset, message.versioned)
+    return _decode_message(bytes(message.data), message.offset, message.versioned)
 
 
 def _decode_message(data: bytes, offset: int, versioned: bool) -> ControlEvent:
@@ -651,7 +651,7 @@ class ControlCodec:
 
     def decode(self, message: DistMessage) -> ControlEvent:
         """Like :func:`decode_message`."""
-        return self.decode_frame(message.data, message.offset, message.versioned)
+        return self.decode_frame(bytes(message.data), message.offset, message.versioned)
 
     def decode_frame(self, data: bytes, offset: int, versioned: bool) -> ControlEvent:
         """:meth:`decode` of a :class:`DistMessage` given by its fields."""

@@ -24,8 +24,11 @@ are laid out:
 
 Limits (each violation raises a :class:`ProtocolError` subclass, which closes the connection): a frame
 is at most ``max_frame_size`` bytes (default 128 MiB); a reassembled fragmented message is at most
-``max_message_size`` bytes (default 128 MiB); at most ``max_sequences`` (default 256) fragmented
-messages may be open at once; fragments must arrive in order.
+``max_message_size`` bytes (default 128 MiB); the bytes held for the connection -- the frame being
+gathered plus every open fragment sequence, each sequence charged ``SEQUENCE_OVERHEAD`` (256) bytes
+more -- are at most ``max_buffered`` (default: twice the larger of the two sizes), so any number of
+sequences may be open but not more bytes; fragments must arrive in order; a pass-through frame is
+refused when ``pass_through`` is False (the connection negotiated ``DFLAG_FRAGMENTS``).
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from philipjose.node.sentinels import NEED_DATA, Sentinel
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_MESSAGE_SIZE",
-    "DEFAULT_MAX_SEQUENCES",
     "PASS_THROUGH",
+    "SEQUENCE_OVERHEAD",
     "TICK_BYTES",
     "DistMessage",
     "FrameDecoder",
@@ -54,7 +57,6 @@ __all__ = [
 
 DEFAULT_MAX_FRAME_SIZE: Final = 128 * 1024 * 1024
 DEFAULT_MAX_MESSAGE_SIZE: Final = 128 * 1024 * 1024
-DEFAULT_MAX_SEQUENCES: Final = 256
 
 PASS_THROUGH: Final = 112
 _VERSION = 131
@@ -80,10 +82,11 @@ class DistMessage:
 
     ``data[offset:]`` holds the terms. ``versioned`` is True when each term starts with its 131 version
     byte (pass-through frames) and False when the version bytes are omitted (after a distribution
-    header, fragmented or not).
+    header, fragmented or not). ``data`` is a ``bytearray`` for a reassembled fragmented message and
+    for a frame of 1 MiB or more that came in several reads (handed on without a copy).
     """
 
-    data: bytes
+    data: bytes | bytearray
     offset: int
     versioned: bool
 
@@ -125,12 +128,18 @@ def dist_header(control: bytes, payload: bytes | None = None) -> bytes:
 
 
 class _Sequence:
-    __slots__ = ("next_id", "parts", "size")
+    __slots__ = ("data", "next_id")
 
-    def __init__(self, next_id: int, first: bytes) -> None:
+    def __init__(self, next_id: int, first: bytearray) -> None:
         self.next_id = next_id
-        self.parts = [first]
-        self.size = len(first)
+        self.data = first
+
+
+#: What an open fragment sequence is charged beyond its bytes (its objects and dict entry).
+SEQUENCE_OVERHEAD: Final = 256
+#: A frame at least this large that arrives over several reads is handed on as the ``bytearray``
+#: it was gathered in, without a copy (the decoder, off the event loop, makes it ``bytes``).
+_BIG_FRAME: Final = 1 << 20
 
 
 class FrameDecoder:
@@ -139,8 +148,16 @@ class FrameDecoder:
     Received chunks are kept as they are (immutable ``bytes``) and frames are sliced out of them, so
     a chunk holding many whole frames is parsed without copying it. Only a frame split across chunks
     is gathered in a ``bytearray`` (amortised appends, so feeding a large frame byte by byte stays
-    linear) until it is complete; its length is checked against ``max_frame_size`` as soon as its
-    4-byte header is there.
+    linear) until it is complete; its length is checked against ``max_frame_size`` and the input
+    budget as soon as its 4-byte header is there. A frame of 1 MiB or more gathered that way is
+    handed on in that ``bytearray`` (no copy on the event loop), and so is a reassembled fragmented
+    message: a message's ``data`` is ``bytes`` or ``bytearray``.
+
+    ``max_buffered`` is this connection's input budget: the bytes of the frame being gathered plus
+    the bytes of every open fragment sequence (each charged ``SEQUENCE_OVERHEAD`` more). A frame
+    whose length would take the total over it is refused from its length alone. ``pass_through``
+    False refuses pass-through frames (ERTS refuses them once ``DFLAG_FRAGMENTS`` or the atom
+    cache is negotiated).
     """
 
     def __init__(
@@ -148,21 +165,35 @@ class FrameDecoder:
         *,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        max_sequences: int = DEFAULT_MAX_SEQUENCES,
+        max_buffered: int | None = None,
+        pass_through: bool = True,
     ) -> None:
         self.max_frame_size = max_frame_size
         self.max_message_size = max_message_size
-        self.max_sequences = max_sequences
+        if max_buffered is None:
+            max_buffered = 2 * max(max_frame_size, max_message_size)
+        self.max_buffered = max_buffered
+        self.pass_through = pass_through
         self._buffer = b""  # the current chunk; frames are parsed from _pos on
         self._pos = 0
         self._partial: bytearray | None = None  # an incomplete frame being gathered, else None
+        self._big: bytearray | None = None  # a complete big frame's body, handed on before _buffer
         self._sequences: dict[int, _Sequence] = {}
+        self._held = 0  # bytes charged for open fragment sequences
+        self._limit = min(max_frame_size, self.max_buffered)  # largest frame acceptable now
 
     @property
     def buffered(self) -> int:
-        """How many received bytes are not yet part of an event."""
+        """How many received bytes are not yet part of an event (open fragment sequences included)."""
         partial = self._partial
-        return len(self._buffer) - self._pos + (0 if partial is None else len(partial))
+        big = self._big
+        return (
+            len(self._buffer)
+            - self._pos
+            + (0 if partial is None else len(partial))
+            + (0 if big is None else len(big))
+            + self._held
+        )
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes received from the peer."""
@@ -177,7 +208,7 @@ class FrameDecoder:
                 return
             if rest >= 4:
                 (length,) = _U32.unpack_from(buffer, pos)
-                if rest + len(data) >= 4 + length or length > self.max_frame_size:
+                if rest + len(data) >= 4 + length or length > self._limit:
                     self._buffer = buffer[pos:] + data  # this chunk completes the frame: one copy
                     self._pos = 0
                     return
@@ -187,9 +218,19 @@ class FrameDecoder:
         partial += data
         if len(partial) >= 4:
             (length,) = _U32.unpack_from(partial)
-            if len(partial) >= 4 + length or length > self.max_frame_size:
-                self._buffer = bytes(partial)  # a whole frame (or one next_event refuses) is there
+            if length > self._limit:
+                self._buffer = bytes(partial[:4])  # next_event refuses it from its length
                 self._partial = None
+            elif len(partial) >= 4 + length:
+                self._partial = None
+                if length >= _BIG_FRAME and self._big is None:
+                    end = 4 + length
+                    self._buffer = bytes(partial[end:])  # the start of the next frames
+                    del partial[end:]
+                    del partial[:4]  # O(1) for a bytearray
+                    self._big = partial
+                else:
+                    self._buffer = bytes(partial)  # a whole frame is there
 
     def next_event(self) -> FrameEvent | Sentinel:
         """The next :class:`Tick` or :class:`DistMessage`, or ``NEED_DATA``."""
@@ -198,17 +239,23 @@ class FrameDecoder:
             return DistMessage(*frame)
         return frame  # type: ignore[return-value]
 
-    def next_frame(self) -> tuple[bytes, int, bool] | Tick | Sentinel:
+    def next_frame(self) -> tuple[bytes | bytearray, int, bool] | Tick | Sentinel:
         """Like :meth:`next_event`, but a message comes as the tuple ``(data, offset, versioned)``
         of :class:`DistMessage`'s fields (the connection's hot path makes no event object)."""
+        big = self._big
+        if big is not None:
+            self._big = None
+            message = self._open(big)
+            if message is not None:
+                return message
         buffer = self._buffer
         while True:
             pos = self._pos
             if len(buffer) - pos < 4:
                 return NEED_DATA
             (length,) = _U32.unpack_from(buffer, pos)
-            if length > self.max_frame_size:
-                raise FrameTooLarge(f"frame of {length} bytes (limit {self.max_frame_size})")
+            if length > self._limit:
+                raise self._too_large(length)
             end = pos + 4 + length
             if len(buffer) < end:
                 return NEED_DATA
@@ -224,12 +271,35 @@ class FrameDecoder:
             if message is not None:
                 return message
 
-    def _open(self, body: bytes) -> tuple[bytes, int, bool] | None:
+    def _too_large(self, length: int) -> FrameTooLarge:
+        if length > self.max_frame_size:
+            return FrameTooLarge(f"frame of {length} bytes (limit {self.max_frame_size})")
+        return FrameTooLarge(
+            f"frame of {length} bytes while {self._held} bytes are held in {len(self._sequences)} open "
+            f"fragmented messages: over this connection's input budget of {self.max_buffered} bytes"
+        )
+
+    def _charge(self, amount: int) -> None:
+        held = self._held + amount
+        if held > self.max_buffered:
+            raise FrameTooLarge(
+                f"{len(self._sequences)} open fragmented messages hold {held} bytes: over this "
+                f"connection's input budget of {self.max_buffered} bytes"
+            )
+        self._held = held
+        self._limit = min(self.max_frame_size, self.max_buffered - held)
+
+    def _open(self, body: bytes | bytearray) -> tuple[bytes | bytearray, int, bool] | None:
         first = body[0]
         if first == PASS_THROUGH:
+            if not self.pass_through:
+                raise ProtocolError(
+                    "pass-through frame on a connection that negotiated DFLAG_FRAGMENTS "
+                    "(a distribution header is required, as ERTS requires it)"
+                )
             return body, 1, True
         if first != _VERSION or len(body) < 2:
-            raise ProtocolError(f"unknown frame header {body[:2]!r}")
+            raise ProtocolError(f"unknown frame header {bytes(body[:2])!r}")
         kind = body[1]
         if kind == _DIST_HEADER:
             if len(body) < 3:
@@ -250,10 +320,15 @@ class FrameDecoder:
                 return body, start, False
             if seq in self._sequences:
                 raise ProtocolError(f"fragment sequence {seq} started twice")
-            if len(self._sequences) >= self.max_sequences:
-                raise ProtocolError(f"more than {self.max_sequences} fragmented messages open at once")
-            self._sequences[seq] = _Sequence(frag - 1, body[start:])
-            self._check_size(len(body) - start)
+            size = len(body) - start
+            self._check_size(size)
+            self._charge(size + SEQUENCE_OVERHEAD)
+            if type(body) is bytearray:
+                del body[:start]
+                data = body
+            else:
+                data = bytearray(memoryview(body)[start:])
+            self._sequences[seq] = _Sequence(frag - 1, data)
             return None
         if kind == _DIST_FRAG_CONT:
             if len(body) < 2 + _SEQ_FRAG.size:
@@ -264,15 +339,17 @@ class FrameDecoder:
                 raise ProtocolError(f"fragment of unknown sequence {seq}")
             if frag != sequence.next_id:
                 raise ProtocolError(f"fragment {frag} of sequence {seq} out of order")
-            part = body[2 + _SEQ_FRAG.size :]
-            sequence.parts.append(part)
-            sequence.size += len(part)
-            self._check_size(sequence.size)
+            start = 2 + _SEQ_FRAG.size
+            size = len(body) - start
+            self._check_size(len(sequence.data) + size)
+            self._charge(size)
+            sequence.data += memoryview(body)[start:]
             if frag > 1:
                 sequence.next_id = frag - 1
                 return None
             del self._sequences[seq]
-            return b"".join(sequence.parts), 0, False
+            self._charge(-len(sequence.data) - SEQUENCE_OVERHEAD)
+            return sequence.data, 0, False
         raise ProtocolError(f"unknown distribution header kind {kind}")
 
     def _check_size(self, size: int) -> None:

@@ -1,7 +1,8 @@
 """Decoding the External Term Format (the body after the 131 version byte).
 
 Theory of operation: one loop walks the bytes with an explicit stack instead of recursion, so a
-100,000-deep tuple decodes like a flat one and no input can raise RecursionError. Each iteration
+100,000-deep tuple decodes like a flat one (Python itself may still recurse when it hashes or
+compares deep map keys; ``decode_body`` turns that RecursionError into ``DecodeError``). Each iteration
 reads one tag. Scalars that dominate real traffic (small integers, integers, binaries, UTF-8
 atoms, floats, strings, nil) are decoded inline in the loop; containers (tuples, lists, maps and
 local funs) push a frame holding the items collected so far and how many are still to come; the
@@ -13,6 +14,14 @@ Every length read off the wire is checked against the bytes that remain before a
 (each element of a container takes at least one byte, so a count larger than the rest of the input
 is refused at once). Reading past the end surfaces as IndexError or struct.error inside the loop
 and is turned into ``DecodeError`` at the boundary.
+
+Memory: the loop counts the containers it builds against a budget (``containers``; unlimited
+unless the caller gives one, as the distribution layer does: see :func:`container_budget`), since
+a container costs Python 56-100 bytes where its encoding may take one byte (nil). Every other
+value costs at most about 8 times its encoding. Threads: no single C call inside a decode works on
+more than about a million elements (runs of integers are taken ``_RUN_MAX`` at a time, large maps
+are built ``_MAP_CHUNK`` keys at a time), so a decode running in a worker thread gives the GIL up
+regularly and the thread running the event loop keeps its latency.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from philipjose.term.types import (
     Reference,
 )
 
-__all__ = ["MAX_KEY_DEPTH", "decode_body", "decode_loop"]
+__all__ = ["MAX_KEY_DEPTH", "UNLIMITED", "container_budget", "decode_body", "decode_loop"]
 
 #: Map keys nested deeper than this are refused: hashing them would overflow the C stack.
 MAX_KEY_DEPTH = 10_000
@@ -53,6 +62,13 @@ _MAX_REF_WORDS = 5
 _RUN_MIN = 8
 #: The first probe for such a run looks this many elements ahead (then doubles).
 _RUN_PROBE = 64
+#: A run is taken at most this many elements at a time (one C call each: the GIL is let go between).
+_RUN_MAX = 1 << 20
+#: Maps with more keys than this are built this many keys at a time (see ``_finish_map``).
+_MAP_CHUNK = 1 << 16
+
+#: No container budget: what ``decode_loop`` uses unless told otherwise.
+UNLIMITED = sys.maxsize
 
 _u16 = struct.Struct(">H").unpack_from
 _u32 = struct.Struct(">I").unpack_from
@@ -368,27 +384,51 @@ def _finish_list(items: list[Any]) -> Any:
 
 def _finish_map(items: list[Any], depth_checked: bool) -> dict[Any, Any]:
     keys = items[0::2]
+    values = items[1::2]
     n = len(keys)
     if not depth_checked:
         for key in keys:
             if _depth(key) > MAX_KEY_DEPTH:
                 raise DecodeError(f"map key nested deeper than {MAX_KEY_DEPTH} levels")
     try:
-        if n >= _HASH_CHECK_MIN_KEYS and len(set(map(hash, keys))) * 2 < n:
+        if n >= _HASH_CHECK_MIN_KEYS and _distinct_hashes(keys) * 2 < n:
             raise DecodeError("map keys with colliding hashes")
-        result = dict(zip(keys, items[1::2], strict=True))
+        result = _dict(keys, values)
     except TypeError:
         keys = [_rebuild(key, _same) for key in keys]
-        if n >= _HASH_CHECK_MIN_KEYS and len(set(map(hash, keys))) * 2 < n:
+        if n >= _HASH_CHECK_MIN_KEYS and _distinct_hashes(keys) * 2 < n:
             raise DecodeError("map keys with colliding hashes") from None
-        result = dict(zip(keys, items[1::2], strict=True))
+        result = _dict(keys, values)
     if len(result) != n:
         # Keys Erlang tells apart but Python merges (1, 1.0, true): decode them strictly.
         keys = [_rebuild(key, _strict) for key in keys]
-        result = dict(zip(keys, items[1::2], strict=True))
+        result = _dict(keys, values)
         if len(result) != n:
             raise DecodeError("map with duplicate keys")
     return result
+
+
+def _dict(keys: list[Any], values: list[Any]) -> dict[Any, Any]:
+    """``dict(zip(keys, values))``; a large one is built ``_MAP_CHUNK`` keys per C call, so that a
+    decode in a worker thread lets other threads have the GIL in between."""
+    n = len(keys)
+    if n <= _MAP_CHUNK:
+        return dict(zip(keys, values, strict=True))
+    result: dict[Any, Any] = {}
+    for start in range(0, n, _MAP_CHUNK):
+        stop = start + _MAP_CHUNK
+        result.update(zip(keys[start:stop], values[start:stop], strict=True))
+    return result
+
+
+def _distinct_hashes(keys: list[Any]) -> int:
+    """How many distinct hashes ``keys`` have (chunked like ``_dict``)."""
+    if len(keys) <= _MAP_CHUNK:
+        return len(set(map(hash, keys)))
+    hashes: set[int] = set()
+    for start in range(0, len(keys), _MAP_CHUNK):
+        hashes.update(map(hash, keys[start : start + _MAP_CHUNK]))
+    return len(hashes)
 
 
 def _finish_fun(items: list[Any], extra: tuple[Any, ...], pos: int) -> Fun:
@@ -485,9 +525,10 @@ def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
     """Decode up to ``count`` leading scalar elements of a container into ``items``.
 
     The fast path for a container just opened: small integers, integers, binaries, UTF-8 atoms,
-    floats, strings and nil are decoded in this tight loop (runs of integers in C), the other
-    scalars (pids, references, ...) through the dispatch table; it stops at the first container
-    (or bad tag) and returns the offset reached, leaving that element and the rest to the main loop.
+    floats and strings are decoded in this tight loop (runs of integers in C), the other scalars
+    (pids, references, ...) through the dispatch table; it stops at the first container, nil or bad
+    tag and returns the offset reached, leaving that element and the rest to the main loop (which
+    counts every container it builds, nil included, against the decode's container budget).
     """
     append = items.append
     end = len(buf)
@@ -499,7 +540,7 @@ def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
         tag = buf[pos]
         if tag == 97:  # SMALL_INTEGER_EXT
             if count > _RUN_MIN and buf[pos + 2] == 97:
-                run = _run_length(buf, pos, count, 2, b"a")
+                run = _run_length(buf, pos, min(count, _RUN_MAX), 2, b"a")
                 if run >= _RUN_MIN:
                     items += buf[pos + 1 : pos + 2 * run : 2]
                     count -= run
@@ -516,7 +557,7 @@ def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
             pos += n
         elif tag == 98:  # INTEGER_EXT
             if count > _RUN_MIN and buf[pos + 5] == 98:
-                run = _run_length(buf, pos, count, 5, b"b")
+                run = _run_length(buf, pos, min(count, _RUN_MAX), 5, b"b")
                 if run >= _RUN_MIN:
                     items += _integer_run(buf, pos, run)
                     count -= run
@@ -547,12 +588,9 @@ def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
                 raise _truncated()
             append(list(buf[pos : pos + n]))
             pos += n
-        elif tag == 106:  # NIL_EXT
-            append([])
-            pos += 1
         else:
             handler = handlers[tag]
-            if handler is None:  # a container (or a bad tag): the main loop takes it from here
+            if handler is None:  # a container, nil (or a bad tag): the main loop takes it from here
                 break
             value, pos = handler(buf, pos)  # pids, references, other atoms, bignums, ...
             append(value)
@@ -560,22 +598,42 @@ def _fill(buf: bytes, pos: int, items: list[Any], count: int) -> int:
     return pos
 
 
-def decode_body(buf: bytes, pos: int) -> tuple[Any, int]:
+def decode_body(buf: bytes, pos: int, containers: int = UNLIMITED) -> tuple[Any, int]:
     """Decode one term (no version byte) starting at ``buf[pos]``; return it and the end offset.
 
+    ``containers`` is the decode's budget: how many containers (tuples, lists, maps and funs with
+    at least one element, nil and the empty map; not the empty tuple, which Python shares, nor
+    strings, which take at least 3 bytes each) it may build before it gives up with ``DecodeError``.
+    A Python container costs 56 to 100 bytes where its encoding may take one (nil), so this bounds
+    the memory a decode can take; see :func:`container_budget`.
+
     Raises ``DecodeError`` for anything that is not exactly one valid term starting at ``pos``
-    (bytes after the term are left alone and the offset tells where they start).
+    (bytes after the term are left alone and the offset tells where they start), also when a map
+    key is too deep for Python to hash or compare (RecursionError inside the interpreter) or when
+    memory runs out.
     """
     try:
-        return decode_loop(buf, pos)
+        return decode_loop(buf, pos, containers)
     except (IndexError, struct.error):
         raise _truncated() from None
-    except RecursionError:  # pragma: no cover - the loop does not recurse
-        raise DecodeError("term nested too deeply") from None
+    except RecursionError:
+        raise DecodeError("term nested too deeply for Python to hash or compare it") from None
+    except MemoryError:
+        raise DecodeError("term too large to decode in the memory available") from None
 
 
-def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
-    """``decode_body`` without the error translation: may raise IndexError or struct.error."""
+def container_budget(size: int, ratio: int) -> int:
+    """The container budget of a term encoded in ``size`` bytes: one per ``ratio`` bytes, plus 4096."""
+    return size // ratio + 4096
+
+
+def _too_many(containers: int) -> DecodeError:
+    return DecodeError(f"term builds more than {containers} containers (its container budget)")
+
+
+def decode_loop(buf: bytes, pos: int, containers: int = UNLIMITED) -> tuple[Any, int]:
+    """``decode_body`` without the error translation: may raise IndexError, struct.error,
+    RecursionError or MemoryError."""
     end = len(buf)
     u32 = _u32
     i32 = _i32
@@ -590,12 +648,13 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
     left = 1
     extra: Any = None
     peak = 0
+    budget = containers
     value: Any
     while True:
         tag = buf[pos]
         if tag == 97:  # SMALL_INTEGER_EXT
             if left > _RUN_MIN and kind != _MAP and buf[pos + 2] == 97:
-                run = _run_length(buf, pos, left - 1, 2, b"a")
+                run = _run_length(buf, pos, min(left - 1, _RUN_MAX), 2, b"a")
                 if run >= _RUN_MIN:
                     items += buf[pos + 1 : pos + 2 * run : 2]
                     left -= run
@@ -612,7 +671,7 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
             pos += n
         elif tag == 98:  # INTEGER_EXT
             if left > _RUN_MIN and kind != _MAP and buf[pos + 5] == 98:
-                run = _run_length(buf, pos, left - 1, 5, b"b")
+                run = _run_length(buf, pos, min(left - 1, _RUN_MAX), 5, b"b")
                 if run >= _RUN_MIN:
                     items += _integer_run(buf, pos, run)
                     left -= run
@@ -635,6 +694,9 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
             if n:
                 if n > end - pos:
                     raise _truncated()
+                budget -= 1
+                if budget < 0:
+                    raise _too_many(containers)
                 vals = []
                 pos = fill(buf, pos, vals, n)
                 if len(vals) == n:
@@ -657,6 +719,9 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
             value = list(buf[pos : pos + n])
             pos += n
         elif tag == 106:  # NIL_EXT
+            budget -= 1
+            if budget < 0:
+                raise _too_many(containers)
             value = []
             pos += 1
         elif tag == 108:  # LIST_EXT: n elements, then the tail
@@ -664,6 +729,9 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
             pos += 5
             if n >= end - pos:
                 raise _truncated()
+            budget -= 1
+            if budget < 0:
+                raise _too_many(containers)
             vals = []
             pos = fill(buf, pos, vals, n + 1)
             if len(vals) == n + 1:
@@ -684,6 +752,9 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
         elif tag == 116:  # MAP_EXT
             n = u32(buf, pos + 1)[0]
             pos += 5
+            budget -= 1
+            if budget < 0:
+                raise _too_many(containers)
             if n:
                 if 2 * n > end - pos:
                     raise _truncated()
@@ -707,6 +778,9 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
             if n:
                 if n > end - pos:
                     raise _truncated()
+                budget -= 1
+                if budget < 0:
+                    raise _too_many(containers)
                 vals = []
                 pos = fill(buf, pos, vals, n)
                 if len(vals) == n:
@@ -729,6 +803,9 @@ def decode_loop(buf: bytes, pos: int) -> tuple[Any, int]:
             module, pos = _atom(buf, pos + 30)
             if num_free > end - pos:
                 raise _truncated()
+            budget -= 1
+            if budget < 0:
+                raise _too_many(containers)
             stack.append((kind, items, left, extra))
             if len(stack) > peak:
                 peak = len(stack)

@@ -8,9 +8,11 @@ follow a distribution header.
 
 Limits (all raise ``DecodeError``): compressed terms may not declare more than ``max_decompressed``
 bytes (default ``DEFAULT_MAX_DECOMPRESSED``, 64 MiB) and must inflate to exactly the declared size;
-map keys may not nest deeper than ``MAX_KEY_DEPTH`` (10,000) levels; maps of 64 or more keys whose
-hashes mostly collide are refused. Nesting elsewhere is limited only by memory: decoding and
-encoding use an explicit stack, not recursion.
+map keys may not nest deeper than ``MAX_KEY_DEPTH`` (10,000) levels, nor so deep that Python's own
+hash or comparison of them recurses too far (equal-hash deep keys: a few hundred levels); maps of 256
+or more keys whose hashes mostly collide are refused; ``decode(..., container_ratio=R)`` caps the
+containers a term builds (one per R bytes, plus 4096). Nesting elsewhere is limited only by memory:
+decoding and encoding use an explicit stack, not recursion.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import struct
 import zlib
 from typing import Any
 
-from philipjose.term._decode import MAX_KEY_DEPTH, decode_body, decode_loop
+from philipjose.term._decode import MAX_KEY_DEPTH, UNLIMITED, container_budget, decode_body, decode_loop
 from philipjose.term._encode import encode_parts
 from philipjose.term.errors import DecodeError
 
@@ -87,11 +89,16 @@ def decode(
     offset: int = 0,
     *,
     max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+    container_ratio: int = 0,
 ) -> tuple[Any, int]:
     """Decode one versioned term (starting with 131) at ``data[offset]``.
 
     Returns ``(term, end)`` where ``end`` is the offset just past the term in ``data``; bytes after
     it are not looked at. Raises ``DecodeError`` for anything else.
+
+    ``container_ratio`` (0: no limit) bounds the memory the decode may take: the term may build at
+    most one container (nil included) per ``container_ratio`` bytes of its encoding (of the bytes
+    from ``offset`` on, or of the inflated body of a compressed term), plus 4096.
     """
     if offset < 0:
         raise DecodeError(f"negative offset {offset}")
@@ -109,13 +116,14 @@ def decode(
     if buf[offset] != 131:
         raise DecodeError(f"a term starts with version byte 131, not {buf[offset]}")
     if offset + 1 < len(buf) and buf[offset + 1] == 80:
-        term, end = _decode_compressed(buf, offset + 2, max_decompressed)
+        term, end = _decode_compressed(buf, offset + 2, max_decompressed, container_ratio)
     else:
-        term, end = decode_body(buf, offset + 1)
+        budget = container_budget(len(buf) - offset, container_ratio) if container_ratio else UNLIMITED
+        term, end = decode_body(buf, offset + 1, budget)
     return term, base + end
 
 
-def _decode_compressed(buf: bytes, pos: int, max_decompressed: int) -> tuple[Any, int]:
+def _decode_compressed(buf: bytes, pos: int, max_decompressed: int, ratio: int) -> tuple[Any, int]:
     if pos + 4 > len(buf):
         raise DecodeError("truncated compressed term header")
     size = _u32(buf, pos)[0]
@@ -133,7 +141,7 @@ def _decode_compressed(buf: bytes, pos: int, max_decompressed: int) -> tuple[Any
             f"compressed term declares {size} bytes but inflates to "
             f"{'at least ' if not inflater.eof else ''}{len(body)}"
         )
-    term, used = decode_body(body, 0)
+    term, used = decode_body(body, 0, container_budget(size, ratio) if ratio else UNLIMITED)
     if used != size:
         raise DecodeError("compressed term holds bytes after its term")
     return term, len(buf) - len(inflater.unused_data)
@@ -146,8 +154,9 @@ def binary_to_term(
 
     Accepts every tag OTP 25 produces plus compressed terms (tag 80) and the old atom, pid, port,
     reference and float tags. Raises ``DecodeError`` (a ``ValueError``) for malformed, truncated
-    or oversized input and for bytes after the term; compressed terms may not inflate to more than
-    ``max_decompressed`` bytes (default 64 MiB). See ``docs/terms.md`` for the mapping.
+    or oversized input and for bytes after the term (and for nothing else: no ``RecursionError``,
+    ``MemoryError``, ``IndexError``, whatever the input); compressed terms may not inflate to more
+    than ``max_decompressed`` bytes (default 64 MiB). See ``docs/terms.md`` for the mapping.
     """
     if type(data) is not bytes:
         if not isinstance(data, (bytearray, memoryview)):
@@ -158,6 +167,10 @@ def binary_to_term(
             term, end = decode_loop(data, 1)
         except (IndexError, struct.error):
             raise DecodeError("truncated term: the input ends inside a term") from None
+        except RecursionError:  # Python's own hash or == of a deep map key
+            raise DecodeError("term nested too deeply for Python to hash or compare it") from None
+        except MemoryError:
+            raise DecodeError("term too large to decode in the memory available") from None
     else:
         term, end = decode(data, 0, max_decompressed=max_decompressed)
     if end != len(data):

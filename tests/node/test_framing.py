@@ -9,6 +9,7 @@ import pytest
 
 from philipjose.node.errors import FrameTooLarge, ProtocolError
 from philipjose.node.framing import (
+    SEQUENCE_OVERHEAD,
     TICK_BYTES,
     DistMessage,
     FrameDecoder,
@@ -29,8 +30,8 @@ def drain(decoder: FrameDecoder) -> list[object]:
     return events
 
 
-def feed(data: bytes, mode: str, **limits: int) -> list[object]:
-    decoder = FrameDecoder(**limits)
+def feed(data: bytes, mode: str, **limits: int | bool) -> list[object]:
+    decoder = FrameDecoder(**limits)  # type: ignore[arg-type]
     events: list[object] = []
     if mode == "whole":
         decoder.receive_data(data)
@@ -143,10 +144,49 @@ def test_reassembly_size_limit() -> None:
         feed(data, "whole", max_message_size=100)
 
 
-def test_open_sequences_limit() -> None:
-    data = b"".join(first_fragment(seq, 2, b"x") for seq in range(3))
-    with pytest.raises(ProtocolError):
-        feed(data, "whole", max_sequences=2)
+def test_open_sequences_are_limited_by_their_bytes_not_their_count() -> None:
+    # 300 small open sequences fit a budget of 100 KiB (there is no count limit) ...
+    many = b"".join(first_fragment(seq, 2, b"x" * 10) for seq in range(300))
+    decoder = FrameDecoder(max_buffered=100 * 1024)
+    decoder.receive_data(many)
+    assert drain(decoder) == []
+    assert decoder.buffered == 300 * (10 + SEQUENCE_OVERHEAD)
+    # ... and finishing them gives the budget back.
+    decoder.receive_data(b"".join(next_fragment(seq, 1, b"y") for seq in range(300)))
+    assert drain(decoder) == [DistMessage(b"x" * 10 + b"y", 0, False)] * 300
+    assert decoder.buffered == 0
+    # Bytes over the budget are refused, however they are spread over sequences.
+    with pytest.raises(FrameTooLarge, match="input budget"):
+        feed(b"".join(first_fragment(seq, 2, bytes(1000)) for seq in range(10)), "whole", max_buffered=5000)
+
+
+def test_a_frame_that_would_overflow_the_budget_is_refused_from_its_length() -> None:
+    decoder = FrameDecoder(max_frame_size=10_000, max_buffered=10_000)
+    decoder.receive_data(first_fragment(1, 2, bytes(6000)))
+    assert drain(decoder) == []
+    decoder.receive_data(struct.pack(">I", 5000))  # 6,000 + 256 held: 5,000 more do not fit
+    with pytest.raises(FrameTooLarge, match="input budget"):
+        decoder.next_event()
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytewise"])
+def test_pass_through_is_refused_when_not_allowed(mode: str) -> None:
+    with pytest.raises(ProtocolError, match="pass-through"):
+        feed(pass_through(CONTROL, PAYLOAD), mode, pass_through=False)
+    header = frame(b"\x83D\x00" + CONTROL[1:])
+    assert feed(header, mode, pass_through=False) == [DistMessage(b"\x83D\x00" + CONTROL[1:], 3, False)]
+
+
+def test_a_big_frame_gathered_over_several_reads_is_handed_on_without_a_copy() -> None:
+    body = b"\x83D\x00" + bytes(2 << 20)
+    data = frame(body) + TICK_BYTES
+    decoder = FrameDecoder()
+    for start in range(0, len(data), 65536):
+        decoder.receive_data(data[start : start + 65536])
+    (message, tick) = drain(decoder)
+    assert tick == Tick()
+    assert isinstance(message, DistMessage) and type(message.data) is bytearray
+    assert message.data == body and message.offset == 3
 
 
 def test_buffer_compaction_keeps_the_stream_intact() -> None:

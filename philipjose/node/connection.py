@@ -43,6 +43,9 @@ __all__ = ["CONTAINER_RATIO", "LARGE_MESSAGE", "MAX_INFLATED", "TICK_BYTES", "Co
 #: Messages of at least this many bytes are returned undecoded by ``next_event`` (64 KiB: the
 #: slowest such message to decode, a 64 KiB deep nest, takes some 20 ms).
 LARGE_MESSAGE: Final = 1 << 16
+#: How a compressed term starts: a pass-through frame holding these bytes may inflate to
+#: ``MAX_INFLATED`` bytes, so it counts as large.
+_COMPRESSED: Final = b"\x83P"
 
 
 class Connection:
@@ -87,14 +90,15 @@ class Connection:
         return event  # type: ignore[return-value]
 
     def next_event_or_large(self) -> Tick | ControlEvent | DistMessage | Sentinel:
-        """Like :meth:`next_event`, but a message of ``LARGE_MESSAGE`` bytes or more comes back
-        undecoded, as a :class:`DistMessage`, for the caller to :meth:`decode` where it likes."""
+        """Like :meth:`next_event`, but a message of ``LARGE_MESSAGE`` bytes or more (or a pass-through
+        one that may hold a compressed term) comes back undecoded, as a :class:`DistMessage`, for the
+        caller to :meth:`decode` where it likes."""
         frame = self._frames.next_frame()
         if type(frame) is tuple:
             data = frame[0]
-            if len(data) < LARGE_MESSAGE and type(data) is bytes:
+            if len(data) < LARGE_MESSAGE and type(data) is bytes and not (frame[2] and _COMPRESSED in data):
                 return self._codec.decode_frame(data, frame[1], frame[2])
-            return DistMessage(*frame)
+            return DistMessage(*frame)  # large, or a pass-through frame that may hold a compressed term
         return frame  # type: ignore[return-value]  # a Tick or NEED_DATA
 
     def decode(self, message: DistMessage) -> ControlEvent:

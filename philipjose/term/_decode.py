@@ -48,8 +48,9 @@ from philipjose.term.types import (
 
 __all__ = ["MAX_KEY_DEPTH", "UNLIMITED", "container_budget", "decode_body", "decode_loop"]
 
-#: Map keys nested deeper than this are refused: hashing them would overflow the C stack.
-MAX_KEY_DEPTH = 10_000
+#: Map keys nested deeper than this are refused: hashing them would overflow the C stack, and
+#: hashing nested keys (tuples do not cache their hash) costs the square of their depth.
+MAX_KEY_DEPTH = 1_000
 #: Maps with at least this many keys are checked for keys whose hashes collide (a CPU attack:
 #: inserting k keys with one hash into a dict costs k**2 comparisons).
 _HASH_CHECK_MIN_KEYS = 256
@@ -761,7 +762,7 @@ def decode_loop(buf: bytes, pos: int, containers: int = UNLIMITED) -> tuple[Any,
                 vals = []
                 pos = fill(buf, pos, vals, 2 * n)
                 if len(vals) == 2 * n:
-                    value = _finish_map(vals, peak < MAX_KEY_DEPTH)
+                    value = _finish_map(vals, True)  # filled: its keys are scalars
                 else:
                     stack.append((kind, items, left, extra))
                     if len(stack) > peak:
@@ -830,7 +831,8 @@ def decode_loop(buf: bytes, pos: int, containers: int = UNLIMITED) -> tuple[Any,
             elif kind == _LIST:
                 value = _finish_list(items)
             elif kind == _MAP:
-                value = _finish_map(items, peak < MAX_KEY_DEPTH)
+                # No key can be deeper than the deepest level reached above this map's level.
+                value = _finish_map(items, peak - len(stack) < MAX_KEY_DEPTH)
             elif kind == _FUN:
                 value = _finish_fun(items, extra, pos)
             else:

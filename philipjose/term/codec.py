@@ -8,7 +8,7 @@ follow a distribution header.
 
 Limits (all raise ``DecodeError``): compressed terms may not declare more than ``max_decompressed``
 bytes (default ``DEFAULT_MAX_DECOMPRESSED``, 64 MiB) and must inflate to exactly the declared size;
-map keys may not nest deeper than ``MAX_KEY_DEPTH`` (10,000) levels, nor so deep that Python's own
+map keys may not nest deeper than ``MAX_KEY_DEPTH`` (1,000) levels, nor so deep that Python's own
 hash or comparison of them recurses too far (equal-hash deep keys: a few hundred levels); maps of 256
 or more keys whose hashes mostly collide are refused; ``decode(..., container_ratio=R)`` caps the
 containers a term builds (one per R bytes, plus 4096). Nesting elsewhere is limited only by memory:

@@ -3,24 +3,33 @@
 
 ::
 
-    philipjose machines [--machines FILE] add HOST [--workers N] [--python PATH] [--ssh-opt KEY=VALUE]...
-    philipjose machines [--machines FILE] remove HOST...
-    philipjose machines [--machines FILE] list
-    philipjose machines [--machines FILE] validate [HOST...] [--check module:function] [--timeout S]
+    philipjose machines add HOST [--workers N] [--python PATH] [--ssh-opt KEY=VALUE]... [--machines FILE]
+    philipjose machines remove HOST... [--machines FILE]
+    philipjose machines list [--machines FILE]
+    philipjose machines validate [HOST...] [--check module:function] [--timeout S] [--machines FILE]
+    philipjose farm run SCRIPT [ARG...] [--workers N | --machines FILE] [--debug] ...
 
+Options may come before or after the action (``--machines`` too, and ``--log-level`` anywhere).
 Exit status: 0 on success (for ``validate``: every machine qualified), 1 when a machine is not
-qualified or a host to remove is not registered, 2 for a bad command line or a malformed file.
+qualified or a host to remove is not registered, 2 for a bad command line, a malformed file, or
+(``farm run``) an error in the script or its ``main``: one line ``philipjose farm run: error: ...``,
+with the traceback too under ``--debug`` or ``--log-level DEBUG``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import logging
+import os
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
 
+from philipjose.cli import add_log_level_argument
 from philipjose.farm.errors import MachinesError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME as _FARM_TICKTIME
 from philipjose.farm.machines import (
@@ -34,7 +43,9 @@ from philipjose.farm.validate import DEFAULT_TIMEOUT, Validation, check_spec, va
 from philipjose.node.errors import NodeConfigError
 from philipjose.node.tls import add_tls_arguments, tls_from_args
 
-__all__ = ["add_command", "format_validation"]
+__all__ = ["add_command", "describe_error", "format_validation", "resolve_machines"]
+
+_LOG = logging.getLogger("philipjose.farm.cli")
 
 
 def _positive_int(text: str) -> int:
@@ -72,19 +83,8 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
         "philipjose versions, cores, memory, and an optional check of your own. 'localhost' runs "
         "without ssh; every other host is reached with ssh (BatchMode: keys, no password prompts).",
     )
-    parser.add_argument(
-        "--machines",
-        metavar="FILE",
-        type=Path,
-        default=None,
-        help=f"the machines file (default: {default_machines_path()})",
-    )
-
-    def show_help(_args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 0
-
-    parser.set_defaults(func=show_help)
+    _add_machines_file_option(parser, default=None)
+    parser.set_defaults(func=_needs_action(parser))
     actions = parser.add_subparsers(title="actions", metavar="ACTION")
 
     add = actions.add_parser("add", help="register a machine", description="Register a machine.")
@@ -110,13 +110,16 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
         help="an ssh_config option passed as -o KEY=VALUE, e.g. Port=2222 (repeatable)",
     )
     add.add_argument("--replace", action="store_true", help="replace the machine if it is registered")
+    _add_machines_file_option(add)
     add.set_defaults(func=_add)
 
     remove = actions.add_parser("remove", help="unregister machines", description="Unregister machines.")
     remove.add_argument("hosts", metavar="HOST", nargs="+")
+    _add_machines_file_option(remove)
     remove.set_defaults(func=_remove)
 
     listing = actions.add_parser("list", help="list the registered machines", description="List machines.")
+    _add_machines_file_option(listing)
     listing.set_defaults(func=_list)
 
     validate = actions.add_parser(
@@ -140,7 +143,33 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
         default=DEFAULT_TIMEOUT,
         help=f"seconds each machine has to answer (default: {DEFAULT_TIMEOUT:g})",
     )
+    _add_machines_file_option(validate)
     validate.set_defaults(func=_validate)
+
+
+def _add_machines_file_option(
+    parser: argparse.ArgumentParser, *, default: object = argparse.SUPPRESS
+) -> None:
+    """``--machines FILE``, on ``machines`` and on each of its actions (an action's copy sets nothing
+    unless given, so ``machines --machines F list`` and ``machines list --machines F`` agree)."""
+    parser.add_argument(
+        "--machines",
+        metavar="FILE",
+        type=Path,
+        default=default,
+        help=f"the machines file (default: {default_machines_path()})",
+    )
+
+
+def _needs_action(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A ``func`` for a command given without its action: usage and one error line, exit 2."""
+
+    def fail(_args: argparse.Namespace) -> int:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: give an action ({parser.prog} --help lists them)", file=sys.stderr)
+        return 2
+
+    return fail
 
 
 def _path(args: argparse.Namespace) -> Path:
@@ -179,7 +208,10 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _describe(machine: Machine) -> str:
-    workers = "one per core" if machine.workers is None else str(machine.workers)
+    if machine.workers is not None:
+        workers = str(machine.workers)
+    else:  # what the farm starts there (see Machine.workers)
+        workers = f"one per core ({os.cpu_count() or 1})" if machine.is_local else "1"
     fields = [f"workers={workers}", f"python={machine.python_command()}"]
     if machine.is_local:
         fields.append("(local, no ssh)")
@@ -333,27 +365,41 @@ def _add_farm_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "farm",
         help="run a computation on a farm of workers",
         description="Run a script on a farm. The script defines `async def main(farm)` (or `def main(farm)` "
-        "returning an awaitable); it gets a ready philipjose.farm.Farm. Its functions are shipped to the "
-        "workers by value, so the script need not be installed on them.",
+        "returning an awaitable); it gets a ready philipjose.farm.Farm. Its functions, and those of "
+        "modules beside it, are shipped to the workers by value, so none of it need be installed there.",
     )
+    parser.set_defaults(func=_needs_action(parser))
     actions = parser.add_subparsers(title="actions", metavar="ACTION")
     run = actions.add_parser(
         "run",
         help="run SCRIPT's main(farm) on a farm",
-        description="Run a script's main(farm). Options may come before or after SCRIPT; other "
-        "arguments after SCRIPT are the script's (its sys.argv[1:]). Ctrl-C or SIGTERM stops the script "
-        "and the workers and prints 'interrupted: N of M tasks done' (exit status 130, or 143).",
+        description="Run a script's main(farm), with the script's folder first on sys.path (as "
+        "`python SCRIPT` has it). Options may come before or after SCRIPT; other arguments after "
+        "SCRIPT are the script's (its sys.argv[1:]). Without --workers or --machines the farm runs on "
+        f"the registered machines ({default_machines_path()}) when that file exists, else on local "
+        "workers, one per core (--log-level INFO says which). An error in the script, its main or the "
+        "machines file is one line (exit status 2; --debug shows the traceback). Ctrl-C or SIGTERM "
+        "stops the script and the workers and prints 'interrupted: N of M tasks done' (exit status "
+        "130, or 143).",
     )
     _add_farm_run_options(run)
     run.add_argument("script", metavar="SCRIPT", type=Path)
     run.add_argument("script_args", metavar="ARG", nargs=argparse.REMAINDER, help="arguments for the script")
     run.set_defaults(func=_farm_run)
 
-    def show_help(_args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 0
 
-    parser.set_defaults(func=show_help)
+_RUN_OPTIONS = (
+    "workers",
+    "machines",
+    "progress",
+    "net_ticktime",
+    "debug",
+    "log_level",
+    "tls_certfile",
+    "tls_keyfile",
+    "tls_cafile",
+    "tls_verify",
+)
 
 
 def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
@@ -361,7 +407,13 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--workers", type=_positive_int, default=None, help="local workers (default: one per core)"
     )
-    where.add_argument("--machines", metavar="FILE", type=Path, default=None, help="run on these machines")
+    where.add_argument(
+        "--machines",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help=f"run on the machines in FILE (default: {default_machines_path()} when it exists)",
+    )
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -376,35 +428,126 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         help="seconds after which a silent (stopped, cut off) worker is declared down and its tasks "
         f"run again (default: {_FARM_TICKTIME:g})",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=None,
+        help="on an error, show its traceback (as --log-level DEBUG does)",
+    )
     add_tls_arguments(parser)
+
+
+def resolve_machines(
+    workers: int | None, machines: Path | None, registry: Path
+) -> tuple[int | None, list[Machine] | None, str]:
+    """Where ``farm run`` runs: ``(workers, machines, what to say at INFO)``.
+
+    ``--workers N``: N local workers. ``--machines FILE``: the machines in FILE, which must exist and
+    name at least one. Neither: the machines in ``registry`` (the file ``philipjose machines add``
+    writes) when it exists and names some, else local workers, one per core. Raises
+    :class:`MachinesError` for a missing, malformed or empty ``--machines`` file (or a malformed
+    registry).
+    """
+    if workers is not None:
+        return workers, None, f"running on {workers} local workers (--workers)"
+    path = registry if machines is None else machines
+    if machines is None and not path.exists():
+        return (
+            None,
+            None,
+            f"running on local workers, one per core (no machines registered: {path} does not exist)",
+        )
+    if not path.exists():
+        raise MachinesError(f"{path}: no such machines file")
+    if path.is_dir():
+        raise MachinesError(f"{path}: is a folder, not a machines file")
+    found = load_machines(path)
+    if not found:
+        if machines is None:
+            return None, None, f"running on local workers, one per core (no machines registered in {path})"
+        raise MachinesError(
+            f"{path}: no machines registered in it (philipjose machines add HOST --machines {path})"
+        )
+    hosts = ", ".join(found)
+    return None, list(found.values()), f"running on the machines registered in {path}: {hosts}"
+
+
+def _user_frame(tb: traceback.StackSummary, folder: Path) -> traceback.FrameSummary | None:
+    """The innermost frame of code in ``folder`` (the script's own, or a module beside it)."""
+    for frame in reversed(tb):
+        try:
+            if Path(frame.filename).resolve().is_relative_to(folder):
+                return frame
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (Trio's nurseries wrap)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def describe_error(exc: BaseException, script: Path) -> str:
+    """One line saying what went wrong running ``script``: the exception's type and message, and
+    where in the user's code (the script or a module beside it) it was raised."""
+    exc = _leaf(exc)
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (MachinesError, NodeConfigError)) or type(exc).__name__ == "FarmError":
+        return first_line or type(exc).__name__
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}, line {exc.lineno}: {type(exc).__name__}: {exc.msg}"
+    text = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+    frame = _user_frame(traceback.extract_tb(exc.__traceback__), script.resolve().parent)
+    if frame is not None:
+        text += f" ({frame.filename}, line {frame.lineno}, in {frame.name})"
+    return text
 
 
 def _farm_run(args: argparse.Namespace) -> int:
     from philipjose.farm.script import run_script
 
     # options given after SCRIPT: take them out of the script's arguments
-    late = argparse.ArgumentParser(prog="philipjose farm run", add_help=False)
+    late = argparse.ArgumentParser(prog="philipjose farm run", add_help=False, allow_abbrev=False)
     _add_farm_run_options(late)
+    add_log_level_argument(late)
     extra, script_args = late.parse_known_args(args.script_args)
-    keys = ("workers", "machines", "progress", "net_ticktime")
-    for key in (*keys, "tls_certfile", "tls_keyfile", "tls_cafile", "tls_verify"):
-        if getattr(extra, key) is not None:
+    for key in _RUN_OPTIONS:
+        if getattr(extra, key, None) is not None:
             setattr(args, key, getattr(extra, key))
-    if args.workers is not None and args.machines is not None:
-        return _fail("give --workers or --machines, not both")
+    logging.getLogger().setLevel(args.log_level)
+    debug = bool(args.debug) or args.log_level == "DEBUG"
     args.script_args = script_args
-    try:
-        tls = tls_from_args(args)
-    except NodeConfigError as exc:
-        print(f"philipjose farm run: error: {exc}", file=sys.stderr)
+
+    def fail(exc: BaseException) -> int:
+        if debug:
+            traceback.print_exception(_leaf(exc), file=sys.stderr)
+        print(f"philipjose farm run: error: {describe_error(exc, args.script)}", file=sys.stderr)
         return 2
 
-    return run_script(
-        args.script,
-        args.script_args,
-        workers=args.workers,
-        machines=args.machines,
-        progress=args.progress,
-        tls=tls,
-        net_ticktime=_FARM_TICKTIME if args.net_ticktime is None else args.net_ticktime,
-    )
+    if args.workers is not None and args.machines is not None:
+        print("philipjose farm run: error: give --workers or --machines, not both", file=sys.stderr)
+        return 2
+    try:
+        tls = tls_from_args(args)
+        workers, machines, where = resolve_machines(args.workers, args.machines, default_machines_path())
+    except (NodeConfigError, MachinesError) as exc:
+        return fail(exc)
+    _LOG.info("%s", where)
+    try:
+        return run_script(
+            args.script,
+            args.script_args,
+            workers=workers,
+            machines=machines,
+            progress=args.progress,
+            tls=tls,
+            net_ticktime=_FARM_TICKTIME if args.net_ticktime is None else args.net_ticktime,
+        )
+    except BaseException as exc:  # the script's or its main's error: one line (the traceback with --debug)
+        leaf = _leaf(exc)
+        if not isinstance(leaf, Exception):  # sys.exit(N) in main exits N, as python does; Ctrl-C
+            raise leaf from None
+        return fail(exc)

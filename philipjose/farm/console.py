@@ -47,20 +47,32 @@ class Console:
                 self._status = ""
                 self._write("\n")
 
-    def write_line(self, text: str) -> None:
-        """Write ``text`` (one or more lines; a newline is added if missing) above the status line."""
+    def write_line(self, text: str, stream: TextIO | None = None) -> None:
+        """Write ``text`` (one or more lines; a newline is added if missing) above the status line.
+
+        ``stream``: write the text there instead (another stream showing on the same screen, such as
+        stdout on the terminal of stderr's progress bar); the status line is cleared and redrawn
+        around it all the same.
+        """
         if not text.endswith("\n"):
             text += "\n"
         with self._lock:
-            if self._status:
+            if stream is not None and stream is not self.stream:
+                if self._status:
+                    self._write("\r" + " " * len(self._status) + "\r")
+                self._write(text, stream)
+                if self._status:
+                    self._write(self._status)
+            elif self._status:
                 self._write("\r" + " " * len(self._status) + "\r" + text + self._status)
             else:
                 self._write(text)
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, stream: TextIO | None = None) -> None:
+        target = self.stream if stream is None else stream
         try:
-            self.stream.write(text)
-            self.stream.flush()
+            target.write(text)
+            target.flush()
         except (OSError, ValueError):  # a closed or broken stream: nothing more can be shown there
             pass
 

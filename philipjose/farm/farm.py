@@ -78,6 +78,7 @@ from philipjose.farm.errors import (
 )
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
+from philipjose.farm.output import LineSplitter, prefixed, write_stdout_line
 from philipjose.farm.policy import (
     DEFAULT_MAX_LAUNCH_FAILURES,
     DOWN,
@@ -634,6 +635,7 @@ class Farm:
         self._by_node[node] = slot
         process: WorkerProcess | None = None
         came_up, how, tasks = False, "", 0
+        gone = False
         try:
             try:
                 process = slot.process = await launch(
@@ -641,37 +643,56 @@ class Farm:
                     args,
                     secret=self._cookie,
                     ssh=self.ssh,
+                    stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE if self.worker_stderr is None else self.worker_stderr,
                 )
             except LaunchError as exc:
                 how = str(exc)
                 return self._policy.lost(host, trio.current_time(), token=token, came_up=False, how=how)
-            async with trio.open_nursery() as nursery:
-                read_done = trio.Event()
+            read_done, out_done = trio.Event(), trio.Event()
+            # its output is read until all of it has come, even while this keeper is being cancelled
+            readers = [trio.CancelScope(shield=True), trio.CancelScope(shield=True)]
+            async with trio.open_nursery() as outputs:
                 if process.process.stderr is not None:
-                    nursery.start_soon(self._read_stderr, slot, node, process.process.stderr, read_done)
+                    err = process.process.stderr
+                    outputs.start_soon(self._read_stderr, slot, node, err, read_done, readers[0])
                 else:
                     read_done.set()
-                nursery.start_soon(self._note_exit, process, pj.self(), node, read_done)
-                came_up, status, nodedown = await self._watch_worker(slot, node)
-                if nodedown:
-                    # the process may be exiting: its status says more than "connection lost"
-                    if process.returncode is None:
-                        with trio.move_on_after(_EXIT_WAIT):
+                if process.process.stdout is not None:
+                    out = process.process.stdout
+                    outputs.start_soon(self._read_stdout, slot, out, out_done, readers[1])
+                else:
+                    out_done.set()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._note_exit, process, pj.self(), node, read_done)
+                        came_up, status, nodedown = await self._watch_worker(slot, node)
+                        if nodedown:
+                            # the process may be exiting: its status says more than "connection lost"
+                            if process.returncode is None:
+                                with trio.move_on_after(_EXIT_WAIT):
+                                    await process.wait()
+                            status = process.returncode
+                        nursery.cancel_scope.cancel()
+                    how = self._describe_end(slot, came_up, status, nodedown)
+                finally:
+                    gone = True
+                    tasks = self._worker_gone(slot, how or "it was stopped")
+                    with trio.CancelScope(shield=True):
+                        if self._closing:
+                            await process.aclose(_GRACE)
+                        else:
+                            process.kill()
                             await process.wait()
-                    status = process.returncode
-                nursery.cancel_scope.cancel()
-            how = self._describe_end(slot, came_up, status, nodedown)
+                        slot.process = None
+                        with trio.move_on_after(_EXIT_WAIT):  # what it wrote last is on its way
+                            await read_done.wait()
+                            await out_done.wait()
+                    for reader in readers:
+                        reader.cancel()
         finally:
-            tasks = self._worker_gone(slot, how or "it was stopped")
-            if process is not None:
-                with trio.CancelScope(shield=True):
-                    if self._closing:
-                        await process.aclose(_GRACE)
-                    else:
-                        process.kill()
-                        await process.wait()
-                slot.process = None
+            if not gone:
+                tasks = self._worker_gone(slot, how or "it was stopped")
             slot.settled.set()
         return self._policy.lost(
             host,
@@ -697,49 +718,89 @@ class Farm:
         return how
 
     async def _read_stderr(
-        self, slot: _Slot, node: Atom, stream: trio.abc.ReceiveStream, done: trio.Event
+        self,
+        slot: _Slot,
+        node: Atom,
+        stream: trio.abc.ReceiveStream,
+        done: trio.Event,
+        scope: trio.CancelScope | None = None,
     ) -> None:
-        """Forward a worker's stderr line by line to ``sys.stderr`` (above the progress bar); until it
-        comes up, keep the lines instead: they explain a launch that fails (ssh's message)."""
+        """Forward a worker's stderr line by line to ``sys.stderr`` (above the progress bar), each line
+        prefixed with its slot (``[w0] ...``); until it comes up, keep the lines instead: they explain
+        a launch that fails (ssh's message)."""
         console = console_for()
-        pending = b""
+        lines = LineSplitter()
         held: list[str] = []
+        name = f"w{slot.index}"
 
         def up() -> bool:
             return slot.info is not None and slot.info.node == str(node)
 
+        def show(line: str) -> None:
+            console.write_line(prefixed(name, line))
+
         try:
-            while True:
-                try:
-                    chunk = await stream.receive_some(65536)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    chunk = b""
-                if not chunk:
-                    lines = [pending] if pending else []
-                    pending = b""
-                else:
-                    *lines, pending = (pending + chunk).split(b"\n")
-                for raw in lines:
-                    line = raw.decode("utf-8", "replace").rstrip("\r")
-                    if not line:
-                        continue
-                    slot.stderr_tail.append(line)
-                    if not up():
-                        held.append(line)
-                        continue
-                    for early in held:
-                        console.write_line(early)
-                    held.clear()
-                    console.write_line(line)
-                if not chunk:
-                    return
-                if held and up():
-                    for early in held:
-                        console.write_line(early)
-                    held.clear()
+            with trio.CancelScope() if scope is None else scope:
+                await self._forward_stderr(stream, lines, slot, show, up, held)
         finally:
             if held:
                 _LOG.debug("stderr of %s, which did not come up: %s", slot.node, " | ".join(held))
+            done.set()
+
+    @staticmethod
+    async def _forward_stderr(
+        stream: trio.abc.ReceiveStream,
+        lines: LineSplitter,
+        slot: _Slot,
+        show: Callable[[str], None],
+        up: Callable[[], bool],
+        held: list[str],
+    ) -> None:
+        while True:
+            try:
+                chunk = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                chunk = b""
+            for line in lines.feed(chunk):
+                if not line:
+                    continue
+                slot.stderr_tail.append(line)
+                if not up():
+                    held.append(line)
+                    continue
+                for early in held:
+                    show(early)
+                held.clear()
+                show(line)
+            if not chunk:
+                return
+            if held and up():
+                for early in held:
+                    show(early)
+                held.clear()
+
+    async def _read_stdout(
+        self,
+        slot: _Slot,
+        stream: trio.abc.ReceiveStream,
+        done: trio.Event,
+        scope: trio.CancelScope | None = None,
+    ) -> None:
+        """Forward a worker's stdout line by line to ``sys.stdout``, prefixed with its slot."""
+        lines = LineSplitter()
+        name = f"w{slot.index}"
+        try:
+            with trio.CancelScope() if scope is None else scope:
+                while True:
+                    try:
+                        chunk = await stream.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        chunk = b""
+                    for line in lines.feed(chunk):
+                        write_stdout_line(prefixed(name, line))
+                    if not chunk:
+                        return
+        finally:
             done.set()
 
     async def _note_exit(

@@ -2,8 +2,11 @@
 
 The script is imported under a private module name (so its ``if __name__ == "__main__":`` block does
 not run) and registered with cloudpickle to be shipped *by value*: its functions, lambdas and closures
-reach the workers without the script being installed there. ``sys.argv`` is ``[SCRIPT, *ARGS]`` while
-it runs. ``main`` may be ``async def main(farm)`` or a plain function returning an awaitable or a value;
+reach the workers without the script being installed there. While it runs, the script's folder is
+first on ``sys.path`` (as ``python SCRIPT`` has it), so it imports the modules beside it; those are
+shipped by value too (a finder placed before the path finder registers each module or package it
+imports from that folder), so workers need none of them either. ``sys.argv`` is ``[SCRIPT, *ARGS]``
+while it runs. ``main`` may be ``async def main(farm)`` or a plain function returning an awaitable or a value;
 a value other than None is printed.
 
 Ctrl-C (SIGINT) or SIGTERM stops the script's ``main`` (it is cancelled), then the farm closes as
@@ -15,14 +18,17 @@ while the farm closes kills the workers at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
 import os
 import signal
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +36,74 @@ import trio
 
 from philipjose.farm.errors import FarmError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME, Farm
+from philipjose.farm.machines import Machine
 from philipjose.farm.progress import ProgressWriter
 from philipjose.farm.shipping import ship_by_value
 from philipjose.node.tls import TLSConfig
 
-__all__ = ["load_script", "run_script"]
+__all__ = ["load_script", "run_script", "script_imports"]
+
+
+class _ShippingLoader(importlib.abc.Loader):
+    """A loader that registers the module it executes to be shipped by value, then runs ``inner``."""
+
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self._inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        ship_by_value(module)  # the module is in sys.modules already, as cloudpickle needs
+        self._inner.exec_module(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ... of the real loader
+        return getattr(self._inner, name)
+
+
+class _SiblingFinder(importlib.abc.MetaPathFinder):
+    """Finds top-level modules and packages in ``folder`` and has them shipped by value (their
+    submodules are covered: cloudpickle ships a registered package's submodules by value too)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if path is not None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, [self.folder])
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _ShippingLoader(spec.loader)
+        return spec
+
+
+@contextlib.contextmanager
+def script_imports(path: str | os.PathLike[str]) -> Iterator[None]:
+    """While inside: the folder of the script at ``path`` first on ``sys.path``, and modules imported
+    from it shipped by value (see the module doc). Modules already imported from there are
+    registered too. On exit ``sys.path`` and the import system are as before (modules stay imported).
+    """
+    folder = str(Path(path).resolve().parent)
+    finder = _SiblingFinder(folder)
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and os.path.dirname(os.path.abspath(file)) == folder:
+            ship_by_value(module)
+    sys.path.insert(0, folder)
+    index = next(
+        (i for i, f in enumerate(sys.meta_path) if f is importlib.machinery.PathFinder), len(sys.meta_path)
+    )
+    sys.meta_path.insert(index, finder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
 
 
 def load_script(path: str | os.PathLike[str]) -> types.ModuleType:
@@ -60,7 +129,7 @@ def run_script(
     argv: Sequence[str] = (),
     *,
     workers: int | None = None,
-    machines: str | os.PathLike[str] | None = None,
+    machines: Sequence[Machine] | str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     tls: TLSConfig | None = None,
     net_ticktime: float = DEFAULT_FARM_NET_TICKTIME,
@@ -72,6 +141,19 @@ def run_script(
     ``net_ticktime``: the farm's (see :class:`~philipjose.farm.farm.Farm`). Returns the exit status:
     0, or 130/143 after SIGINT/SIGTERM (see the module docstring); errors from the script propagate.
     """
+    with script_imports(path):
+        return _run_script(path, argv, workers, machines, progress, tls, net_ticktime)
+
+
+def _run_script(
+    path: str | os.PathLike[str],
+    argv: Sequence[str],
+    workers: int | None,
+    machines: Sequence[Machine] | str | os.PathLike[str] | None,
+    progress: bool | None,
+    tls: TLSConfig | None,
+    net_ticktime: float,
+) -> int:
     module = load_script(path)
     writer = None if progress is False else ProgressWriter(sys.stderr, force=bool(progress))
     interrupted: list[tuple[int, int, int]] = []  # (signal, tasks done, tasks submitted)

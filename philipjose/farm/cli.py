@@ -490,6 +490,15 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _shown(filename: str) -> str:
+    """A file name as the user would type it: relative to the current folder when inside it."""
+    try:
+        path = Path(filename).resolve()
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else filename
+    except (OSError, ValueError):
+        return filename
+
+
 def describe_error(exc: BaseException, script: Path) -> str:
     """One line saying what went wrong running ``script``: the exception's type and message, and
     where in the user's code (the script or a module beside it) it was raised."""
@@ -498,11 +507,11 @@ def describe_error(exc: BaseException, script: Path) -> str:
     if isinstance(exc, (MachinesError, NodeConfigError)) or type(exc).__name__ == "FarmError":
         return first_line or type(exc).__name__
     if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename}, line {exc.lineno}: {type(exc).__name__}: {exc.msg}"
+        return f"{_shown(exc.filename)}, line {exc.lineno}: {type(exc).__name__}: {exc.msg}"
     text = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
     frame = _user_frame(traceback.extract_tb(exc.__traceback__), script.resolve().parent)
     if frame is not None:
-        text += f" ({frame.filename}, line {frame.lineno}, in {frame.name})"
+        text += f" ({_shown(frame.filename)}, line {frame.lineno}, in {frame.name})"
     return text
 
 

@@ -1,9 +1,12 @@
-"""``philipjose machines``: add, remove, list, validate, through the real command line."""
+"""``philipjose machines`` (add, remove, list, validate) and ``philipjose farm run``, through the real
+command line: in-process for ``machines``, real ``python -m philipjose`` subprocesses for ``farm run``."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -46,7 +49,7 @@ def test_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert status == 0
     assert out.splitlines() == [
         f"localhost         workers=2  python={sys.executable}  (local, no ssh)",
-        "farm@box.example  workers=one per core  python=/opt/py  ssh: Port=2222 User=x",
+        "farm@box.example  workers=1  python=/opt/py  ssh: Port=2222 User=x",  # what a farm starts there
     ]
     status, _, err = _run(capsys, *m, "add", "localhost")
     assert status == 2 and "localhost is already registered" in err
@@ -128,4 +131,187 @@ def test_help_of_the_command() -> None:
             [sys.executable, "-m", "philipjose", "--help"], capture_output=True, text=True, check=True
         ).stdout
     )
-    assert main(["machines"]) == 0
+    assert main(["machines"]) == 2  # an action is needed: usage and one error line
+
+
+def test_options_after_the_action(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "m.toml"
+    assert _run(capsys, "machines", "add", "localhost", "--machines", str(file))[0] == 0
+    assert _run(capsys, "machines", "add", "box", "--workers", "3", "--machines", str(file))[0] == 0
+    status, out, _ = _run(capsys, "machines", "list", "--machines", str(file))
+    assert status == 0
+    assert out.splitlines() == [
+        f"localhost  workers=one per core ({os.cpu_count()})  python={sys.executable}  (local, no ssh)",
+        "box        workers=3  python=python3",
+    ]
+    assert _run(capsys, "machines", "--machines", str(file), "list") == (0, out, "")
+    assert _run(capsys, "machines", "remove", "box", "--machines", str(file))[0] == 0
+    assert list(load_machines(file)) == ["localhost"]
+
+
+# -- philipjose farm run, as a subprocess --------------------------------------------------------------
+
+
+def _philipjose(
+    *argv: str, cwd: Path, config: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m philipjose ARGV`` in ``cwd``, with ``config`` as XDG_CONFIG_HOME (no user registry
+    unless the test writes one there)."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
+    return subprocess.run(
+        [sys.executable, "-m", "philipjose", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+_ERROR = "philipjose farm run: error: "
+
+
+@pytest.mark.parametrize(
+    ("case", "argv", "expected"),
+    [
+        ("missing script", ["nonexist.py"], "nonexist.py: no such script"),
+        ("no main", ["nomain.py"], "nomain.py: defines no main(farm) function"),
+        ("syntax error", ["syntax.py"], "syntax.py, line 2: SyntaxError: "),
+        ("bad import", ["badimport.py"], "ModuleNotFoundError: No module named 'no_such_module_zq'"),
+        (
+            "malformed machines",
+            ["ok.py", "--machines", "bad.toml"],
+            "bad.toml: machines.box.workers: must be",
+        ),
+        (
+            "missing machines",
+            ["ok.py", "--machines", "nonexist.toml"],
+            "nonexist.toml: no such machines file",
+        ),
+        (
+            "missing machines first",
+            ["--machines", "nonexist.toml", "ok.py"],
+            "nonexist.toml: no such machines",
+        ),
+        ("empty machines", ["ok.py", "--machines", "empty.toml"], "empty.toml: no machines registered in it"),
+        ("main raises", ["raises.py", "--workers", "1"], "ValueError: no good (raises.py, line 3, in main)"),
+    ],
+)
+def test_farm_run_user_errors_are_one_line(tmp_path: Path, case: str, argv: list[str], expected: str) -> None:
+    _write(tmp_path / "nomain.py", "x = 1\n")
+    _write(tmp_path / "syntax.py", "async def main(farm):\n    return (\n")
+    _write(tmp_path / "badimport.py", "import no_such_module_zq\nasync def main(farm):\n    pass\n")
+    _write(tmp_path / "ok.py", "async def main(farm):\n    return 1\n")
+    _write(tmp_path / "bad.toml", "[machines.box]\nworkers = 0\n")
+    _write(tmp_path / "empty.toml", "version = 1\n")
+    _write(tmp_path / "raises.py", "async def main(farm):\n    x = 1\n    raise ValueError('no good')\n")
+    done = _philipjose("farm", "run", *argv, cwd=tmp_path, config=tmp_path / "cfg")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(_ERROR) and expected in lines[0], lines[0]
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("flag", [["--debug"], ["--log-level", "DEBUG"], ["--log-level=debug"]])
+def test_farm_run_debug_shows_the_traceback(tmp_path: Path, flag: list[str]) -> None:
+    _write(tmp_path / "job.py", "import helper_zq\nasync def main(farm):\n    pass\n")
+    _write(tmp_path / "helper_zq.py", "x = 1\ny = x / 0\n")
+    done = _philipjose("farm", "run", "job.py", *flag, cwd=tmp_path, config=tmp_path / "cfg")
+    assert done.returncode == 2
+    assert "Traceback (most recent call last)" in done.stderr
+    assert 'helper_zq.py", line 2, in <module>' in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last == f"{_ERROR}ZeroDivisionError: division by zero (helper_zq.py, line 2, in <module>)"
+
+
+def test_farm_run_imports_modules_beside_the_script_and_ships_them(tmp_path: Path) -> None:
+    """`cd sub && philipjose farm run job.py` imports helpers.py (and a package) beside the script, as
+    `python job.py` would; the workers get those functions by value: they never import them."""
+    sub = tmp_path / "sub"
+    _write(
+        sub / "helpers.py",
+        """\
+        import sys
+
+        def square(x):
+            return x * x, "helpers" in sys.modules, "tools" in sys.modules
+        """,
+    )
+    _write(sub / "tools" / "__init__.py", "")
+    _write(sub / "tools" / "maths.py", "def cube(x):\n    return x ** 3\n")
+    _write(
+        sub / "job.py",
+        """\
+        import os
+        import helpers
+        from tools.maths import cube
+
+        async def main(farm):
+            squares = await farm.map(helpers.square, range(6))
+            cubes = await farm.map(cube, range(4))
+            pids = set(await farm.broadcast(os.getpid))
+            assert os.getpid() not in pids
+            return [s for s, _, _ in squares], {i for _, i, _ in squares}, {t for _, _, t in squares}, cubes
+        """,
+    )
+    elsewhere = tmp_path / "elsewhere"  # the workers' cwd is the farmer's: not the script's folder
+    elsewhere.mkdir()
+    done = _philipjose("farm", "run", str(sub / "job.py"), "--workers", "2", cwd=elsewhere, config=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "([0, 1, 4, 9, 16, 25], {False}, {False}, [0, 1, 8, 27])\n"
+    done = _philipjose("farm", "run", "job.py", "--workers", "1", cwd=sub, config=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_farm_run_uses_the_registry_by_default(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "job.py",
+        "async def main(farm):\n    return [m.host for m in farm.machines], len(farm.workers)\n",
+    )
+    registry = tmp_path / "cfg" / "philipjose" / "machines.toml"
+    done = _philipjose("farm", "run", "job.py", "--log-level", "info", cwd=tmp_path, config=tmp_path / "cfg")
+    assert done.returncode == 0, done.stderr
+    assert f"running on local workers, one per core (no machines registered: {registry} does not exist)" in (
+        done.stderr
+    )
+    assert done.stdout == f"(['localhost'], {os.cpu_count()})\n"
+    assert _philipjose(
+        "machines", "add", "localhost", "--workers", "1", cwd=tmp_path, config=tmp_path / "cfg"
+    )
+    assert registry.exists()
+    done = _philipjose("--log-level", "INFO", "farm", "run", "job.py", cwd=tmp_path, config=tmp_path / "cfg")
+    assert done.returncode == 0, done.stderr
+    assert f"running on the machines registered in {registry}: localhost" in done.stderr
+    assert done.stdout == "(['localhost'], 1)\n"
+
+
+def test_worker_output_is_prefixed_with_its_slot(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "job.py",
+        """\
+        import sys
+
+        def chatty(x):
+            print(f"out {x}\\nsecond {x}", flush=True)
+            print(f"err {x}", file=sys.stderr, flush=True)
+            print("unended", end="")
+            return x
+
+        async def main(farm):
+            await farm.broadcast(chatty, 7)
+        """,
+    )
+    done = _philipjose("farm", "run", "job.py", "--workers", "2", cwd=tmp_path, config=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for slot in ("w0", "w1"):
+        out = [line for line in done.stdout.splitlines() if line.startswith(f"[{slot}] ")]
+        assert out == [f"[{slot}] out 7", f"[{slot}] second 7", f"[{slot}] unended"], done.stdout
+        assert f"[{slot}] err 7" in done.stderr.splitlines()
+    assert len(done.stdout.splitlines()) == 6

@@ -65,7 +65,7 @@ COOKIE = "secret"
 _MARKER = re.compile(r"^<!--\s*doc-test:\s*(.*?)\s*-->$")
 _SKIP = re.compile(r"^skip\s*\((.+)\)$")
 _FENCE = re.compile(r"^```\s*([A-Za-z0-9_+-]*)\s*$")
-_PRINTS = re.compile(r"#\s*prints:\s*(.+?)\s*$")
+_PRINTS = re.compile(r"#\s*prints:\s*(.+?)\s*$", re.MULTILINE)
 
 
 class DocSyntaxError(ValueError):
@@ -161,6 +161,14 @@ def test_extract_reads_markers_languages_and_lines() -> None:
     ]
     assert [b.runs for b in blocks] == [True, False, True, False]
     assert blocks[0].text == "print(1)  # prints: 1\n"
+
+
+def test_expected_output_lines_are_checked_in_order() -> None:
+    script = "print(1)  # prints: 1\nx = 2\nprint(x, 'b')   # prints: 2 b\n"
+    assert _PRINTS.findall(script) == ["1", "2 b"]
+    assert _in_order(["1", "2 b"], ["1", "noise", " 2 b "])
+    assert not _in_order(["2 b", "1"], ["1", "2 b"])
+    assert not _in_order(["1"], ["10"])
 
 
 @pytest.mark.parametrize(
@@ -305,7 +313,7 @@ def _run_python(block: Block, script: str, doc: _Doc) -> None:
     path.write_text(script, encoding="utf-8")
     expected = _PRINTS.findall(script)
     if "serves" in block.directives:
-        server = _Lines([sys.executable, str(path)], doc.cwd, doc.env)
+        server = _Lines([sys.executable, "-u", str(path)], doc.cwd, doc.env)
         doc.stack.callback(server.stop)
         doc.servers.append(server)
         server.wait_for(expected, BLOCK_TIMEOUT)

@@ -6,9 +6,10 @@ Which blocks run, by the fence's language:
   ``BLOCK_TIMEOUT``); it must exit 0. A trailing comment ``# prints: TEXT`` on a line says that TEXT is a
   line of the block's output; the test checks those lines appear, in order.
 - ``toml``: a machines file (it has a ``[machines.*]`` table) goes through
-  ``philipjose.farm.machines.parse_machines``; anything else is a supervision tree and goes through
-  ``philipjose.supervisors.from_config`` in a fresh interpreter: loaded, started and stopped (with
-  ``examples/`` importable, where the docs' ``tree_workers`` lives).
+  ``philipjose.farm.machines.parse_machines``; anything else is a supervision tree, run with
+  ``philipjose run`` until it prints its ``started`` line, then stopped with SIGINT: it must exit 0
+  (``examples/`` is importable, where the docs' ``tree_workers`` lives; a tree with a ``[node]``
+  table needs ``needs epmd``).
 - ``sh``: run with ``bash -euo pipefail``; ``console``: the ``$ `` lines are run the same way.
 - ``erlang``: a sequence of expressions, evaluated by a fresh ``erl -noshell`` node; ``elixir``: run
   by ``elixir -e``. Both need ``needs erl`` (below) and a Python block of the same document that
@@ -40,6 +41,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -47,7 +49,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -261,11 +263,12 @@ class _Lines:
         with self._changed:
             self._changed.notify_all()
 
-    def wait_for(self, expected: list[str], timeout: float) -> None:
-        """Wait until the output has the ``expected`` lines in order (or the process ended)."""
+    def wait_for(self, expected: list[str], timeout: float, *, prefix: bool = False) -> None:
+        """Wait until the output has the ``expected`` lines (or, with ``prefix``, lines starting with
+        them) in order; fail if the process ends or ``timeout`` passes first."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not _in_order(expected, self.lines):
+            while not _in_order(expected, self.lines, prefix=prefix):
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
                     raise AssertionError(f"expected lines {expected}; output was:\n" + "\n".join(self.lines))
@@ -278,8 +281,10 @@ class _Lines:
         self._thread.join(timeout=30)
 
 
-def _in_order(expected: list[str], lines: list[str]) -> bool:
+def _in_order(expected: list[str], lines: list[str], *, prefix: bool = False) -> bool:
     stripped = iter(line.strip() for line in lines)
+    if prefix:
+        return all(any(line.startswith(want) for line in stripped) for want in expected)
     return all(any(line == want for line in stripped) for want in expected)
 
 
@@ -348,21 +353,9 @@ def _run_python(block: Block, script: str, doc: _Doc) -> None:
     assert _in_order(expected, output.splitlines()), f"{block.where}: expected {expected}, printed:\n{output}"
 
 
-_START_TREE = """
-import sys
-import philipjose as pj
-from philipjose import supervisors
-
-async def main():
-    top = await supervisors.from_config(sys.argv[1])
-    print("children", len(await supervisors.which_children(top)))
-
-pj.run(main)
-"""
-
-
 def _run_toml(block: Block, doc: _Doc) -> None:
-    """A machines file is parsed; a tree is loaded, started and stopped in a fresh interpreter."""
+    """A machines file is parsed; a tree is run with ``philipjose run`` until it has started, then
+    stopped with SIGINT, which must end it cleanly (exit 0)."""
     path = doc.cwd / f"block_{block.line}.toml"
     path.write_text(block.text, encoding="utf-8")
     if re.search(r"^\[machines[.\]]", block.text, re.MULTILINE):
@@ -370,11 +363,17 @@ def _run_toml(block: Block, doc: _Doc) -> None:
 
         assert parse_machines(block.text, str(path)), f"{block.where}: no machines"
         return
-    script = doc.cwd / "start_tree.py"
-    script.write_text(_START_TREE, encoding="utf-8")
+    if re.search(r"^\[node\]", block.text, re.MULTILINE):
+        assert "ERL_EPMD_PORT" in doc.env, f"{block.where}: a tree with [node] needs epmd (or erl)"
     env = dict(doc.env, PYTHONPATH=os.pathsep.join([str(ROOT / "examples"), doc.env.get("PYTHONPATH", "")]))
-    output = _run([sys.executable, str(script), str(path)], replace(doc, env=env), block)
-    assert output.startswith("children "), output
+    tree = _Lines([sys.executable, "-m", "philipjose", "run", str(path)], doc.cwd, env)
+    try:
+        tree.wait_for([f"philipjose run: started {path}"], BLOCK_TIMEOUT, prefix=True)
+        tree.process.send_signal(signal.SIGINT)
+        code = tree.process.wait(timeout=BLOCK_TIMEOUT)
+    finally:
+        tree.stop()
+    assert code == 0, f"{block.where}: philipjose run exited {code}:\n" + "\n".join(tree.lines)
 
 
 def _run_peer_code(block: Block, doc: _Doc) -> None:

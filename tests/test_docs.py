@@ -418,21 +418,20 @@ def _console_output_heads(text: str) -> list[str]:
 def _document(tmp_path: Path) -> Iterator[_Doc]:
     """A sandbox: the blocks' home (so the machines registry) is the temporary directory, and the
     ``philipjose`` command is this interpreter's."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     with ExitStack() as stack:
         yield _Doc(tmp_path, stack, env)
 
 
-RUNNABLE_DOCS = [path for path in DOCS if any(block.runs for block in ALL_BLOCKS[path])]
-
-
-@pytest.mark.parametrize("path", RUNNABLE_DOCS, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE_DOCS])
-def test_document_blocks_run(path: Path, tmp_path: Path) -> None:
-    blocks = [block for block in ALL_BLOCKS[path] if block.runs]
+def run_document(blocks: list[Block], tmp_path: Path) -> None:
+    """Run the runnable ``blocks`` of one document, in order, in ``tmp_path``."""
     script_so_far = ""
     with _document(tmp_path) as doc:
         for block in blocks:
+            if not block.runs:
+                continue
             if "needs erl" in block.directives:
                 doc.start_erl()
             elif "needs epmd" in block.directives:
@@ -454,4 +453,26 @@ def test_document_blocks_run(path: Path, tmp_path: Path) -> None:
             else:
                 _run_peer_code(block, doc)
         for server in doc.servers:
-            assert server.process.poll() is None, f"{path.name}: a serving block ended early"
+            assert server.process.poll() is None, f"{blocks[0].path.name}: a serving block ended early"
+
+
+def test_the_runner_checks_exit_status_output_and_joins_continued_blocks(tmp_path: Path) -> None:
+    joined = "```python\nx = 2\n```\n<!-- doc-test: continue -->\n```python\nprint(x * 3)  # prints: 6\n```\n"
+    run_document(extract_blocks(ROOT / "README.md", joined), tmp_path / "a")
+    cases = [
+        ("```python\nprint(6)  # prints: 7\n```\n", "expected \\['7'\\]"),
+        ("```python\nx = 2\n```\n```python\nprint(x)\n```\n", "NameError"),
+        ("```sh\nfalse\n```\n", "exited 1"),
+        ("```console\n$ echo hi\nho\n```\n", "no output line starts with 'ho'"),
+    ]
+    for index, (text, message) in enumerate(cases):
+        with pytest.raises(AssertionError, match=message):
+            run_document(extract_blocks(ROOT / "README.md", text), tmp_path / str(index))
+
+
+RUNNABLE_DOCS = [path for path in DOCS if any(block.runs for block in ALL_BLOCKS[path])]
+
+
+@pytest.mark.parametrize("path", RUNNABLE_DOCS, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE_DOCS])
+def test_document_blocks_run(path: Path, tmp_path: Path) -> None:
+    run_document(ALL_BLOCKS[path], tmp_path)

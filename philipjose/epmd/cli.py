@@ -61,12 +61,30 @@ def add_command(subparsers: Any) -> None:
         default=None,
         help="open connections at most (default: 1000, fewer under a low file descriptor limit)",
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="S",
+        help="exit after S seconds with no node registered and no connection open (default: never, "
+        "as OTP's epmd; the daemon a node starts when it finds no EPMD uses 60)",
+    )
     parser.add_argument("--log-file", default=None, help="also log to this file (the daemon's only log)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--names", action="store_true", help="list the names a running EPMD holds")
     action.add_argument("--kill", action="store_true", help="ask a running EPMD to exit")
     action.add_argument("--stop", metavar="NAME", help="forcibly unregister NAME (needs relaxed checking)")
     parser.set_defaults(func=_main)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -103,6 +121,7 @@ async def _serve(args: argparse.Namespace, port: int, on_started: Callable[[Epmd
         relaxed_command_check=args.relaxed_command_check,
         packet_timeout=args.packet_timeout,
         max_connections=args.max_connections,
+        idle_timeout=args.idle_timeout,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve_listeners, listeners)

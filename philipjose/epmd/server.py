@@ -12,6 +12,12 @@ Behaviour, as OTP's epmd:
   ignored, unless ``relaxed_command_check``.
 - ``PORT_PLEASE2_REQ`` and ``NAMES_REQ`` are served to anyone; NAMES uses epmd's exact text.
 
+Idle exit (not in OTP's epmd): with ``idle_timeout=S`` the server stops once, for S seconds in a
+row, no node has been registered and no connection has been open. Any connection restarts the
+count, so a node that has just asked NAMES (as :func:`~philipjose.epmd.ensure.ensure_epmd` does
+before it registers) always finds the server still there. This is how a daemon that a node started
+implicitly goes away after its nodes (see ``docs/epmd.md``); by default (None) a server stays up.
+
 Robustness: a connection must deliver its request within ``packet_timeout`` seconds (60 by
 default) from being accepted, and a reply is abandoned after as long; at most ``max_connections``
 connections are open at once (by default 1000, less if the file descriptor limit is lower) — when
@@ -155,6 +161,8 @@ class EpmdServer:
 
     ``registry`` holds the registrations, ``port`` the bound port (after start), ``connection_count``
     the open connections. :meth:`stop` ends :meth:`serve_listeners` (as an accepted KILL does).
+    ``idle_timeout``: seconds with no registration and no connection after which it stops by itself
+    (None, the default: never; see the module doc).
     """
 
     def __init__(
@@ -164,7 +172,11 @@ class EpmdServer:
         packet_timeout: float = DEFAULT_PACKET_TIMEOUT,
         max_connections: int | None = None,
         max_remembered: int = 1000,
+        idle_timeout: float | None = None,
     ) -> None:
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be positive, not {idle_timeout!r}")
+        self.idle_timeout = idle_timeout
         self.registry = Registry(max_remembered=max_remembered)
         self.relaxed_command_check = relaxed_command_check
         self.packet_timeout = packet_timeout
@@ -224,6 +236,8 @@ class EpmdServer:
                     "{}:{}".format(*listener.socket.getsockname()[:2]) for listener in listeners
                 )
                 logger.info("EPMD listening on %s", where)
+                if self.idle_timeout is not None:
+                    nursery.start_soon(self._stop_when_idle, self.idle_timeout)
                 task_status.started(self)
                 await self._stopped.wait()
                 nursery.cancel_scope.cancel()
@@ -232,6 +246,23 @@ class EpmdServer:
                 await trio.aclose_forcefully(listener)
             self._finished.set()
         logger.info("EPMD on port %d stopped", self.port)
+
+    def _idle(self) -> bool:
+        return not len(self.registry) and not self._peers
+
+    async def _stop_when_idle(self, timeout: float) -> None:
+        """Stop the server once it has been idle (see :meth:`_idle`) for ``timeout`` seconds in a row;
+        every change (a connection opened or closed, a registration) restarts the count."""
+        while True:
+            while not self._idle():
+                await self._changed.wait()
+            with trio.move_on_after(timeout):
+                await self._changed.wait()
+                continue
+            if self._idle():
+                logger.info("EPMD on port %d: no node registered for %gs; exiting", self.port, timeout)
+                self.stop()
+                return
 
     # --- connections -------------------------------------------------------------------------------
 
@@ -257,6 +288,7 @@ class EpmdServer:
             del self._peers[victim.id]
         peer = _Peer(next(self._ids), peer_addr, is_local_peer(peer_addr, own_addr))
         self._peers[peer.id] = peer
+        self._note_change()
         return peer
 
     async def _handle(self, stream: trio.SocketStream) -> None:
@@ -278,7 +310,7 @@ class EpmdServer:
             entry = self.registry.unregister_owner(peer.id)
             if entry is not None:
                 logger.info("unregistered %r (port %d)", entry.info.name, entry.info.port)
-                self._note_change()
+            self._note_change()
             await trio.aclose_forcefully(stream)
 
     async def _next_event(
@@ -409,6 +441,7 @@ async def serve(
     relaxed_command_check: bool = False,
     packet_timeout: float = DEFAULT_PACKET_TIMEOUT,
     max_connections: int | None = None,
+    idle_timeout: float | None = None,
     task_status: trio.TaskStatus[EpmdServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run an EPMD server until cancelled, :meth:`EpmdServer.stop`, or an accepted KILL.
@@ -416,12 +449,14 @@ async def serve(
     ``port``: default ``$ERL_EPMD_PORT`` else 4369; 0 picks a free one. ``address``: addresses to
     listen on (comma-separated string or list; loopback always added); None = all interfaces.
     With ``nursery.start(serve, ...)`` the started value is the :class:`EpmdServer` (``.port``,
-    ``.registry``). Raises OSError (e.g. ``EADDRINUSE``) if it cannot listen.
+    ``.registry``). ``idle_timeout``: stop after that many seconds with no node registered and no
+    connection (None: never). Raises OSError (e.g. ``EADDRINUSE``) if it cannot listen.
     """
     server = EpmdServer(
         relaxed_command_check=relaxed_command_check,
         packet_timeout=packet_timeout,
         max_connections=max_connections,
+        idle_timeout=idle_timeout,
     )
     listeners = await open_listeners(default_epmd_port() if port is None else port, parse_addresses(address))
     await server.serve_listeners(listeners, task_status=task_status)

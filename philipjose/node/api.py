@@ -9,7 +9,9 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
 - ``port``: the listening port (default 0: any free port). ``listen_host``: default ``"0.0.0.0"``
   (all interfaces, as ``erl``); give ``"127.0.0.1"`` to accept local peers only.
 - ``epmd``: register with EPMD (default True; ``ensure_epmd`` starts ``philipjose epmd`` if none
-  answers). With ``epmd=False`` the node does not register: peers must be told its ``port`` (for
+  answers: a daemon that exits 60 s after its last node is gone, listening on loopback only when
+  ``listen_host`` is a loopback address, else on all interfaces; see ``docs/epmd.md``). With
+  ``epmd=False`` the node does not register: peers must be told its ``port`` (for
   ``erl``: ``-erl_epmd_port``-style setups, or our ``peer_ports``), and the creation is random.
   ``epmd_port``: default ``$ERL_EPMD_PORT`` or 4369.
 - ``peer_ports``: ``{"alive@host": port}`` used instead of asking EPMD when connecting.
@@ -45,6 +47,7 @@ from philipjose.actors import call as _call
 from philipjose.actors import run as _actors_run
 from philipjose.actors import self as _self
 from philipjose.epmd import NODE_TYPE_HIDDEN, Registration, ensure_epmd, register
+from philipjose.epmd.ensure import daemon_address
 from philipjose.node import netkernel
 from philipjose.node.cookie import resolve_cookie
 from philipjose.node.errors import NodeConfigError, NotDistributedError
@@ -151,7 +154,7 @@ async def start(
     registration: Registration | None = None
     try:
         if epmd:
-            await ensure_epmd(port=epmd_port)
+            await ensure_epmd(port=epmd_port, address=daemon_address(listen_host))
             registration = await register(
                 full.partition("@")[0], bound, epmd_port=epmd_port, node_type=NODE_TYPE_HIDDEN
             )

@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from philipjose import epmd
+from philipjose.epmd.ensure import DEFAULT_IDLE_TIMEOUT, daemon_address, default_idle_timeout
 from tests.tools import require
 
 from .conftest import WAIT_FOREVER, Children, OtpEpmd, free_port, start_erl, unique_name
@@ -151,3 +152,65 @@ async def test_ensure_epmd_honours_erl_epmd_port(monkeypatch: pytest.MonkeyPatch
         daemons.append(_daemon_pid(port))
         assert (await epmd.names()).epmd_port == port
         assert await epmd.kill() is True
+
+
+def _listening(port: int) -> set[str]:
+    return {
+        conn.laddr.ip
+        for conn in psutil.net_connections("tcp")
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN
+    }
+
+
+async def test_an_implicit_daemon_exits_once_idle_and_an_explicit_one_stays(daemons: list[int]) -> None:
+    """ensure_epmd's daemon (idle timeout 1 s here) lives while a node is registered and exits 1 s
+    after the last one left; one started by hand with `philipjose epmd --daemon` outlives it."""
+    idle = 1.0
+    implicit, explicit = free_port(), free_port()
+    with trio.fail_after(_LIMIT):
+        status, _, err = await _run("epmd", "--port", str(explicit), "--daemon")
+        assert status == 0, err
+        daemons.append(_daemon_pid(explicit))
+        assert await epmd.ensure_epmd(port=implicit, idle_timeout=idle) is True
+        pid = _daemon_pid(implicit)
+        daemons.append(pid)
+        registration = await epmd.register(unique_name("idle"), 40301, epmd_port=implicit)
+        await trio.sleep(3 * idle)  # a registered node keeps it up (nothing to await: time must pass)
+        assert [name for name, _ in await epmd.names(epmd_port=implicit)] == [registration.name]
+        await registration.aclose()
+        left = trio.current_time()
+        await _gone(pid)
+        assert trio.current_time() - left >= idle * 0.9
+        assert (await epmd.names(epmd_port=explicit)).epmd_port == explicit  # still up
+        assert await epmd.kill(epmd_port=explicit) is True
+
+
+async def test_a_loopback_node_starts_a_loopback_daemon(
+    monkeypatch: pytest.MonkeyPatch, daemons: list[int]
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("ERL_EPMD_PORT", str(port))
+    with trio.fail_after(_LIMIT):
+        assert await epmd.ensure_epmd(address=daemon_address("127.0.0.1")) is True
+        pid = _daemon_pid(port)
+        daemons.append(pid)
+        assert _listening(port) == {"127.0.0.1"}
+        assert await epmd.kill() is True
+        await _gone(pid)
+        assert await epmd.ensure_epmd(address=daemon_address("0.0.0.0")) is True
+        daemons.append(_daemon_pid(port))
+        assert "0.0.0.0" in _listening(port)
+        assert await epmd.kill() is True
+
+
+def test_daemon_address_and_idle_timeout_settings() -> None:
+    assert daemon_address("127.0.0.1") == daemon_address("localhost") == daemon_address("127.0.0.2")
+    assert daemon_address("127.0.0.1") == "127.0.0.1"
+    assert daemon_address("::1") == "127.0.0.1,::1"
+    assert daemon_address("0.0.0.0") is None and daemon_address("10.1.2.3") is None
+    assert daemon_address(None) is None
+    assert default_idle_timeout({}) == DEFAULT_IDLE_TIMEOUT == 60.0
+    assert default_idle_timeout({"PHILIPJOSE_EPMD_IDLE_TIMEOUT": "2.5"}) == 2.5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(ValueError, match="PHILIPJOSE_EPMD_IDLE_TIMEOUT"):
+            default_idle_timeout({"PHILIPJOSE_EPMD_IDLE_TIMEOUT": bad})

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from philipjose.cli import main
+from philipjose.farm.cli import describe_error, resolve_machines
+from philipjose.farm.errors import MachinesError
 from philipjose.farm.machines import Machine, load_machines
 
 
@@ -315,3 +317,38 @@ def test_worker_output_is_prefixed_with_its_slot(tmp_path: Path) -> None:
         assert out == [f"[{slot}] out 7", f"[{slot}] second 7", f"[{slot}] unended"], done.stdout
         assert f"[{slot}] err 7" in done.stderr.splitlines()
     assert len(done.stdout.splitlines()) == 6
+
+
+def test_resolve_machines_decides_where_a_run_goes(tmp_path: Path) -> None:
+    registry = tmp_path / "registry.toml"
+    assert resolve_machines(3, None, registry) == (3, None, "running on 3 local workers (--workers)")
+    workers, machines, said = resolve_machines(None, None, registry)
+    assert (workers, machines) == (None, None) and f"{registry} does not exist" in said
+    registry.write_text("version = 1\n")
+    assert resolve_machines(None, None, registry)[:2] == (None, None)  # an empty registry: local
+    registry.write_text('[machines.localhost]\nworkers = 2\n[machines."b@box"]\n')
+    workers, machines, said = resolve_machines(None, None, registry)
+    assert machines == [Machine("localhost", 2), Machine("b@box")] and workers is None
+    assert said == f"running on the machines registered in {registry}: localhost, b@box"
+    other = tmp_path / "other.toml"
+    with pytest.raises(MachinesError, match="no such machines file"):
+        resolve_machines(None, other, registry)
+    other.write_text("version = 1\n")
+    with pytest.raises(MachinesError, match="no machines registered in it"):
+        resolve_machines(None, other, registry)
+    with pytest.raises(MachinesError, match="is a folder"):
+        resolve_machines(None, tmp_path, registry)
+
+
+def test_describe_error_is_one_line_naming_the_users_code(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    source = "def main():\n    raise KeyError('k')\n"
+    script.write_text(source)
+    try:
+        exec(compile(source + "main()\n", str(script), "exec"), {})
+    except KeyError as exc:
+        error: BaseException = exc
+    text = describe_error(ExceptionGroup("x", [error]), script)
+    assert text.startswith("KeyError: 'k' (") and text.endswith("job.py, line 2, in main)")
+    assert describe_error(MachinesError("m.toml: bad\nmore"), script) == "m.toml: bad"
+    assert describe_error(RuntimeError(), script) == "RuntimeError"

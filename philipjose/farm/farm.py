@@ -292,7 +292,9 @@ class Farm:
     back), ``farmer_host`` (the host workers connect back to; default 127.0.0.1 when every machine is
     localhost, else this host's fully qualified name), ``worker_stderr`` (``subprocess`` destination
     for workers' stderr; default None: read by the farm and written to ``sys.stderr`` line by line,
-    above any progress bar; what a worker that never came up wrote explains its failure instead),
+    above any progress bar, each line prefixed with the worker's slot, ``[w0] ...``; what a worker
+    that never came up wrote explains its failure instead; a worker's stdout is always read and
+    written to ``sys.stdout`` line by line, prefixed the same way),
     ``tls`` (a :class:`~philipjose.node.tls.TLSConfig` made by
     :func:`~philipjose.node.tls.tls_config` from PEM files: the farmer's node and its workers then
     speak TLS distribution only, and each worker gets the same file paths on its command line, so

@@ -80,12 +80,16 @@ class LocalNode:
 
 
 @asynccontextmanager
-async def local_nodes(count: int, **options: Any) -> AsyncIterator[list[LocalNode]]:
-    """``count`` nodes on loopback that know each other's ports (no EPMD)."""
+async def local_nodes(
+    count: int, *, prefixes: tuple[str, ...] = (), **options: Any
+) -> AsyncIterator[list[LocalNode]]:
+    """``count`` nodes on loopback that know each other's ports (no EPMD); named
+    ``prefix<unique>@localhost`` with the given ``prefixes`` (their order is the names' order)."""
     options.setdefault("cookie", "test-cookie")
     options.setdefault("epmd", False)
     options.setdefault("listen_host", "127.0.0.1")
-    nodes = [LocalNode(unique(f"n{i}_"), dict(options)) for i in range(count)]
+    names = prefixes or tuple(f"n{i}_" for i in range(count))
+    nodes = [LocalNode(unique(prefix), dict(options)) for prefix in names]
     async with trio.open_nursery() as nursery:
         for node in nodes:
             await nursery.start(node.serve)

@@ -16,7 +16,7 @@ import os
 import resource
 import subprocess
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from philipjose.node.flags import ADVERTISED
 from philipjose.term import term_to_binary
 from tests.interop.dist_support import Peer, private_epmd, python_node, start_peer
 from tests.node.hostile import HalfOpen, authenticated, spoof
-from tests.node.support import LocalNode, unique
+from tests.node.support import LocalNode, local_nodes, unique
 from tests.tools import require
 
 CANARY_SOURCE = Path(__file__).parent / "erl" / "pj_canary.erl"
@@ -44,20 +44,9 @@ COUNT = Atom("count")
 # -- Python-only cases (two philipjose nodes in this Trio run) ------------------------------------
 
 
-@asynccontextmanager
-async def named_nodes(*prefixes: str, **options: Any) -> AsyncIterator[list[LocalNode]]:
+def named_nodes(*prefixes: str, **options: Any) -> AbstractAsyncContextManager[list[LocalNode]]:
     """Nodes named ``prefix<unique>@localhost`` on loopback that know each other's ports (no EPMD)."""
-    options = {"cookie": COOKIE, "epmd": False, "listen_host": "127.0.0.1", **options}
-    nodes = [LocalNode(unique(prefix), dict(options)) for prefix in prefixes]
-    async with trio.open_nursery() as nursery:
-        for node in nodes:
-            await nursery.start(node.serve)
-        ports = {n.name: n.dist.port for n in nodes if n.dist is not None}
-        for node in nodes:
-            assert node.dist is not None
-            node.dist.peer_ports.update(ports)
-        yield nodes
-        nursery.cancel_scope.cancel()
+    return local_nodes(len(prefixes), prefixes=prefixes, **{"cookie": COOKIE, **options})
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ import gc
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psutil
@@ -232,6 +232,43 @@ async def _status(pid: Pid) -> str | None:
     return None if info is None else str(info["status"])
 
 
+async def held_then_drained(
+    node: LocalNode, dist: Node, peer: RawPeer, send_one: Callable[[int], Awaitable[None]], n: int, upper: int
+) -> None:
+    """Run a process that awaits ``send_one(i)`` for ``i`` in ``range(n)`` while ``peer`` does not
+    read: check that it is held (suspended, its sends stalled, the connection busy with between half
+    the limit and ``upper`` bytes queued); then read everything and check that it finished."""
+    pids: list[Pid] = []
+    started = trio.Event()
+    sent = 0
+    result: list[int] = []
+
+    async def sender() -> int:
+        nonlocal sent
+        pids.append(pj.self())
+        started.set()
+        for i in range(n):
+            await send_one(i)
+            sent += 1
+        return n
+
+    async def run() -> None:
+        result.append(await node.run(sender))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await started.wait()
+        await node.run(wait_for_status, pids[0], "suspended")
+        assert await stalled(lambda: sent) < n
+        assert await node.run(_status, pids[0]) == "suspended"
+        assert dist.busy(Atom(peer.name))
+        assert dist.dist_buf_busy_limit // 2 < queued(dist, peer) < upper
+        with trio.fail_after(30):
+            while peer.frames < n:
+                await peer.read()
+    assert result == [n]
+
+
 async def test_pj_send_holds_the_sender_at_its_next_receive() -> None:
     """Plain ``pj.send`` queues the message and returns; the process waits at its next receive
     (status ``suspended``) until the peer has read enough, then goes on."""
@@ -239,40 +276,14 @@ async def test_pj_send_holds_the_sender_at_its_next_receive() -> None:
     n = 60_000  # ~11 MB: more than the kernel's socket buffers take before the node must queue
     async with node_and_peer(dist_buf_busy_limit=limit) as (node, dist, peer):
         dest = peer.pid()
-        pids: list[Pid] = []
-        started = trio.Event()
-        sent = 0
 
-        async def sender() -> int:
-            nonlocal sent
-            me = pj.self()
-            pids.append(me)
-            started.set()
-            for i in range(n):
-                pj.send(dest, PAYLOAD)
-                sent += 1
-                pj.send(me, i)
-                assert await pj.receive() == i
-            return n
+        async def send_then_receive(i: int) -> None:
+            pj.send(dest, PAYLOAD)
+            pj.send(pj.self(), i)
+            assert await pj.receive() == i
 
-        async with trio.open_nursery() as nursery:
-            result: list[int] = []
-
-            async def run() -> None:
-                result.append(await node.run(sender))
-
-            nursery.start_soon(run)
-            await started.wait()
-            await node.run(wait_for_status, pids[0], "suspended")
-            held = await stalled(lambda: sent)
-            assert held < n
-            assert await node.run(_status, pids[0]) == "suspended"
-            assert dist.busy(Atom(peer.name))
-            assert limit // 2 < queued(dist, peer) < limit + 1024  # busy; at most one message past the limit
-            with trio.fail_after(30):
-                while peer.frames < n:
-                    await peer.read()
-        assert result == [n]
+        # busy; at most one message past the limit
+        await held_then_drained(node, dist, peer, send_then_receive, n, limit + 1024)
 
 
 async def test_a_sender_that_never_awaits_gets_busy_at_the_hard_limit() -> None:

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -223,19 +225,15 @@ async def _expect(lines: Lines, text: str) -> list[str]:
             return seen
 
 
-@pytest.mark.interop
-async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> None:
-    epmd_path, erl_path = require("epmd"), require("erl")
-    port = _free_port()
-    env = dict(_env(), ERL_EPMD_PORT=str(port))
-    alive = f"pjtree_{secrets.token_hex(4)}"
-    tree = tmp_path / "node.toml"
-    tree.write_text(
-        f'name = "pjtop"\n[node]\nname = "{alive}"\ncookie = "sup-test-cookie"\n'
-        '[[children]]\nid = "echo"\nstart = "tests.supervisors.cli_workers:start_echo"\nargs = ["echo"]\n'
-    )
+@asynccontextmanager
+async def run_with_epmd(tree: Path, env: dict[str, str]) -> AsyncIterator[trio.Process]:
+    """A real ``epmd`` on ``env``'s ``ERL_EPMD_PORT`` and ``philipjose run TREE`` registered with it
+    (its stdout piped); both killed on the way out if still running."""
     epmd = await trio.lowlevel.open_process(
-        [epmd_path, "-d", "-d", "-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        [require("epmd"), "-d", "-d", "-port", env["ERL_EPMD_PORT"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     run = None
     try:
@@ -247,6 +245,27 @@ async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> No
             stderr=subprocess.DEVNULL,
             env=env,
         )
+        yield run
+    finally:
+        for process in (run, epmd):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+@pytest.mark.interop
+async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> None:
+    require("epmd")
+    erl_path = require("erl")
+    port = _free_port()
+    env = dict(_env(), ERL_EPMD_PORT=str(port))
+    alive = f"pjtree_{secrets.token_hex(4)}"
+    tree = tmp_path / "node.toml"
+    tree.write_text(
+        f'name = "pjtop"\n[node]\nname = "{alive}"\ncookie = "sup-test-cookie"\n'
+        '[[children]]\nid = "echo"\nstart = "tests.supervisors.cli_workers:start_echo"\nargs = ["echo"]\n'
+    )
+    async with run_with_epmd(tree, env) as run:
         assert run.stdout is not None
         ready = await Lines(run.stdout).readline()
         assert ready.startswith("philipjose run: started")
@@ -283,8 +302,3 @@ async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> No
         run.send_signal(signal.SIGTERM)
         with trio.fail_after(60):
             assert await run.wait() == 0
-    finally:
-        for process in (run, epmd):
-            if process is not None and process.returncode is None:
-                process.kill()
-                await process.wait()

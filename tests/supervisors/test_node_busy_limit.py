@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import secrets
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import trio
 
 from philipjose.supervisors.config import load_config
 from philipjose.supervisors.errors import ConfigError
-from tests.supervisors.test_cli import Lines, _env, _expect, _free_port
+from tests.supervisors.test_cli import Lines, _env, _expect, _free_port, run_with_epmd
 from tests.tools import require
 
 WORKER = '''
@@ -47,7 +45,7 @@ def test_the_limit_is_read_and_checked(tmp_path: Path) -> None:
 
 @pytest.mark.interop
 async def test_run_starts_the_node_with_the_limit(tmp_path: Path) -> None:
-    epmd_path = require("epmd")
+    require("epmd")
     port = _free_port()
     env = dict(_env(), ERL_EPMD_PORT=str(port))
     (tmp_path / "bp_worker.py").write_text(WORKER)
@@ -57,27 +55,10 @@ async def test_run_starts_the_node_with_the_limit(tmp_path: Path) -> None:
         "dist_buf_busy_limit = 123456\n"
         '[[children]]\nid = "report"\nstart = "bp_worker:start"\n'
     )
-    epmd = await trio.lowlevel.open_process(
-        [epmd_path, "-d", "-d", "-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-    )
-    run = None
-    try:
-        assert epmd.stdout is not None
-        await _expect(Lines(epmd.stdout), "entering the main select() loop")
-        run = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "philipjose", "run", str(tree)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+    async with run_with_epmd(tree, env) as run:
         assert run.stdout is not None
         seen = await _expect(Lines(run.stdout), "limit ")
         assert seen[-1].split() == ["limit", "123456"]
         run.send_signal(signal.SIGTERM)
         with trio.fail_after(60):
             assert await run.wait() == 0
-    finally:
-        for process in (run, epmd):
-            if process is not None and process.returncode is None:
-                process.kill()
-                await process.wait()

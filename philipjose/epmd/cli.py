@@ -13,6 +13,7 @@ from typing import Any
 
 import trio
 
+from philipjose._argtypes import positive_float
 from philipjose.epmd import client
 from philipjose.epmd.daemon import detach
 from philipjose.epmd.errors import EpmdError
@@ -63,7 +64,7 @@ def add_command(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_positive_seconds,
+        type=positive_float,
         default=None,
         metavar="S",
         help="exit after S seconds with no node registered and no connection open (default: never, "
@@ -75,16 +76,6 @@ def add_command(subparsers: Any) -> None:
     action.add_argument("--kill", action="store_true", help="ask a running EPMD to exit")
     action.add_argument("--stop", metavar="NAME", help="forcibly unregister NAME (needs relaxed checking)")
     parser.set_defaults(func=_main)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import trio
 
+from philipjose._argtypes import positive_float, positive_int
 from philipjose.cli import add_log_level_argument
 from philipjose.farm.errors import MachinesError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME as _FARM_TICKTIME
@@ -46,26 +47,6 @@ from philipjose.node.tls import add_tls_arguments, tls_from_args
 __all__ = ["add_command", "describe_error", "format_validation", "resolve_machines"]
 
 _LOG = logging.getLogger("philipjose.farm.cli")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
 
 
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,7 +72,7 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
     add.add_argument("host", metavar="HOST", help="'localhost', or what ssh connects to (host, user@host)")
     add.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="worker processes to run there (default: one per core)",
     )
@@ -139,7 +120,7 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
     )
     validate.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT,
         help=f"seconds each machine has to answer (default: {DEFAULT_TIMEOUT:g})",
     )
@@ -293,7 +274,7 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
         "the worker exits when stdin ends, when the farmer's node goes down, or when told to stop.",
     )
     parser.add_argument("--farmer", required=True, metavar="NODE", help="the farmer's node name")
-    parser.add_argument("--farmer-port", required=True, type=_positive_int, metavar="PORT")
+    parser.add_argument("--farmer-port", required=True, type=positive_int, metavar="PORT")
     parser.add_argument("--farm", required=True, metavar="NAME", help="the farmer process's registered name")
     parser.add_argument("--name", required=True, metavar="NODE", help="this worker's node name")
     parser.add_argument(
@@ -302,14 +283,14 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
     parser.add_argument("--cookie-file", type=Path, default=None, help="read the cookie from this 0600 file")
     parser.add_argument(
         "--net-ticktime",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="S",
         help="the node's net_ticktime (the farmer passes its own; default 60 s, as OTP)",
     )
     parser.add_argument(
         "--max-message-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="BYTES",
         help="the farm's largest pickled task or result (default 1 GiB); the node accepts frames of "
@@ -405,7 +386,7 @@ _RUN_OPTIONS = (
 def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--workers", type=_positive_int, default=None, help="local workers (default: one per core)"
+        "--workers", type=positive_int, default=None, help="local workers (default: one per core)"
     )
     where.add_argument(
         "--machines",
@@ -422,7 +403,7 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--net-ticktime",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="S",
         help="seconds after which a silent (stopped, cut off) worker is declared down and its tasks "

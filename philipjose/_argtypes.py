@@ -1,0 +1,33 @@
+"""argparse value types shared by the command lines (``philipjose epmd``, ``farm``, ``worker``, ...).
+
+Each raises ``argparse.ArgumentTypeError``, which argparse turns into its one-line usage error and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["positive_float", "positive_int"]
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number greater than 0 (seconds, mostly)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value

@@ -13,16 +13,20 @@ measured the task's pickled outcome and sent this error instead; the worker live
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 
 __all__ = [
     "ArgumentsTooLarge",
     "FarmError",
+    "InitializerFailed",
     "MachinesError",
+    "RemoteTraceback",
     "ResultTooLarge",
     "TaskError",
     "TaskTimeout",
     "UnpicklableTask",
     "WorkerLost",
+    "original_exception",
 ]
 
 
@@ -142,3 +146,51 @@ class MachinesError(FarmError, ValueError):
     The message names the file, the key and the problem: ``machines.toml: machines."a".workers:
     must be an integer >= 1, not "four"``.
     """
+
+
+class InitializerFailed(FarmError, BrokenProcessPool):
+    """The farm's ``initializer`` raised on a worker: the farm is broken (as ``ProcessPoolExecutor``'s
+    pool is): every pending task and every later submit fails with this error. Also a
+    ``concurrent.futures.process.BrokenProcessPool``, so code written for the pool catches it.
+    ``remote_type`` and ``remote_traceback`` describe what the initializer raised."""
+
+    def __init__(self, worker: str, remote_type: str, message: str, remote_traceback: str = "") -> None:
+        super().__init__(worker, remote_type, message, remote_traceback)
+        self.worker = worker
+        self.remote_type = remote_type
+        self.message = message
+        self.remote_traceback = remote_traceback
+
+    def __str__(self) -> str:
+        what = f"{self.remote_type}: {self.message}" if self.message else self.remote_type
+        text = f"the initializer failed on worker {self.worker}: {what}; the farm is broken"
+        if self.remote_traceback:
+            text += "\n\nRemote traceback:\n" + self.remote_traceback.rstrip("\n")
+        return text
+
+
+class RemoteTraceback(Exception):
+    """The ``__cause__`` of an exception re-raised by :class:`~philipjose.farm.Executor`: its ``str``
+    is the traceback text the worker printed, as with ``ProcessPoolExecutor``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def original_exception(error: BaseException) -> BaseException:
+    """What ``Executor`` raises for ``error``: for a plain :class:`TaskError` whose remote exception
+    was rebuilt here and is an ``Exception``, that exception, with a :class:`RemoteTraceback` of the
+    remote traceback text as its ``__cause__`` (as ``ProcessPoolExecutor`` does); otherwise ``error``
+    itself (a ``TaskError`` whose exception could not be rebuilt, a ``SystemExit`` or
+    ``KeyboardInterrupt`` raised by a task, ``ResultTooLarge``, ``WorkerLost``, ...)."""
+    if type(error) is not TaskError:
+        return error
+    original = error.__cause__
+    if not isinstance(original, Exception):
+        return error
+    original.__cause__ = RemoteTraceback(f'\n"""\n{error.remote_traceback.rstrip()}\n"""')
+    return original

@@ -1,12 +1,25 @@
 """``Executor``: the farm behind the ``concurrent.futures.Executor`` interface, for synchronous code.
 
-``with farm.Executor(workers=4) as ex: results = list(ex.map(f, xs))`` runs a :class:`~philipjose.farm.Farm`
-under ``trio.run`` in a background thread; ``submit`` hands each call to it through
-``trio.from_thread`` and returns a ``concurrent.futures.Future``. Existing code written for
-``ProcessPoolExecutor`` switches with one line. Differences: a task whose worker dies is rerun
-(at-least-once) rather than breaking the pool, and a remote exception arrives as
-:class:`~philipjose.farm.errors.TaskError` (the original exception is its ``__cause__`` when it can be
-rebuilt).
+``with farm.Executor(max_workers=4) as ex: results = list(ex.map(f, xs))`` runs a
+:class:`~philipjose.farm.Farm` under ``trio.run`` in a background thread. Code written for
+``ProcessPoolExecutor`` switches with one line: the constructor takes the pool's arguments
+(``max_workers``, ``initializer``, ``initargs``; ``mp_context`` and ``max_tasks_per_child`` are
+refused with a message saying why) besides the farm's own (``machines=...``, ``task_timeout=...``, ...),
+and a task's exception is re-raised as itself, with the remote traceback as its ``__cause__`` (a
+:class:`~philipjose.farm.errors.RemoteTraceback`, as the pool does); one that cannot be rebuilt here
+arrives as :class:`~philipjose.farm.errors.TaskError`. Differences: a task whose worker dies is rerun
+(at-least-once) rather than breaking the pool; ``cancel()`` succeeds on a running task too, and stops
+it (see "Cancel" in ``docs/farm.md``); a task's ``SystemExit`` or ``KeyboardInterrupt`` arrives as a
+``TaskError``, not as itself.
+
+Theory of operation: ``submit`` never waits for the farm's thread. It pickles the task in the
+caller's thread, appends it to a queue (a deque under a lock) and, only when the queue was empty,
+asks the Trio thread to drain it (``TrioToken.run_sync_soon``: a wake-up, no round trip). The drain
+hands every queued task to the farm and dispatches them together, so a burst of submits costs one
+wake-up and one dispatch. A future cancelled while still queued is skipped by the drain; one
+cancelled later has its cancel forwarded the same way. Results are set on the
+``concurrent.futures.Future`` from the Trio thread, which wakes the caller's ``result()``,
+``as_completed`` or ``wait``.
 
 Ctrl-C: the workers run in process groups of their own and never see the terminal's SIGINT; the
 ``KeyboardInterrupt`` is raised in the main thread, as with any Python code. Leaving the ``with``
@@ -22,13 +35,15 @@ import contextlib
 import functools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import trio
 
-from philipjose.farm.errors import FarmError
+from philipjose.farm.errors import ArgumentsTooLarge, FarmError, original_exception
 from philipjose.farm.farm import Farm, FarmFuture, _run_chunk
+from philipjose.farm.options import OptionsView, TaskOptions
 from philipjose.farm.scheduler import PENDING
 from philipjose.farm.shipping import describe_task, dumps_task
 
@@ -48,24 +63,74 @@ def _chain_results(futures: list[concurrent.futures.Future[list[T]]], timeout: f
             future.cancel()
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return fn(*args, **kwargs)
+class _Future(concurrent.futures.Future[Any]):
+    """A ``concurrent.futures.Future`` whose ``cancel`` also reaches the farm's task."""
+
+    def __init__(self, executor: Executor) -> None:
+        super().__init__()
+        self._executor = executor
+        self._farm_future: FarmFuture | None = None  # set (in the farm's thread) once handed over
+
+    def cancel(self) -> bool:
+        if not super().cancel():
+            return False
+        self._executor._forward_cancel(self)
+        return True
+
+
+# (payload, description, future, timeout)
+_Queued = tuple[bytes, str, _Future, "float | None"]
 
 
 class Executor(concurrent.futures.Executor):
-    """A ``concurrent.futures.Executor`` running tasks on a farm; takes :class:`Farm`'s arguments.
+    """A ``concurrent.futures.Executor`` running tasks on a farm: ``ProcessPoolExecutor``'s arguments,
+    then :class:`Farm`'s (``workers=`` is another name for ``max_workers``).
 
-    The farm starts in the constructor (workers up before it returns) and stops in :meth:`shutdown`.
+    ``initializer(*initargs)`` runs on every worker before its first task (replacements included);
+    if it raises, the farm is broken: pending and later tasks fail with
+    :class:`~philipjose.farm.errors.InitializerFailed` (a ``BrokenProcessPool``). The farm starts in
+    the constructor (workers up before it returns) and stops in :meth:`shutdown`.
     """
 
-    def __init__(self, workers: int | None = None, machines: Any = None, **farm_options: Any) -> None:
-        self._farm = Farm(workers, machines, **farm_options)
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: Any = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
+        workers: int | None = None,
+        machines: Any = None,
+        **farm_options: Any,
+    ) -> None:
+        if mp_context is not None:
+            raise TypeError(
+                "farm.Executor takes no mp_context: its workers are philipjose worker processes that the "
+                "farm starts itself (locally or over ssh), not multiprocessing children; drop the "
+                "argument (machines=... chooses where the workers run)"
+            )
+        if max_tasks_per_child is not None:
+            raise TypeError(
+                "farm.Executor does not support max_tasks_per_child: a farm's workers live until they "
+                "die or the farm closes (a dead worker is replaced and its tasks rerun)"
+            )
+        if max_workers is not None and workers is not None and max_workers != workers:
+            raise ValueError(f"give max_workers or workers, not both ({max_workers} and {workers})")
+        count = workers if max_workers is None else max_workers
+        if count is not None and count <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._farm = Farm(count, machines, initializer=initializer, initargs=initargs, **farm_options)
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._stop: trio.Event | None = None
         self._error: BaseException | None = None
         self._shutdown = False
         self._lock = threading.Lock()
+        self._queue: deque[_Queued] = deque()
+        self._drain_due = False  # a drain is scheduled on the farm's thread (under _lock)
         self._thread = threading.Thread(target=self._run, name="philipjose-farm", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -98,78 +163,133 @@ class Executor(concurrent.futures.Executor):
         return self._farm
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
-        """Schedule ``fn(*args, **kwargs)``; returns a ``concurrent.futures.Future``.
+        """Schedule ``fn(*args, **kwargs)``; returns a ``concurrent.futures.Future`` at once, without
+        waiting for the farm's thread. Every keyword argument is the task's; per-call options go
+        through :meth:`options`.
 
-        Raises ``RuntimeError`` after shutdown and ``UnpicklableTask`` at once for a task that cannot
-        be shipped.
+        Raises ``RuntimeError`` after shutdown, the farm's error once it is broken,
+        ``UnpicklableTask`` at once for a task that cannot be shipped and ``ArgumentsTooLarge`` for
+        one over ``max_message_size``.
         """
+        return self._submit_with(_DEFAULT_OPTIONS, fn, args, kwargs)
+
+    def options(self, **options: Any) -> OptionsView[concurrent.futures.Future[Any]]:
+        """Per-call options, as :meth:`Farm.options`: ``ex.options(timeout=5).submit(fn, x)``."""
+        return OptionsView(self._submit_with, TaskOptions().replace(**options))
+
+    def _submit_with(
+        self, options: TaskOptions, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> concurrent.futures.Future[Any]:
+        self._check_open()
+        payload = dumps_task(fn, args, kwargs)
+        description = describe_task(fn)
+        self._check_size(payload, description)
+        future = _Future(self)
+        self._enqueue([(payload, description, future, options.timeout)])
+        return future
+
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if self._error is not None:
+            raise FarmError(f"the farm stopped: {self._error}")
+        broken = self._farm._broken
+        if broken is not None:
+            raise broken
+
+    def _check_size(self, payload: bytes, description: str) -> None:
+        limit = self._farm._message_limit
+        if len(payload) > limit:
+            raise ArgumentsTooLarge(description, len(payload), limit)
+
+    def _enqueue(self, items: list[_Queued]) -> None:
+        """Queue tasks for the farm's thread; wake it only when nothing was queued before."""
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if self._error is not None:
-                raise FarmError(f"the farm stopped: {self._error}")
-            payload = dumps_task(_call, (fn, args, kwargs))
-            future: concurrent.futures.Future[T] = concurrent.futures.Future()
+            self._queue.extend(items)
+            wake, self._drain_due = not self._drain_due, True
+        if wake:
             assert self._token is not None
-            farm_future = trio.from_thread.run_sync(
-                self._submit, payload, describe_task(fn), future, trio_token=self._token
-            )
-            future.add_done_callback(functools.partial(self._forward_cancel, farm_future=farm_future))
-            return future
+            try:
+                self._token.run_sync_soon(self._drain)
+            except trio.RunFinishedError:
+                self._fail_queued(FarmError("the farm stopped"))
+
+    def _fail_queued(self, error: BaseException) -> None:
+        with self._lock:
+            items = list(self._queue)
+            self._queue.clear()
+        for _, _, future, _ in items:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
+
+    def _drain(self) -> None:
+        """(The farm's thread) hand every queued task to the farm, then dispatch them together."""
+        with self._lock:
+            items = list(self._queue)
+            self._queue.clear()
+            self._drain_due = False
+        farm = self._farm
+        for payload, description, future, timeout in items:
+            if future.cancelled():  # cancelled while queued here: it never reaches the farm
+                future.set_running_or_notify_cancel()  # tells wait() and as_completed()
+                continue
+            try:
+                farm_future = farm._submit(payload, description, timeout=timeout, dispatch=False)
+            except FarmError as exc:
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(exc)
+                continue
+            future._farm_future = farm_future
+            farm_future.add_done_callback(functools.partial(self._resolved, future=future))
+        if items and farm._rt is not None:
+            farm._apply([])
+
+    @staticmethod
+    def _resolved(ff: FarmFuture, future: _Future) -> None:
+        """(The farm's thread) the farm resolved ``ff``: resolve the caller's ``future`` alike."""
+        if ff.cancelled():
+            concurrent.futures.Future.cancel(future)  # the farm's own cancel: nothing to forward
+            future.set_running_or_notify_cancel()  # tells wait() and as_completed()
+            return
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(ff.result())
+        except BaseException as exc:
+            future.set_exception(original_exception(exc))
 
     def map(
         self, fn: Callable[..., T], *iterables: Any, timeout: float | None = None, chunksize: int = 1
     ) -> Iterator[T]:
         """Like ``Executor.map``; ``chunksize`` items are sent as one task (as ProcessPoolExecutor)."""
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        self._check_open()
         items = list(zip(*iterables, strict=False))
-        size = max(1, chunksize)
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        futures = self._submit_many([(_run_chunk, (fn, chunk)) for chunk in chunks], describe_task(fn))
-        return _chain_results(futures, timeout)
+        chunks = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
+        description = describe_task(fn)
+        queued: list[_Queued] = []
+        for chunk in chunks:
+            payload = dumps_task(_run_chunk, (fn, chunk))
+            self._check_size(payload, description)
+            queued.append((payload, description, _Future(self), None))
+        self._enqueue(queued)
+        return _chain_results([q[2] for q in queued], timeout)
 
-    def _submit_many(
-        self, calls: list[tuple[Callable[..., Any], tuple[Any, ...]]], description: str
-    ) -> list[concurrent.futures.Future[Any]]:
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            payloads = [dumps_task(fn, args) for fn, args in calls]
-            futures: list[concurrent.futures.Future[Any]] = [concurrent.futures.Future() for _ in payloads]
-            assert self._token is not None
+    def _forward_cancel(self, future: _Future) -> None:
+        """The caller cancelled ``future``: cancel its farm task too (on the farm's thread)."""
+        if self._token is None or self._shutdown_complete():
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._cancel_in_farm, future)
 
-            def submit_all() -> list[FarmFuture]:
-                return [self._submit(p, description, f) for p, f in zip(payloads, futures, strict=True)]
-
-            farm_futures = trio.from_thread.run_sync(submit_all, trio_token=self._token)
-            for future, farm_future in zip(futures, farm_futures, strict=True):
-                future.add_done_callback(functools.partial(self._forward_cancel, farm_future=farm_future))
-            return futures
-
-    def _submit(self, payload: bytes, description: str, future: concurrent.futures.Future[Any]) -> FarmFuture:
-        farm_future = self._farm._submit(payload, description)
-
-        def done(ff: FarmFuture) -> None:
-            if ff.cancelled():
-                future.cancel()
-                return
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(ff.result())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        farm_future.add_done_callback(done)
-        return farm_future
-
-    def _forward_cancel(self, future: concurrent.futures.Future[Any], *, farm_future: FarmFuture) -> None:
-        if farm_future.done():
-            return  # resolved already (this is the farm's own cancellation coming back)
-        if future.cancelled() and self._token is not None and not self._shutdown_complete():
-            try:
-                trio.from_thread.run_sync(farm_future.cancel, trio_token=self._token)
-            except trio.RunFinishedError:
-                return
+    @staticmethod
+    def _cancel_in_farm(future: _Future) -> None:
+        ff = future._farm_future
+        if ff is not None and not ff.done():  # None: still queued, the drain skips it
+            ff.cancel()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None and not issubclass(exc_type, Exception):
@@ -190,7 +310,8 @@ class Executor(concurrent.futures.Executor):
         return not self._thread.is_alive()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop accepting tasks; with ``cancel_futures`` cancel those not started; with ``wait``
+        """Stop accepting tasks; with ``cancel_futures`` cancel those not yet sent to a worker (before
+        returning, as ``ProcessPoolExecutor``); with ``wait``
         wait for the others, then stop the workers and the farm's thread."""
         with self._lock:
             if self._shutdown:
@@ -203,16 +324,18 @@ class Executor(concurrent.futures.Executor):
         token = self._token
 
         async def finish() -> None:
-            if cancel_futures:  # those not started: queued on the farmer (running ones finish)
-                for future in list(self._farm._futures.values()):
-                    if self._farm._sched.state(future.task_id) is PENDING:
-                        future.cancel()
             while self._farm._futures:
                 await next(iter(self._farm._futures.values())).wait()
             assert self._stop is not None
             self._stop.set()
 
         def start_finish() -> None:
+            # on return the futures to cancel are cancelled, as with ProcessPoolExecutor
+            self._drain()  # whatever is still queued here goes to the farm first
+            if cancel_futures:  # those not sent to a worker yet (the others finish)
+                for future in list(self._farm._futures.values()):
+                    if self._farm._sched.state(future.task_id) is PENDING:
+                        future.cancel()
             self._farm._nursery.start_soon(finish)  # type: ignore[union-attr]
 
         try:
@@ -221,3 +344,6 @@ class Executor(concurrent.futures.Executor):
             return
         if wait:
             self._thread.join()
+
+
+_DEFAULT_OPTIONS = TaskOptions()

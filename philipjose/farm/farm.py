@@ -71,6 +71,7 @@ from philipjose.farm.console import console_for
 from philipjose.farm.errors import (
     ArgumentsTooLarge,
     FarmError,
+    InitializerFailed,
     ResultTooLarge,
     TaskError,
     TaskTimeout,
@@ -78,6 +79,7 @@ from philipjose.farm.errors import (
 )
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
+from philipjose.farm.options import OptionsView, TaskOptions
 from philipjose.farm.output import LineSplitter, prefixed, write_stdout_line
 from philipjose.farm.policy import (
     DEFAULT_MAX_LAUNCH_FAILURES,
@@ -329,6 +331,8 @@ class Farm:
         tls: TLSConfig | None = None,
         epmd: bool = True,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -350,6 +354,7 @@ class Farm:
         if not net_ticktime > 0:
             raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
         self._machine_list = machine_list
+        self._init_payload = None if initializer is None else dumps_task(initializer, tuple(initargs))
         self._policy = FailurePolicy(
             [m.host for m in machine_list],
             max_launch_failures=max_launch_failures,
@@ -403,6 +408,10 @@ class Farm:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Farm:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:  # asyncio (Jupyter's loop included), or no event loop Trio knows of
+            raise FarmError("Farm needs Trio; from asyncio or Jupyter use farm.Executor") from None
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         try:
@@ -998,6 +1007,8 @@ class Farm:
             machine=slot.machine.host,
         )
         self._by_pid[pid] = slot
+        if self._init_payload is not None and self._rt is not None:
+            self._rt.send(pid, (w.INIT, self._init_payload))  # it runs before the worker's first task
         self._policy.worker_up(slot.machine.host)
         self._sched.worker_up(pid)
         held, slot.handover, slot.replacing = slot.handover, [], None
@@ -1021,6 +1032,9 @@ class Farm:
             for item in results
             if type(item) is tuple and len(item) == 2 and type(item[0]) is int and type(item[1]) is bytes
         ]
+        if items and items[0][0] == w.INIT_TASK:  # the initializer's outcome comes first
+            _, init_outcome = items.pop(0)
+            await self._on_initialized(pid, init_outcome)
         data = [payload for _, payload in items if payload]
         decoded = await trio.to_thread.run_sync(_decode_all, data, abandon_on_cancel=True) if data else []
         outcomes = iter(decoded)
@@ -1038,6 +1052,19 @@ class Farm:
         if slot is not None and slot.pid is not None:
             self._tune(slot, len(data))
         self._apply(decisions)
+
+    async def _on_initialized(self, pid: Any, payload: bytes) -> None:
+        """A worker ran the farm's initializer: if it raised, the farm is broken (as a
+        ``ProcessPoolExecutor`` whose initializer fails): :class:`InitializerFailed`."""
+        outcome = await trio.to_thread.run_sync(decode_outcome, payload, abandon_on_cancel=True)
+        if isinstance(outcome, TaskError) and self._broken is None and not self._closing:
+            slot = self._by_pid.get(pid)
+            worker = str(slot.node) if slot is not None else str(getattr(pid, "node", pid))
+            self._break(
+                InitializerFailed(
+                    worker.partition("-")[0], outcome.remote_type, outcome.message, outcome.remote_traceback
+                )
+            )
 
     def _tune(self, slot: _Slot, reported: int) -> None:
         """Adapt a worker's pipeline depth to its speed: about 10 ms of queued work, 2 to 32 tasks."""
@@ -1163,16 +1190,28 @@ class Farm:
         infos = [s.info for s in self._slots if s.info is not None]
         return sorted(infos, key=lambda i: not i.alive)
 
-    def submit(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> FarmFuture:
-        """Queue ``fn(*args)``; returns its :class:`FarmFuture` at once (``await`` it for the value).
-
-        ``timeout`` (default: the farm's ``task_timeout``) bounds its running time on a worker; when it
-        runs out the task fails with ``TaskTimeout`` and is stopped as :meth:`FarmFuture.cancel`
-        stops it (interrupted, or its worker killed and replaced). Raises ``UnpicklableTask`` at once
-        if it cannot be shipped and ``ArgumentsTooLarge`` if it pickles to more than
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> FarmFuture:
+        """Queue ``fn(*args, **kwargs)``; returns its :class:`FarmFuture` at once (``await`` it for
+        the value). Every keyword argument is the task's: the farm's own per-call options are given
+        with :meth:`options` (``farm.options(timeout=5).submit(fn, x)``). Raises ``UnpicklableTask``
+        at once if it cannot be shipped and ``ArgumentsTooLarge`` if it pickles to more than
         ``max_message_size`` bytes.
         """
-        return self._submit(dumps_task(fn, args), describe_task(fn), timeout=timeout)
+        return self._submit(dumps_task(fn, args, kwargs), describe_task(fn))
+
+    def options(self, **options: Any) -> OptionsView[FarmFuture]:
+        """This farm with per-call options for the tasks submitted through it (Ray's ``.options``):
+        ``farm.options(timeout=5).submit(fn, *args, **kwargs)``. ``timeout`` (default: the farm's
+        ``task_timeout``) bounds a task's running time on a worker; when it runs out the task fails
+        with ``TaskTimeout`` and is stopped as :meth:`FarmFuture.cancel` stops it (interrupted, or its
+        worker killed and replaced). See :class:`~philipjose.farm.options.TaskOptions`; an unknown
+        option is a ``TypeError``."""
+        return OptionsView(self._submit_with, TaskOptions().replace(**options))
+
+    def _submit_with(
+        self, options: TaskOptions, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> FarmFuture:
+        return self._submit(dumps_task(fn, args, kwargs), describe_task(fn), timeout=options.timeout)
 
     def _submit(
         self,
@@ -1182,7 +1221,10 @@ class Farm:
         timeout: float | None = None,
         pin: Any = None,
         held: bool = False,
+        dispatch: bool = True,
     ) -> FarmFuture:
+        """Queue one pickled task; ``dispatch=False`` leaves handing it to a worker to the caller's
+        next ``_apply`` (a batch of submits then costs one dispatch)."""
         if self._broken is not None:
             raise self._broken
         if self._rt is None:
@@ -1193,7 +1235,8 @@ class Farm:
         task_id = self._sched.submit(payload, timeout=limit, pin=pin, held=held)
         future = FarmFuture(self, task_id, f"{task_id} ({description})")
         self._futures[task_id] = future
-        self._apply([])
+        if dispatch:
+            self._apply([])
         return future
 
     async def map(

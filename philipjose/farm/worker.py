@@ -8,6 +8,9 @@ does not register with EPMD: it is told the farmer's port and connects to it.
 Protocol (Erlang terms over the distribution connection; ``FARM`` is the farmer's registered name):
 
 - worker -> ``{FARM, farmer}``: ``(pj_worker_up, WorkerPid, Host :: binary, OsPid :: int)``;
+- farmer -> worker: ``(pj_init, Payload :: binary)``: the farm's ``initializer`` (when it has one),
+  sent before any task; run before them, reported as task ``-1`` (``INIT_TASK``), first in its
+  ``pj_done``;
 - farmer -> worker: ``(pj_run, [(TaskId, Payload :: binary), ...])``: tasks to queue, in order;
 - farmer -> worker: ``(pj_revoke, TaskId)``: drop that task if it has not started, and stop it
   if it is running (:class:`~philipjose.farm.interrupt.Interrupter`: ``TaskCancelled`` raised in
@@ -48,10 +51,12 @@ from philipjose.farm.shipping import run_task
 from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, split_by_size
 from philipjose.term import Atom, Pid
 
-__all__ = ["DONE", "REVOKE", "RUN", "STOP", "WORKER_UP", "FarmerUnreachable", "serve"]
+__all__ = ["DONE", "INIT", "INIT_TASK", "REVOKE", "RUN", "STOP", "WORKER_UP", "FarmerUnreachable", "serve"]
 
 WORKER_UP: Final = Atom("pj_worker_up")
 RUN: Final = Atom("pj_run")
+INIT: Final = Atom("pj_init")
+INIT_TASK: Final = -1  # the task id the initializer's outcome is reported under
 REVOKE: Final = Atom("pj_revoke")
 STOP: Final = Atom("pj_stop")
 DONE: Final = Atom("pj_done")
@@ -156,6 +161,8 @@ async def serve(
             if type(msg) is tuple and len(msg) == 2 and msg[0] == RUN and isinstance(msg[1], list):
                 for task_id, payload in msg[1]:
                     send_tasks.send_nowait((task_id, payload))
+            elif type(msg) is tuple and len(msg) == 2 and msg[0] == INIT and type(msg[1]) is bytes:
+                send_tasks.send_nowait((INIT_TASK, msg[1]))  # runs before the tasks sent after it
             elif type(msg) is tuple and len(msg) == 2 and msg[0] == REVOKE and isinstance(msg[1], int):
                 revoked.add(msg[1])
                 interrupter.interrupt(msg[1])  # if it is running: try to stop it (the farmer may kill)

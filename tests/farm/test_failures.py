@@ -243,7 +243,7 @@ async def test_a_race_losers_replacement_is_info_not_error(
         assert await f.race(loser, winner) == "running"
         await watch.until(lambda c: c.workers_lost == 1 and c.workers == 2)
         with pytest.raises(farm.TaskTimeout):
-            await f.submit(stubborn, timeout=1.5)
+            await f.options(timeout=1.5).submit(stubborn)
         await watch.until(lambda c: c.workers_lost == 2 and c.workers == 2)
     records = [r for r in caplog.records if "stopped by the farm" in r.getMessage()]
     messages = [(r.levelno, r.getMessage()) for r in records]

@@ -297,7 +297,7 @@ async def test_cancel_interrupts_a_running_python_loop_and_the_worker_lives_on(t
         assert await f.submit(pid_of_worker) == worker  # the same worker: stopped, not killed
         assert f.counters.workers_lost == 0
         with pytest.raises(farm.TaskTimeout):
-            await f.submit(spin, timeout=0.5)
+            await f.options(timeout=0.5).submit(spin)
         assert await f.submit(pid_of_worker) == worker
         assert f.counters.workers_lost == 0
 

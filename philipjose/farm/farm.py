@@ -141,6 +141,7 @@ _DEATH_NOTES: Final = 4096  # how many dead workers' causes of death are remembe
 _NO_INITIAL: Final = object()
 _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at once
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
+_INLINE_DECODE: Final = 16384  # bytes of outcomes in one pj_done decoded on the loop, not in a thread
 _PIPELINE_WORK: Final = 0.010  # seconds of estimated work an adaptive pipeline keeps queued per worker
 
 
@@ -1036,7 +1037,10 @@ class Farm:
             _, init_outcome = items.pop(0)
             await self._on_initialized(pid, init_outcome)
         data = [payload for _, payload in items if payload]
-        decoded = await trio.to_thread.run_sync(_decode_all, data, abandon_on_cancel=True) if data else []
+        if sum(map(len, data)) <= _INLINE_DECODE:  # small: a thread hop would cost more than it saves
+            decoded = _decode_all(data)
+        else:
+            decoded = await trio.to_thread.run_sync(_decode_all, data, abandon_on_cancel=True)
         outcomes = iter(decoded)
         slot = self._by_pid.get(pid)
         decisions: list[Decision] = []

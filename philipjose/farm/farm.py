@@ -12,9 +12,9 @@ decisions: assignments are batched per worker into ``pj_run`` messages (cut to t
 worker; when it must really stop, cancelled, timed out or a race's loser, a worker that has not
 reported it within the grace of :mod:`~philipjose.farm.stopping` is killed), resolutions resolve
 :class:`FarmFuture` objects.
-Outcomes are unpickled in a thread (``decode_outcome``: whatever unpickling raises becomes that
-task's ``TaskError``). Trio runs one task at a time, so the scheduler is only ever touched between
-awaits and needs no lock.
+Outcomes are unpickled in a thread, those of a report of at most 16 KiB on the loop
+(``decode_outcome``: whatever unpickling raises becomes that task's ``TaskError``). Trio runs one
+task at a time, so the scheduler is only ever touched between awaits and needs no lock.
 
 A worker killed on purpose is *doomed* (:meth:`Farm._doom`) at the moment of the decision, before
 the kill: its slot's ``doomed`` says why ("race", "cancel", "timeout"), it leaves the scheduler at
@@ -1024,7 +1024,8 @@ class Farm:
 
     async def _on_done(self, pid: Any, results: Any) -> None:
         """A worker's ``pj_done``: the outcomes are unpickled in a thread, off the event loop (a
-        large or slow one holds up no tick and no other connection), each into a ``Returned`` or
+        large one holds up no tick and no other connection; a report of at most ``_INLINE_DECODE``
+        bytes is unpickled on the loop: the hop would cost more), each into a ``Returned`` or
         the task's ``TaskError`` (whatever unpickling raises; the farmer lives on)."""
         if not isinstance(results, list):
             return

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import functools
 import threading
 import time
 from collections import deque
@@ -70,10 +69,12 @@ class _Future(concurrent.futures.Future[Any]):
         super().__init__()
         self._executor = executor
         self._farm_future: FarmFuture | None = None  # set (in the farm's thread) once handed over
+        self._cancel_asked = False  # read without the future's lock by the drain
 
     def cancel(self) -> bool:
         if not super().cancel():
             return False
+        self._cancel_asked = True
         self._executor._forward_cancel(self)
         return True
 
@@ -232,7 +233,7 @@ class Executor(concurrent.futures.Executor):
             self._drain_due = False
         farm = self._farm
         for payload, description, future, timeout in items:
-            if future.cancelled():  # cancelled while queued here: it never reaches the farm
+            if future._cancel_asked:  # cancelled while queued here: it never reaches the farm
                 future.set_running_or_notify_cancel()  # tells wait() and as_completed()
                 continue
             try:
@@ -242,23 +243,33 @@ class Executor(concurrent.futures.Executor):
                     future.set_exception(exc)
                 continue
             future._farm_future = farm_future
-            farm_future.add_done_callback(functools.partial(self._resolved, future=future))
+            farm_future._on_behalf = future
+            farm_future.add_done_callback(self._resolved)
         if items and farm._rt is not None:
             farm._apply([])
 
     @staticmethod
-    def _resolved(ff: FarmFuture, future: _Future) -> None:
-        """(The farm's thread) the farm resolved ``ff``: resolve the caller's ``future`` alike."""
+    def _resolved(ff: FarmFuture) -> None:
+        """(The farm's thread) the farm resolved ``ff``: resolve the caller's future alike."""
+        future = ff._on_behalf
+        assert isinstance(future, _Future)
         if ff.cancelled():
             concurrent.futures.Future.cancel(future)  # the farm's own cancel: nothing to forward
             future.set_running_or_notify_cancel()  # tells wait() and as_completed()
             return
-        if not future.set_running_or_notify_cancel():
-            return
         try:
-            future.set_result(ff.result())
+            value = ff.result()
         except BaseException as exc:
-            future.set_exception(original_exception(exc))
+            outcome: tuple[bool, Any] = (False, original_exception(exc))
+        else:
+            outcome = (True, value)
+        try:  # from PENDING straight to FINISHED: one lock, not two
+            if outcome[0]:
+                future.set_result(outcome[1])
+            else:
+                future.set_exception(outcome[1])
+        except concurrent.futures.InvalidStateError:  # the caller cancelled it meanwhile
+            future.set_running_or_notify_cancel()
 
     def map(
         self, fn: Callable[..., T], *iterables: Any, timeout: float | None = None, chunksize: int = 1

@@ -192,6 +192,7 @@ class FarmFuture:
         self._outcome: Outcome | None = None
         self._error: BaseException | None = None
         self._callbacks: list[Callable[[FarmFuture], None]] = []
+        self._on_behalf: object = None  # the Executor's future this task resolves, if any
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"

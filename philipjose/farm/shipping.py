@@ -154,6 +154,9 @@ class Returned:
 
     value: Any
 
+    def __reduce__(self) -> tuple[type[Returned], tuple[Any]]:
+        return Returned, (self.value,)  # cheaper to unpickle than a slotted dataclass's state
+
 
 @dataclass(frozen=True, slots=True)
 class Raised:
@@ -198,11 +201,28 @@ def dumps_task(
     """``(fn, args, kwargs)`` pickled with cloudpickle; :class:`UnpicklableTask` if that fails."""
     if not callable(fn):
         raise UnpicklableTask(f"a task must be callable, not {type(fn).__name__}")
+    task = (fn, tuple(args), dict(kwargs or {}))
+    fast = _dumps_by_reference(task)
+    if fast is not None:
+        return fast
     try:
-        data: bytes = _dumps((fn, tuple(args), dict(kwargs or {})))
+        data: bytes = _dumps(task)
     except _PICKLING_ERRORS as exc:
         raise UnpicklableTask(f"cannot ship task {describe_task(fn)}: {type(exc).__name__}: {exc}") from exc
     return data
+
+
+def _dumps_by_reference(obj: object) -> bytes | None:
+    """``obj`` pickled by the C pickler when that is what cloudpickle would do: every function and
+    class in it is importable by name (none from ``__main__``) and no module is shipped by value.
+    None otherwise (cloudpickle then decides). About three times as fast for ``(abs, (1,), {})``."""
+    if cloudpickle.list_registry_pickle_by_value():
+        return None
+    try:
+        data = pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+    except Exception:  # a lambda, a local class, a lock...: cloudpickle says what it can do
+        return None
+    return None if b"__main__" in data else data
 
 
 def loads_task(data: bytes) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:

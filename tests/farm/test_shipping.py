@@ -364,3 +364,28 @@ def test_remote_traceback_shows_source_the_worker_does_not_have(tmp_path: Path) 
     text = info.value.remote_traceback
     assert f'File "{script}", line 9, in outer\n    return inner(n)' in text
     assert f'File "{script}", line 8, in inner\n    raise LookupError("m=%d" % total)' in text
+
+
+def test_a_task_of_importable_names_takes_the_c_pickler_and_main_goes_by_value() -> None:
+    import operator
+
+    import __main__
+    from philipjose.farm.shipping import PICKLE_PROTOCOL, loads_task
+
+    plain = pickle.dumps((operator.add, (1, 2), {"x": [1]}), protocol=PICKLE_PROTOCOL)
+    assert dumps_task(operator.add, (1, 2), {"x": [1]}) == plain
+
+    def probe(x: int) -> int:
+        return x + 1
+
+    probe.__module__, probe.__qualname__ = "__main__", "pj_shipping_probe"
+    __main__.pj_shipping_probe = probe  # importable by name here, in __main__
+    try:
+        data = dumps_task(probe, (1,))
+        assert data != pickle.dumps((probe, (1,), {}), protocol=PICKLE_PROTOCOL)  # by value
+        delattr(__main__, "pj_shipping_probe")  # a worker's __main__ has no such name
+        fn, args, _ = loads_task(data)
+        assert fn(*args) == 2
+    finally:
+        if hasattr(__main__, "pj_shipping_probe"):
+            delattr(__main__, "pj_shipping_probe")

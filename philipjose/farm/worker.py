@@ -19,7 +19,8 @@ Protocol (Erlang terms over the distribution connection; ``FARM`` is the farmer'
 - worker -> ``{FARM, farmer}``: ``(pj_done, WorkerPid, [(TaskId, Outcome :: binary), ...])``, one
   report per task, an empty ``Outcome`` for a task dropped after a revocation.
 
-Tasks run one at a time, in order, in a thread (so the node keeps answering ticks while a task
+Tasks run one at a time, in order, in a thread of their own
+(:class:`~philipjose.farm.taskthread.TaskThread`, so the node keeps answering ticks while a task
 computes), with :func:`philipjose.farm.shipping.run_task`. Quick tasks are batched: one thread hop
 runs queued tasks until 5 ms have passed and their outcomes go back in one ``pj_done`` message; a
 longer task is reported as soon as it ends. The worker exits when the farmer's node goes down, when its
@@ -49,6 +50,7 @@ from philipjose.farm.interrupt import Interrupter
 from philipjose.farm.launch import wait_for_lifeline
 from philipjose.farm.shipping import run_task
 from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, split_by_size
+from philipjose.farm.taskthread import TaskThread
 from philipjose.term import Atom, Pid
 
 __all__ = ["DONE", "INIT", "INIT_TASK", "REVOKE", "RUN", "STOP", "WORKER_UP", "FarmerUnreachable", "serve"]
@@ -111,6 +113,23 @@ async def _runner(
 ) -> None:
     me = pj.self()
     queue: deque[tuple[int, bytes]] = deque()
+    thread = TaskThread("philipjose-worker-task")
+    try:
+        await _run_tasks(tasks, revoked, farm, limit, interrupter, me, queue, thread)
+    finally:
+        thread.close()
+
+
+async def _run_tasks(
+    tasks: trio.MemoryReceiveChannel[tuple[int, bytes]],
+    revoked: set[int],
+    farm: tuple[Atom, Atom],
+    limit: int,
+    interrupter: Interrupter,
+    me: Pid,
+    queue: deque[tuple[int, bytes]],
+    thread: TaskThread,
+) -> None:
     while True:
         if not queue:
             queue.append(await tasks.receive())
@@ -125,9 +144,7 @@ async def _runner(
             queue = deque(item for item in queue if item[0] not in {t for t, _ in dropped})
             pj.send(farm, (DONE, me, dropped))
             continue
-        done = await trio.to_thread.run_sync(
-            _run_batch, list(queue), _BATCH_BUDGET, limit, revoked, interrupter, abandon_on_cancel=True
-        )
+        done = await thread.run(_run_batch, list(queue), _BATCH_BUDGET, limit, revoked, interrupter)
         for _ in done:
             queue.popleft()
         revoked.difference_update(t for t, _ in done)

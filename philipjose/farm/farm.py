@@ -80,7 +80,7 @@ from philipjose.farm.errors import (
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
 from philipjose.farm.options import OptionsView, TaskOptions
-from philipjose.farm.output import LineSplitter, prefixed, write_stdout_line
+from philipjose.farm.output import LineSplitter, prefixed, receive_chunk, write_stdout_line
 from philipjose.farm.policy import (
     DEFAULT_MAX_LAUNCH_FAILURES,
     DOWN,
@@ -770,10 +770,7 @@ class Farm:
         held: list[str],
     ) -> None:
         while True:
-            try:
-                chunk = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                chunk = b""
+            chunk = await receive_chunk(stream)
             for line in lines.feed(chunk):
                 if not line:
                     continue
@@ -805,10 +802,7 @@ class Farm:
         try:
             with trio.CancelScope() if scope is None else scope:
                 while True:
-                    try:
-                        chunk = await stream.receive_some(65536)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        chunk = b""
+                    chunk = await receive_chunk(stream)
                     for line in lines.feed(chunk):
                         write_stdout_line(prefixed(name, line))
                     if not chunk:

@@ -13,9 +13,19 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+import trio
+
 from philipjose.farm.console import console_for
 
 __all__ = ["LineSplitter", "prefixed", "write_stdout_line"]
+
+
+async def receive_chunk(stream: trio.abc.ReceiveStream) -> bytes | bytearray:
+    """The next chunk of a worker's output pipe; ``b""`` at its end, or once it broke or was closed."""
+    try:
+        return await stream.receive_some(65536)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return b""
 
 
 def prefixed(slot: str, line: str) -> str:

@@ -14,7 +14,7 @@ worker thread, so that the event loop keeps serving other connections meanwhile)
 are decoded at once: they cannot take long.
 
 Memory: see :mod:`philipjose.node.framing` for what is buffered (``max_buffered``); a decoded
-message may build at most one container per ``CONTAINER_RATIO`` bytes of its encoding (plus 4096),
+message may build at most one container per ``CONTAINER_RATIO`` bytes of its encoding (plus about a million),
 and a compressed term in a pass-through frame may inflate to at most ``MAX_INFLATED`` bytes.
 
 A message that does not decode raises :class:`~philipjose.node.errors.ProtocolError`; the node layer

@@ -965,7 +965,7 @@ class Node:
         not for the whole decode. (A budgeted incremental decoder on the loop was the alternative;
         measured by ``tests/node/test_hostile_input.py`` on a loaded 2-core VM, the thread keeps
         the worst ping of an ``erl`` canary at about 0.2 s during a 10 MB frame of ten million
-        empty lists (refused by the container budget after 3.3 million) and about 0.4 s during
+        empty lists (refused by the container budget after about 4.4 million) and about 0.4 s during
         two 10^6-deep nests, and leaves the small-message path as it was.)
         """
         event = await trio.to_thread.run_sync(conn.decode, message, abandon_on_cancel=True)

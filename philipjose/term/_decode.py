@@ -623,9 +623,16 @@ def decode_body(buf: bytes, pos: int, containers: int = UNLIMITED) -> tuple[Any,
         raise DecodeError("term too large to decode in the memory available") from None
 
 
+CONTAINER_FLOOR = 1 << 20
+"""Containers any budgeted term may build whatever its size (about 64 MB of Python lists at most):
+ordinary data such as a list of 100,000 empty Erlang strings (``[]``, one byte each) stays within
+budget; only terms of millions of one-byte containers meet the ratio."""
+
+
 def container_budget(size: int, ratio: int) -> int:
-    """The container budget of a term encoded in ``size`` bytes: one per ``ratio`` bytes, plus 4096."""
-    return size // ratio + 4096
+    """The container budget of a term encoded in ``size`` bytes: one per ``ratio`` bytes, plus
+    :data:`CONTAINER_FLOOR`."""
+    return size // ratio + CONTAINER_FLOOR
 
 
 def _too_many(containers: int) -> DecodeError:

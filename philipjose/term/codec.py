@@ -11,7 +11,7 @@ bytes (default ``DEFAULT_MAX_DECOMPRESSED``, 64 MiB) and must inflate to exactly
 map keys may not nest deeper than ``MAX_KEY_DEPTH`` (1,000) levels, nor so deep that Python's own
 hash or comparison of them recurses too far (equal-hash deep keys: a few hundred levels); maps of 256
 or more keys whose hashes mostly collide are refused; ``decode(..., container_ratio=R)`` caps the
-containers a term builds (one per R bytes, plus 4096). Nesting elsewhere is limited only by memory:
+containers a term builds (one per R bytes, plus 2**20). Nesting elsewhere is limited only by memory:
 decoding and encoding use an explicit stack, not recursion.
 """
 
@@ -98,7 +98,7 @@ def decode(
 
     ``container_ratio`` (0: no limit) bounds the memory the decode may take: the term may build at
     most one container (nil included) per ``container_ratio`` bytes of its encoding (of the bytes
-    from ``offset`` on, or of the inflated body of a compressed term), plus 4096.
+    from ``offset`` on, or of the inflated body of a compressed term), plus 2**20 (``CONTAINER_FLOOR``).
     """
     if offset < 0:
         raise DecodeError(f"negative offset {offset}")

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from philipjose.term import DecodeError, binary_to_term, decode, term_to_binary
+from philipjose.term._decode import CONTAINER_FLOOR
 from tests.term.strategies import terms
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -100,10 +101,18 @@ def test_a_map_with_duplicate_keys_2000_deep_raises_decode_error(kind: str) -> N
 
 
 def test_container_ratio_bounds_what_a_term_builds() -> None:
-    nils = b"\x83l" + struct.pack(">I", 100_000) + b"j" * 100_001
-    assert len(binary_to_term(nils)) == 100_000  # unlimited by default, as OTP
+    n = 2 * CONTAINER_FLOOR  # past the floor plus one per 3 bytes
+    nils = b"\x83l" + struct.pack(">I", n) + b"j" * (n + 1)
+    assert len(binary_to_term(nils)) == n  # unlimited by default, as OTP
     with pytest.raises(DecodeError, match="container budget"):
         decode(nils, 0, container_ratio=3)
     # Ordinary data is far within one container per 3 bytes.
     rows = term_to_binary([(i, b"x", [1, 2]) for i in range(10_000)])
     assert len(decode(rows, 0, container_ratio=3)[0]) == 10_000
+
+
+def test_the_container_floor_lets_ordinary_lists_of_nils_through() -> None:
+    """A list of 100,000 empty Erlang strings (one byte of nil each) is ordinary data: within the
+    budget's floor (``CONTAINER_FLOOR``), whatever the ratio."""
+    strings = term_to_binary([[] for _ in range(100_000)])
+    assert decode(strings, 0, container_ratio=3)[0] == [[] for _ in range(100_000)]

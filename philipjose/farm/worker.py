@@ -115,40 +115,28 @@ async def _runner(
     queue: deque[tuple[int, bytes]] = deque()
     thread = TaskThread("philipjose-worker-task")
     try:
-        await _run_tasks(tasks, revoked, farm, limit, interrupter, me, queue, thread)
+        while True:
+            if not queue:
+                queue.append(await tasks.receive())
+            while True:
+                try:
+                    queue.append(tasks.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            dropped = [t for t, _ in queue if t in revoked]
+            if dropped:
+                gone = set(dropped)
+                revoked.difference_update(gone)
+                queue = deque(item for item in queue if item[0] not in gone)
+                pj.send(farm, (DONE, me, [(t, b"") for t in dropped]))
+                continue
+            done = await thread.run(_run_batch, list(queue), _BATCH_BUDGET, limit, revoked, interrupter)
+            for _ in done:
+                queue.popleft()
+            revoked.difference_update(t for t, _ in done)
+            _report(farm, me, done, limit)
     finally:
         thread.close()
-
-
-async def _run_tasks(
-    tasks: trio.MemoryReceiveChannel[tuple[int, bytes]],
-    revoked: set[int],
-    farm: tuple[Atom, Atom],
-    limit: int,
-    interrupter: Interrupter,
-    me: Pid,
-    queue: deque[tuple[int, bytes]],
-    thread: TaskThread,
-) -> None:
-    while True:
-        if not queue:
-            queue.append(await tasks.receive())
-        while True:
-            try:
-                queue.append(tasks.receive_nowait())
-            except trio.WouldBlock:
-                break
-        dropped = [(t, b"") for t, _ in queue if t in revoked]
-        if dropped:
-            revoked.difference_update(t for t, _ in dropped)
-            queue = deque(item for item in queue if item[0] not in {t for t, _ in dropped})
-            pj.send(farm, (DONE, me, dropped))
-            continue
-        done = await thread.run(_run_batch, list(queue), _BATCH_BUDGET, limit, revoked, interrupter)
-        for _ in done:
-            queue.popleft()
-        revoked.difference_update(t for t, _ in done)
-        _report(farm, me, done, limit)
 
 
 async def serve(

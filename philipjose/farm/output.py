@@ -17,7 +17,7 @@ import trio
 
 from philipjose.farm.console import console_for
 
-__all__ = ["LineSplitter", "prefixed", "write_stdout_line"]
+__all__ = ["LineSplitter", "prefixed", "receive_chunk", "write_stdout_line"]
 
 
 async def receive_chunk(stream: trio.abc.ReceiveStream) -> bytes | bytearray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from philipjose import epmd
@@ -15,6 +16,8 @@ from philipjose.epmd.protocol import (
 from tests.tools import require
 
 from .conftest import WAIT_FOREVER, Children, free_port, start_erl, unique_name
+
+pytestmark = pytest.mark.usefixtures("otp")  # each test on each Erlang/OTP installation
 
 _LIMIT = 90  # generous bound for a few erl start-ups on a busy 2-core machine
 

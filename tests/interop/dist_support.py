@@ -18,7 +18,7 @@ import philipjose as pj
 from philipjose import Atom
 from philipjose.epmd import serve as serve_epmd
 from tests.node.support import LocalNode, unique
-from tests.tools import require
+from tests.tools import Otp, require
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER_SOURCE = Path(__file__).parent / "erl" / "pj_peer.erl"
@@ -34,9 +34,9 @@ def load_example() -> ModuleType:
     return module
 
 
-def compile_peer(out: Path) -> Path:
-    """Compile ``pj_peer.erl`` into ``out`` with the real ``erlc``."""
-    erlc = require("erlc")
+def compile_peer(out: Path, otp: Otp | None = None) -> Path:
+    """Compile ``pj_peer.erl`` into ``out`` with the real ``erlc`` (``otp``'s, else the running test's)."""
+    erlc = require("erlc", otp)
     subprocess.run([erlc, "-o", str(out), str(PEER_SOURCE)], check=True)
     return out
 

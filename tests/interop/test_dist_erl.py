@@ -16,6 +16,7 @@ import trio
 import philipjose as pj
 from philipjose import Atom, Pid
 from tests.node.support import LocalNode
+from tests.tools import Otp
 
 from .dist_support import COOKIE, Peer, compile_peer, erl_peer, private_epmd, python_node
 
@@ -37,8 +38,8 @@ async def setup(beam_dir: Path, scenario: str) -> AsyncIterator[tuple[LocalNode,
 
 
 @pytest.fixture(scope="module")
-def beam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return compile_peer(tmp_path_factory.mktemp("beam"))
+def beam_dir(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
+    return compile_peer(tmp_path_factory.mktemp(f"beam-{otp}"), otp)
 
 
 async def test_erl_pings_python(beam_dir: Path) -> None:

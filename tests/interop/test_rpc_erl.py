@@ -24,7 +24,7 @@ import trio
 import philipjose as pj
 from philipjose import Atom, rpc
 from tests.node.support import LocalNode, unique
-from tests.tools import require
+from tests.tools import Otp, require
 
 from .dist_support import COOKIE, Peer, private_epmd, python_node, start_peer
 
@@ -152,11 +152,11 @@ scenario(timeout, Py) ->
 
 
 @pytest.fixture(scope="module")
-def beam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rpc_beam")
+def beam_dir(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
+    out = tmp_path_factory.mktemp(f"rpc_beam-{otp}")
     source = out / "pj_rpc_peer.erl"
     source.write_text(PEER)
-    subprocess.run([require("erlc"), "-o", str(out), str(source)], check=True)
+    subprocess.run([require("erlc", otp), "-o", str(out), str(source)], check=True)
     return out
 
 

@@ -10,16 +10,16 @@ from pathlib import Path
 from philipjose.node.tls import TLSConfig, tls_config
 from tests.interop.dist_support import COOKIE, Peer, start_peer
 from tests.node.support import unique
-from tests.tools import require
+from tests.tools import Otp, require
 
 from .certs import NodeFiles, write_optfile
 
 PEER_SOURCE = Path(__file__).parent / "erl" / "pj_tls_peer.erl"
 
 
-def compile_peer(out: Path) -> Path:
-    """Compile ``pj_tls_peer.erl`` into ``out`` with the real ``erlc``."""
-    subprocess.run([require("erlc"), "-o", str(out), str(PEER_SOURCE)], check=True)
+def compile_peer(out: Path, otp: Otp | None = None) -> Path:
+    """Compile ``pj_tls_peer.erl`` into ``out`` with ``otp``'s ``erlc`` (default: the test's)."""
+    subprocess.run([require("erlc", otp), "-o", str(out), str(PEER_SOURCE)], check=True)
     return out
 
 

@@ -15,17 +15,17 @@ import philipjose as pj
 from philipjose import Atom, rpc
 from tests.interop.dist_support import COOKIE, ROOT, private_epmd, python_node, start_peer
 from tests.node.support import LocalNode, unique
-from tests.tools import require
+from tests.tools import Otp, require
 
 from .certs import PKI, NodeFiles, write_optfile
 from .support import compile_peer, erl_node, node_tls
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("otp")]
 
 
 @pytest.fixture(scope="module")
-def beam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return compile_peer(tmp_path_factory.mktemp("beam"))
+def beam_dir(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
+    return compile_peer(tmp_path_factory.mktemp(f"beam-{otp}"), otp)
 
 
 async def test_erl_pings_messages_calls_and_rpcs_python(beam_dir: Path, pki: PKI) -> None:

@@ -13,14 +13,15 @@ from philipjose.supervisors import load_config
 from philipjose.supervisors.errors import ConfigError
 from tests.interop.dist_support import ROOT, private_epmd, start_peer
 from tests.node.support import unique
+from tests.tools import Otp
 
 from .certs import PKI
 from .support import compile_peer, erl_node
 
 
 @pytest.fixture(scope="module")
-def beam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return compile_peer(tmp_path_factory.mktemp("beam"))
+def beam_dir(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
+    return compile_peer(tmp_path_factory.mktemp(f"beam-{otp}"), otp)
 
 
 def _tree(folder: Path, node_table: str) -> Path:
@@ -54,6 +55,7 @@ def test_node_table_tls_keys(tmp_path: Path) -> None:
 
 
 @pytest.mark.interop
+@pytest.mark.usefixtures("otp")
 async def test_run_tree_node_over_tls(tmp_path: Path, beam_dir: Path, pki: PKI) -> None:
     name = unique("tree")
     files = pki.good

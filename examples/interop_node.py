@@ -1,8 +1,10 @@
 """A philipjose node that Erlang and Elixir nodes can talk to.
 
-Usage: ``python examples/interop_node.py NAME COOKIE [--tls-certfile F --tls-keyfile F --tls-cafile F
-[--tls-verify peer|none]]`` (NAME is ``alive@host`` or just ``alive``). With the ``--tls-*`` options
-the node speaks TLS distribution only, like ``erl -proto_dist inet_tls`` (see ``docs/security.md``).
+Usage: ``python examples/interop_node.py NAME COOKIE [--hidden] [--tls-certfile F --tls-keyfile F
+--tls-cafile F [--tls-verify peer|none]]`` (NAME is ``alive@host`` or just ``alive``). The node is
+visible, like ``erl``: Erlang's ``nodes()`` lists it and it takes part in ``global``; ``--hidden``
+makes it hidden, like ``erl -hidden``. With the ``--tls-*`` options the node speaks TLS distribution
+only, like ``erl -proto_dist inet_tls`` (see ``docs/security.md``).
 It registers with EPMD (``$ERL_EPMD_PORT`` or 4369; one is started if none answers), prints a line
 containing ``ready`` and serves three registered processes:
 
@@ -140,6 +142,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="A philipjose node for Erlang and Elixir nodes to talk to.")
     parser.add_argument("name", help="alive@host, or alive (short name on this host)")
     parser.add_argument("cookie")
+    parser.add_argument("--hidden", action="store_true", help="a hidden node, like erl -hidden")
     add_tls_arguments(parser)
     args = parser.parse_args()
-    pj.run(main, node=args.name, cookie=args.cookie, tls=tls_from_args(args))
+    pj.run(main, node=args.name, cookie=args.cookie, tls=tls_from_args(args), hidden=args.hidden)

@@ -45,7 +45,10 @@ from philipjose.actors import (
     unregister,
     whereis,
 )
-from philipjose.node import run
+from philipjose.node import (
+    global_,  # pj.global_.register_name, whereis_name, send, ...
+    run,
+)
 from philipjose.term import Atom, Pid, Port, Reference
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "cast",
     "demonitor",
     "exit",
+    "global_",
     "is_alive",
     "link",
     "monitor",

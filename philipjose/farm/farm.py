@@ -511,6 +511,7 @@ class Farm:
             tls=self.tls,
             net_ticktime=self.net_ticktime,
             max_frame_size=frame_limit(self.max_message_size),
+            hidden=True,
         )
 
     async def _shutdown(self) -> None:

@@ -29,8 +29,11 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
   ``(server_context, client_context)`` pair. With TLS the node listens and connects only with TLS,
   as OTP's ``inet_tls_dist`` (``erl -proto_dist inet_tls``); see ``docs/security.md``.
 
-The node is hidden: it never joins ``global``'s name synchronization, and Erlang's ``nodes()`` lists it
-only under ``nodes(hidden)``.
+- ``hidden``: False (the default) makes a *visible* node, like ``erl``: it sets ``DFLAG_PUBLISHED`` in
+  the handshake and registers with EPMD as a normal node, so Erlang's ``nodes()`` lists it,
+  ``net_kernel:monitor_nodes(true)`` reports it, and it takes part in ``global`` (see
+  :mod:`philipjose.node.global_`). ``hidden=True`` is ``erl -hidden``: only ``nodes(hidden)`` lists it,
+  and its connections are hidden on both sides. Farm workers and the farmer's node are hidden.
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ from philipjose.actors import Exit, current_runtime
 from philipjose.actors import call as _call
 from philipjose.actors import run as _actors_run
 from philipjose.actors import self as _self
-from philipjose.epmd import NODE_TYPE_HIDDEN, Registration, ensure_epmd, register
+from philipjose.epmd import NODE_TYPE_HIDDEN, NODE_TYPE_NORMAL, Registration, ensure_epmd, register
 from philipjose.epmd.ensure import daemon_address
-from philipjose.node import netkernel
+from philipjose.node import global_, netkernel
 from philipjose.node.cookie import resolve_cookie
 from philipjose.node.errors import NodeConfigError, NotDistributedError
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE
@@ -59,6 +62,7 @@ from philipjose.node.node import (
     DEFAULT_DIST_BUF_BUSY_LIMIT,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_NET_TICKTIME,
+    NODE_KINDS,
     Node,
 )
 from philipjose.node.tls import TLSOption, as_tls_config
@@ -71,6 +75,7 @@ __all__ = [
     "demonitor_node",
     "disconnect",
     "monitor_node",
+    "monitor_nodes",
     "name",
     "nodes",
     "ping",
@@ -125,6 +130,7 @@ async def start(
     tls: TLSOption = None,
     busy_wait: float = DEFAULT_BUSY_WAIT,
     dist_buf_busy_limit: int = DEFAULT_DIST_BUF_BUSY_LIMIT,
+    hidden: bool = False,
 ) -> Node:
     """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
 
@@ -146,6 +152,8 @@ async def start(
         raise NodeConfigError(
             f"dist_buf_busy_limit must be a positive int (bytes), not {dist_buf_busy_limit!r}"
         )
+    if type(hidden) is not bool:
+        raise NodeConfigError(f"hidden must be True or False, not {hidden!r}")
     if not 0 <= port <= 65535:
         raise NodeConfigError(f"bad port {port}")
     tls_config = as_tls_config(tls)
@@ -156,7 +164,10 @@ async def start(
         if epmd:
             await ensure_epmd(port=epmd_port, address=daemon_address(listen_host))
             registration = await register(
-                full.partition("@")[0], bound, epmd_port=epmd_port, node_type=NODE_TYPE_HIDDEN
+                full.partition("@")[0],
+                bound,
+                epmd_port=epmd_port,
+                node_type=NODE_TYPE_HIDDEN if hidden else NODE_TYPE_NORMAL,
             )
             creation = registration.creation
         else:
@@ -178,6 +189,7 @@ async def start(
         tls=tls_config,
         busy_wait=busy_wait,
         dist_buf_busy_limit=dist_buf_busy_limit,
+        hidden=hidden,
     )
     dist.port = bound
     rt.set_node(Atom(full), creation)
@@ -187,6 +199,8 @@ async def start(
         rt.start_system_task(_hold, registration)
     pid, _ = rt.spawn(netkernel.net_kernel, ())
     rt.register(netkernel.NAME, pid)
+    pid, _ = rt.spawn(global_.server, (dist,))
+    rt.register(global_.NAME, pid)
     for install in _services:
         install(dist)
     mode = " with TLS" if tls_config else ""
@@ -260,10 +274,25 @@ async def ping(node: str, *, timeout: float = 10.0) -> bool:
     return bool(answer == _YES)
 
 
-def nodes() -> list[Atom]:
-    """The nodes this node is connected to."""
+def nodes(kind: str = "visible") -> list[Atom]:
+    """The nodes this node is connected to, like Erlang's ``nodes/1``: ``"visible"`` (the default, as
+    ``nodes()``), ``"hidden"`` or ``"connected"`` (both). A connection is visible when both nodes are
+    (neither was started hidden). ``[]`` when distribution is off."""
     dist = current_runtime().dist
-    return dist.nodes() if isinstance(dist, Node) else []
+    if not isinstance(dist, Node):
+        if kind not in NODE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(NODE_KINDS)}, not {kind!r}")
+        return []
+    return dist.nodes(kind)
+
+
+def monitor_nodes(flag: bool = True, kind: str = "visible") -> bool:
+    """Like ``net_kernel:monitor_nodes(Flag, [{node_type, Kind}])``: the calling process gets
+    ``(Atom('nodeup'), Node)`` when a connection of ``kind`` (``"visible"``, the default as in OTP,
+    ``"hidden"`` or ``"connected"``) comes up, and ``(Atom('nodedown'), Node)`` when one goes down.
+    Each call with ``flag=True`` adds a subscription; ``flag=False`` removes one. Returns True."""
+    current().monitor_nodes(_self(), flag, kind)
+    return True
 
 
 def monitor_node(node: str, flag: bool = True) -> bool:

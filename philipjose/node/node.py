@@ -83,7 +83,13 @@ from philipjose.node.arbiter import (
 )
 from philipjose.node.connection import Connection
 from philipjose.node.errors import AuthenticationError, HandshakeRefused, ProtocolError
-from philipjose.node.flags import ADVERTISED, DFLAG_ALIAS, flag_names, missing_mandatory
+from philipjose.node.flags import (
+    ADVERTISED,
+    DFLAG_ALIAS,
+    DFLAG_PUBLISHED,
+    flag_names,
+    missing_mandatory,
+)
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE, TICK_BYTES, DistMessage, Tick
 from philipjose.node.handshake import (
     RECV_CHALLENGE_ACK,
@@ -105,6 +111,7 @@ __all__ = [
     "DEFAULT_DIST_BUF_BUSY_LIMIT",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_NET_TICKTIME",
+    "NODE_KINDS",
     "Node",
     "decide_status",
 ]
@@ -121,6 +128,8 @@ _RECV_SIZE: Final = 1 << 16  # under glibc's mmap threshold (128 KiB), above whi
 _DIRECT_WRITES: Final = 8  # direct (task-switch-free) writes allowed per chunk read
 _READ_BUDGET: Final = 8  # full reads in a row before the plain-TCP reader yields to other tasks
 _NODEDOWN: Final = Atom("nodedown")
+_NODEUP: Final = Atom("nodeup")
+NODE_KINDS: Final = ("visible", "hidden", "connected")
 _TLS_HANDSHAKE_RECORD: Final = b"\x16\x03"  # how a TLS ClientHello starts (record type, version)
 _SPAWN_REPLY: Final = Atom("spawn_reply")
 _OK: Final = Atom("ok")
@@ -273,8 +282,11 @@ class Node:
         tls: TLSConfig | None = None,
         busy_wait: float = DEFAULT_BUSY_WAIT,
         dist_buf_busy_limit: int = DEFAULT_DIST_BUF_BUSY_LIMIT,
+        hidden: bool = False,
     ) -> None:
         self.rt = rt
+        self.hidden = hidden
+        self.flags = ADVERTISED if hidden else ADVERTISED | DFLAG_PUBLISHED  # what we advertise
         self.busy_wait = busy_wait
         self.dist_buf_busy_limit = dist_buf_busy_limit
         self._pending_limit = max(64, dist_buf_busy_limit // 256)  # messages waiting for a connection
@@ -294,6 +306,7 @@ class Node:
         self.demonitor_handler: DemonitorHandler | None = None
         self.peers: dict[Atom, _Peer] = {}
         self.node_monitors: dict[Atom, list[Pid]] = {}
+        self.node_watchers: list[tuple[Pid, str]] = []  # monitor_nodes: (pid, kind), in call order
         self.connect_errors: dict[Atom, str] = {}
         self._log_limiter = RateLimiter()
         self._handlers: dict[type, Callable[[_Peer, Any], None]] = {
@@ -318,9 +331,50 @@ class Node:
 
     # ------------------------------------------------------------------ queries
 
-    def nodes(self) -> list[Atom]:
-        """The nodes with a live connection."""
-        return [node for node, peer in self.peers.items() if peer.up]
+    def nodes(self, kind: str = "connected") -> list[Atom]:
+        """The nodes with a live connection: all of them (``"connected"``, the default), or only the
+        ``"visible"`` or the ``"hidden"`` ones (OTP's ``nodes(visible | hidden | connected)``)."""
+        if kind == "connected":
+            return [node for node, peer in self.peers.items() if peer.up]
+        if kind not in NODE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(NODE_KINDS)}, not {kind!r}")
+        visible = kind == "visible"
+        return [
+            node for node, peer in self.peers.items() if peer.up and self._visible(peer) is visible
+        ]
+
+    def is_visible(self, node: Atom) -> bool:
+        """True when ``node`` is connected and the connection is visible (see :meth:`_visible`)."""
+        peer = self.peers.get(node)
+        return peer is not None and peer.up and self._visible(peer)
+
+    @staticmethod
+    def _visible(peer: _Peer) -> bool:
+        """OTP's rule (``dist_util:publish_type``): a connection is visible when both nodes publish
+        themselves (``DFLAG_PUBLISHED``); ``peer.flags`` are the bits both sides set."""
+        return bool(peer.flags & DFLAG_PUBLISHED)
+
+    def monitor_nodes(self, pid: Pid, flag: bool, kind: str = "visible") -> None:
+        """``net_kernel:monitor_nodes/2``: with ``flag``, ``pid`` gets ``(nodeup, Node)`` and
+        ``(nodedown, Node)`` for every connection of ``kind`` (``"visible"``, ``"hidden"``,
+        ``"connected"``) that comes up or goes down; each call adds one subscription (as in OTP, two
+        calls mean two messages). Without ``flag`` one subscription of ``pid`` for ``kind`` goes."""
+        if kind not in NODE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(NODE_KINDS)}, not {kind!r}")
+        if flag:
+            self.node_watchers.append((pid, kind))
+        elif (pid, kind) in self.node_watchers:
+            self.node_watchers.remove((pid, kind))
+
+    def _tell_watchers(self, tag: Atom, peer: _Peer) -> None:
+        if not self.node_watchers:
+            return
+        kind = "visible" if self._visible(peer) else "hidden"
+        alive = self.rt.lookup
+        self.node_watchers = [(pid, k) for pid, k in self.node_watchers if alive(pid)]
+        for pid, wanted in self.node_watchers:
+            if wanted == kind or wanted == "connected":
+                self.rt.send(pid, (tag, peer.node))
 
     def _warn(self, host: str, template: str, *args: object) -> None:
         """Log a warning about a peer at ``host``, at most 5 of one ``template`` per host a minute."""
@@ -634,7 +688,7 @@ class Node:
         self._give_up(peer)
 
     async def _initiate(self, stream: trio.abc.Stream, machine: Handshake, peer: _Peer) -> None:
-        await stream.send_all(machine.send(SendName(str(self.name), ADVERTISED, self.creation)))
+        await stream.send_all(machine.send(SendName(str(self.name), self.flags, self.creation)))
         status = await self._hs_event(stream, machine)
         assert isinstance(status, Status)
         if status.status == "alive":
@@ -751,7 +805,7 @@ class Node:
                     if answer.status != "true":
                         log.info("closing a connection from %s: it says its old connection is alive", who)
                         return
-                challenge = Challenge(str(self.name), ADVERTISED, secrets.randbits(32), self.creation)
+                challenge = Challenge(str(self.name), self.flags, secrets.randbits(32), self.creation)
                 await stream.send_all(machine.send(challenge))
                 await self._hs_event(stream, machine)  # the reply: the machine checks its digest
                 # The peer has proved the cookie: it is `node` from here on.
@@ -830,6 +884,7 @@ class Node:
         peer.pending = []
         peer.done.set()
         log.info("connected to %s (flags %s)", peer, hex(peer.flags))
+        self._tell_watchers(_NODEUP, peer)
         try:
             async with trio.open_nursery() as nursery:
                 peer.scope = nursery.cancel_scope
@@ -1032,6 +1087,7 @@ class Node:
         if was_up:
             log.info("connection to %s closed", peer)
             self._node_down(peer.node)
+            self._tell_watchers(_NODEDOWN, peer)
 
     def _give_up(self, peer: _Peer) -> None:
         """No connection could be made: drop what waited and report the node down."""

@@ -50,6 +50,11 @@ def add_command(subparsers: Any) -> None:
         "top supervisor dies or the tree fails to start, 2 if the file is invalid.",
     )
     parser.add_argument("tree", metavar="TREE.toml", help="the tree to run")
+    parser.add_argument(
+        "--hidden",
+        action="store_true",
+        help="start the [node] as a hidden node (like erl -hidden), whatever its hidden key says",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -118,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         options: dict[str, Any] = {}
         if conf.dist_buf_busy_limit is not None:
             options["dist_buf_busy_limit"] = conf.dist_buf_busy_limit
+        options["hidden"] = conf.hidden or args.hidden
         result = node.run(_main, tree, node=conf.name, cookie=conf.cookie, tls=tls, **options)
     except (NodeError, OSError) as exc:
         print(f"philipjose run: cannot start node {tree.node.name!r}: {exc}", file=sys.stderr)

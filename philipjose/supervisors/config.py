@@ -16,6 +16,7 @@ The format (documented with examples in ``docs/supervision.md``)::
     tls_keyfile = "node.key"        #   tls_keyfile, tls_cafile and tls_verify = "peer" | "none"
     tls_cafile = "ca.pem"           #   as --tls-* of philipjose.node.tls)
     dist_buf_busy_limit = 1048576   # optional: bytes queued per connection before senders are held
+    hidden = false                  # optional: true makes a hidden node (like erl -hidden)
 
     [[children]]                    # a worker
     id = "cache"
@@ -73,6 +74,7 @@ _NODE_KEYS = (
     "tls_cafile",
     "tls_verify",
     "dist_buf_busy_limit",
+    "hidden",
 )
 _TLS_FILE_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile")
 
@@ -81,7 +83,8 @@ _TLS_FILE_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile")
 class NodeConfig:
     """The ``[node]`` table: the node's name, (optional) cookie and (optional) TLS files (absolute
     paths; ``tls_verify`` is ``"peer"`` or ``"none"``; no ``tls_certfile``: plain TCP), and
-    (optional) ``dist_buf_busy_limit`` in bytes (None: the node's default, 1 MiB)."""
+    (optional) ``dist_buf_busy_limit`` in bytes (None: the node's default, 1 MiB), and ``hidden``
+    (default False: a visible node, like ``erl``; True: like ``erl -hidden``)."""
 
     name: str
     cookie: str | None = None
@@ -90,6 +93,7 @@ class NodeConfig:
     tls_cafile: str | None = None
     tls_verify: str = "peer"
     dist_buf_busy_limit: int | None = None
+    hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +282,12 @@ class _Loader:
         limit = table.get("dist_buf_busy_limit")
         if limit is not None and (type(limit) is not int or limit <= 0):
             raise self.fail("node.dist_buf_busy_limit", f"must be a positive integer (bytes), got {limit!r}")
-        return NodeConfig(name, cookie, tls_verify=str(verify), dist_buf_busy_limit=limit, **files)
+        hidden = table.get("hidden", False)
+        if type(hidden) is not bool:
+            raise self.fail("node.hidden", f"must be true or false, got {hidden!r}")
+        return NodeConfig(
+            name, cookie, tls_verify=str(verify), dist_buf_busy_limit=limit, hidden=hidden, **files
+        )
 
     def python_path(self, value: object, base: Path) -> None:
         if value is None:

@@ -6,6 +6,7 @@ Pure code, no I/O. See ``docs/terms.md`` for the Python <-> Erlang mapping table
 from philipjose.term.codec import (
     DEFAULT_MAX_DECOMPRESSED,
     MAX_KEY_DEPTH,
+    accelerated,
     binary_to_term,
     decode,
     encode,
@@ -43,6 +44,7 @@ __all__ = [
     "Port",
     "Reference",
     "TermError",
+    "accelerated",
     "binary_to_term",
     "decode",
     "encode",

@@ -21,13 +21,15 @@ import struct
 import zlib
 from typing import Any
 
-from philipjose.term._decode import MAX_KEY_DEPTH, UNLIMITED, container_budget, decode_body, decode_loop
-from philipjose.term._encode import encode_parts
+from philipjose.term import _accel
+from philipjose.term._decode import MAX_KEY_DEPTH, UNLIMITED, container_budget, decode_loop
+from philipjose.term._encode import encode_parts as _py_encode_parts
 from philipjose.term.errors import DecodeError
 
 __all__ = [
     "DEFAULT_MAX_DECOMPRESSED",
     "MAX_KEY_DEPTH",
+    "accelerated",
     "binary_to_term",
     "decode",
     "decode_unversioned",
@@ -39,19 +41,62 @@ __all__ = [
 #: Default cap on the declared (and actual) size of a compressed term once inflated: 64 MiB.
 DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
 
-#: Decode one term with no version byte at ``data[offset]``; returns ``(term, end)``.
-decode_unversioned = decode_body
-#: Append the encoding of a term, with no version byte, to a list of byte strings.
-encode_unversioned = encode_parts
-
 _VERSION = b"\x83"
 _COMPRESSED_HEAD = struct.Struct(">BBI")
 _u32 = struct.Struct(">I").unpack_from
 
+# The loops in use: the C accelerator's when it is built (see ``_accel``), else the Python ones.
+_c: Any = None
+_loop: Any = decode_loop
+
+
+def _use_accelerator(enabled: bool) -> bool:
+    """Switch the codec to the C accelerator (when built) or to the pure-Python reference; return
+    whether the accelerator is now in use. For tests; ``PHILIPJOSE_PURE_TERM=1`` does it at import."""
+    global _c, _loop
+    _c = _accel.load() if enabled else None
+    _loop = decode_loop if _c is None else _c.decode
+    return _c is not None
+
+
+def accelerated() -> bool:
+    """True when the compiled accelerator (``philipjose.term._speedups``) codes terms, False when the
+    pure-Python codec does (no compiler at install time, or ``PHILIPJOSE_PURE_TERM=1``)."""
+    return _c is not None
+
+
+_use_accelerator(True)
+
+
+def decode_unversioned(buf: bytes, pos: int, containers: int = UNLIMITED) -> tuple[Any, int]:
+    """Decode one term with no version byte at ``buf[pos]``; return it and the end offset.
+
+    ``containers`` is the decode's container budget (see ``_decode.decode_body``). Raises
+    ``DecodeError`` for anything but exactly one valid term starting at ``pos``.
+    """
+    try:
+        return _loop(buf, pos, containers)  # type: ignore[no-any-return]
+    except (IndexError, struct.error):
+        raise DecodeError("truncated term: the input ends inside a term") from None
+    except RecursionError:  # Python's own hash or == of a deep map key
+        raise DecodeError("term nested too deeply for Python to hash or compare it") from None
+    except MemoryError:
+        raise DecodeError("term too large to decode in the memory available") from None
+
+
+def encode_unversioned(term: Any, parts: list[bytes]) -> None:
+    """Append the encoding of ``term``, with no version byte, to a list of byte strings."""
+    if _c is not None:
+        _c.encode(term, parts, False)
+    else:
+        _py_encode_parts(term, parts)
+
 
 def _encode(term: Any) -> bytes:
+    if _c is not None:
+        return _c.encode(term, None, True)  # type: ignore[no-any-return]
     parts: list[bytes] = [_VERSION]
-    encode_parts(term, parts)
+    _py_encode_parts(term, parts)
     return b"".join(parts)
 
 
@@ -119,7 +164,7 @@ def decode(
         term, end = _decode_compressed(buf, offset + 2, max_decompressed, container_ratio)
     else:
         budget = container_budget(len(buf) - offset, container_ratio) if container_ratio else UNLIMITED
-        term, end = decode_body(buf, offset + 1, budget)
+        term, end = decode_unversioned(buf, offset + 1, budget)
     return term, base + end
 
 
@@ -141,7 +186,7 @@ def _decode_compressed(buf: bytes, pos: int, max_decompressed: int, ratio: int) 
             f"compressed term declares {size} bytes but inflates to "
             f"{'at least ' if not inflater.eof else ''}{len(body)}"
         )
-    term, used = decode_body(body, 0, container_budget(size, ratio) if ratio else UNLIMITED)
+    term, used = decode_unversioned(body, 0, container_budget(size, ratio) if ratio else UNLIMITED)
     if used != size:
         raise DecodeError("compressed term holds bytes after its term")
     return term, len(buf) - len(inflater.unused_data)
@@ -164,7 +209,7 @@ def binary_to_term(
         data = bytes(data)
     if len(data) > 1 and data[0] == 131 and data[1] != 80:
         try:
-            term, end = decode_loop(data, 1)
+            term, end = _loop(data, 1, UNLIMITED)
         except (IndexError, struct.error):
             raise DecodeError("truncated term: the input ends inside a term") from None
         except RecursionError:  # Python's own hash or == of a deep map key

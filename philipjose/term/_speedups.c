@@ -32,6 +32,7 @@
 #define MAP_FAST_MAX 256       /* maps under this size are built here (the Python side checks hashes) */
 #define MAX_KEY_DEPTH 1000
 #define CYCLE_CHECK_DEPTH 1000
+#define GC_HOLD_BYTES (64 * 1024) /* decoding this much or more runs with the cyclic GC paused */
 
 /* --- what setup() hands over ------------------------------------------------------------------ */
 
@@ -45,6 +46,29 @@ static PyObject *encode_other;
 static PyObject *str_utf8, *str_latin1, *str_node, *str_id, *str_serial, *str_creation, *str_ids;
 static PyObject *empty_tuple;
 static int ready = 0;
+
+/* A large decode allocates millions of tracked objects (tuples, lists) and no garbage cycles; the
+ * cyclic GC, triggered by the allocations alone, would traverse them again and again (it tripled the
+ * time of a 10^6-tuple decode). So it is paused while any large decode runs (the count is kept
+ * under the GIL, so decodes in several threads restore it once, when the last one ends). */
+static int gc_holders = 0;
+static int gc_was_enabled = 0;
+
+static void
+gc_hold(void)
+{
+    if (gc_holders++ == 0) {
+        gc_was_enabled = PyGC_Disable();
+    }
+}
+
+static void
+gc_release(void)
+{
+    if (--gc_holders == 0 && gc_was_enabled) {
+        PyGC_Enable();
+    }
+}
 
 typedef struct {
     Py_ssize_t len;
@@ -261,8 +285,21 @@ finish_frame(DFrame *f, PyObject *tail, Py_ssize_t pos)
     PyObject *obj = f->obj;
     f->obj = NULL;
     switch (f->kind) {
-    case D_TUPLE:
+    case D_TUPLE: {
+        /* A tuple of scalars cannot be part of a cycle: untrack it now, as the GC would on its first
+         * pass over it (and more: an Atom, a str subclass, is a GC type that holds no references),
+         * so that a term of a million such tuples costs the GC nothing. */
+        Py_ssize_t n = PyTuple_GET_SIZE(obj);
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *e = PyTuple_GET_ITEM(obj, k);
+            if (PyObject_IS_GC(e) && (PyObject *)Py_TYPE(e) != AtomType &&
+                (!PyTuple_CheckExact(e) || PyObject_GC_IsTracked(e))) {
+                return obj;
+            }
+        }
+        PyObject_GC_UnTrack(obj);
         return obj;
+    }
     case D_LIST: {
         if (PyList_CheckExact(tail)) {
             if (PyList_GET_SIZE(tail) && PyList_SetSlice(obj, PyList_GET_SIZE(obj), PyList_GET_SIZE(obj), tail) < 0) {
@@ -329,6 +366,10 @@ sp_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     DFrame *stack = PyMem_Malloc(cap * sizeof(DFrame));
     if (stack == NULL) {
         return PyErr_NoMemory();
+    }
+    const int held = end - pos >= GC_HOLD_BYTES;
+    if (held) {
+        gc_hold();
     }
     PyObject *value = NULL, *result = NULL;
     unsigned int tick = 0;
@@ -645,6 +686,9 @@ sp_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 result = Py_BuildValue("(Nn)", value, pos);
                 value = NULL;
                 PyMem_Free(stack);
+                if (held) {
+                    gc_release();
+                }
                 return result;
             }
             DFrame *f = &stack[sp];
@@ -692,6 +736,9 @@ fail:
         Py_XDECREF(stack[sp].extra);
     }
     PyMem_Free(stack);
+    if (held) {
+        gc_release();
+    }
     return NULL;
 #undef NEED
 #undef SPEND

@@ -41,6 +41,7 @@ from philipjose.actors import (
     spawn,
     spawn_link,
     spawn_monitor,
+    sys,  # pj.sys.get_state, pj.sys.get_status, pj.sys.suspend, ...
     unlink,
     unregister,
     whereis,
@@ -92,6 +93,7 @@ __all__ = [
     "spawn",
     "spawn_link",
     "spawn_monitor",
+    "sys",
     "unlink",
     "unregister",
     "whereis",

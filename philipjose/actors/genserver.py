@@ -49,11 +49,12 @@ import logging
 from typing import Any, Final
 
 from philipjose.actors import api
+from philipjose.actors._system import SYSTEM, SystemState, charlist, handle_system, is_system, unencodable
 from philipjose.actors.errors import BadArg, Exit, StartError, Stop
 from philipjose.actors.process import Process
 from philipjose.actors.reasons import DOWN, EXIT, KILL, NORMAL, crash_reason
 from philipjose.actors.runtime import current_runtime
-from philipjose.term import Atom, ImproperList, Pid, Reference
+from philipjose.term import Atom, EncodeError, ImproperList, Pid, Reference
 
 __all__ = ["NOREPLY", "Caller", "GenServer", "call", "cast", "reply"]
 
@@ -69,6 +70,9 @@ _GEN_SERVER: Final = Atom("gen_server")
 _CALL: Final = Atom("call")
 _CALLING_SELF: Final = Atom("calling_self")
 _INFINITY: Final = Atom("infinity")
+_DATA: Final = Atom("data")
+_INIT: Final = Atom("init")
+_STATE: Final = charlist("State")
 
 #: ``(pid, tag)``: who made a call, as passed to ``handle_call``; give it to :func:`reply`.
 Caller = tuple[Pid, Any]
@@ -133,6 +137,30 @@ class GenServer:
 
     async def terminate(self, reason: Any) -> None:
         """Clean up before the server exits with ``reason`` (default: nothing)."""
+
+    def system_get_state(self) -> Any:
+        """The state ``sys:get_state`` reports (default: a ``dict`` copy of the instance's attributes,
+        a map with binary keys for an Erlang caller). Override to report another term."""
+        state = getattr(self, "__dict__", None)
+        if state is not None:
+            return dict(state)
+        slots = (name for cls in type(self).__mro__ for name in getattr(cls, "__slots__", ()))
+        return {name: getattr(self, name) for name in slots if hasattr(self, name)}
+
+    def system_replace_state(self, fun: Any) -> Any:
+        """Carry out ``sys:replace_state``: ``fun(state)`` becomes the state; return it. By default
+        the new state must be a ``dict`` with ``str`` keys, which become the instance's attributes
+        (all others are removed); raise to refuse, leaving the state unchanged."""
+        new = fun(self.system_get_state())
+        if not isinstance(new, dict) or not all(type(key) is str for key in new):
+            name = type(self).__qualname__
+            raise TypeError(f"the new state of a {name} must be a dict of attributes, not {new!r}")
+        state = getattr(self, "__dict__", None)
+        if state is None:
+            raise TypeError(f"{type(self).__qualname__} has no __dict__: override system_replace_state")
+        state.clear()
+        state.update(new)
+        return dict(new)
 
 
 async def _start(
@@ -203,17 +231,29 @@ async def _serve(
             rt.unlink(me, parent)
         raise
     api.send(parent, (ack, _OK, None))
-    await _loop(server, me, parent if linked else None)
+    await _loop(server, me, parent if linked else None, parent)
 
 
-async def _loop(server: GenServer, me: Process, parent: Pid | None) -> None:
+async def _loop(server: GenServer, me: Process, parent: Pid | None, starter: Pid) -> None:
     receive = api.receive
+    system = SystemState()
+
+    def suspended_match(m: Any) -> bool:  # a suspended server takes only these
+        return is_system(m) or (
+            type(m) is tuple and len(m) == 3 and m[0] == EXIT and m[1] == parent and me.trap_exit
+        )
+
     while True:
-        msg = await receive()
+        msg = await (receive(match=suspended_match) if system.suspended else receive())
         caller: Caller | None = None
         try:
             if type(msg) is tuple and msg:
                 kind = msg[0]
+                if kind == SYSTEM and is_system(msg):
+                    _system(server, me, parent, starter, system, msg)
+                    if system.terminating:
+                        raise Stop(system.reason)
+                    continue
                 if kind == GEN_CALL and len(msg) == 3 and type(msg[1]) is tuple and len(msg[1]) == 2:
                     caller = msg[1]
                     result = await _invoke(server.handle_call(msg[2], msg[1]))
@@ -247,6 +287,38 @@ async def _loop(server: GenServer, me: Process, parent: Pid | None) -> None:
             reason = crash_reason(exc)
             await _terminate(server, reason)
             raise Exit(reason) from exc  # the same reason terminate saw; logged as a crash
+
+
+def _system(
+    server: GenServer, me: Process, parent: Pid | None, starter: Pid, system: SystemState, msg: Any
+) -> None:
+    """Answer one ``{system, From, Request}`` as gen_server does (see :mod:`philipjose.actors.sys`)."""
+    cls = type(server)
+    request = msg[2]
+    answer = handle_system(
+        request,
+        system,
+        get_state=server.system_get_state,
+        replace_state=server.system_replace_state,
+        status_data=lambda: [(_DATA, [(_STATE, server.system_get_state())])],
+        pid=me.pid,
+        name=me.name,
+        parent=me.pid if parent is None else parent,
+        ancestors=[starter],
+        module=_GEN_SERVER,
+        initial_call=(Atom(f"{cls.__module__}.{cls.__qualname__}"), _INIT, 1),
+    )
+    reply_system(msg[1], request, answer)
+
+
+def reply_system(caller: Caller, request: Any, answer: Any) -> None:
+    """Reply ``answer`` to a system ``request``; when it cannot be encoded for a caller on another
+    node (a state holding Python objects), reply what :func:`~._system.unencodable` gives instead."""
+    try:
+        reply(caller, answer)
+    except EncodeError:
+        with contextlib.suppress(EncodeError):
+            reply(caller, unencodable(request, answer))
 
 
 async def _terminate(server: GenServer, reason: Any) -> None:
@@ -289,9 +361,16 @@ async def call(dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
     """
     if timeout is not None and not timeout >= 0:
         raise ValueError(f"call timeout must be >= 0 or None, not {timeout!r}")
+    where = (_GEN_SERVER, _CALL, [dest, request, _INFINITY if timeout is None else timeout])
+    return await gen_call(dest, GEN_CALL, request, timeout, where, f"call to {dest!r}")
+
+
+async def gen_call(dest: Any, label: Atom, request: Any, timeout: float | None, where: Any, what: str) -> Any:
+    """OTP's ``gen:call(Dest, Label, Request, Timeout)`` (internal): send ``(label, (self, tag),
+    request)`` with an alias tag, wait for ``(tag, reply)`` while monitoring ``dest``, and raise
+    ``Exit((reason, where))`` (dead server, calling oneself) or ``TimeoutError`` (``what`` timed out)."""
     me = api._me()
     rt = me.rt
-    where = (_GEN_SERVER, _CALL, [dest, request, _INFINITY if timeout is None else timeout])
     target = dest
     if isinstance(dest, str):
         target = rt.whereis(dest) or dest
@@ -302,7 +381,7 @@ async def call(dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
     rt.alias(me, mref)
     tag = ImproperList((_ALIAS,), mref)
     with contextlib.suppress(BadArg):  # an unregistered name: the monitor has queued DOWN noproc
-        rt.send(dest, (GEN_CALL, (me.pid, tag), request))
+        rt.send(dest, (label, (me.pid, tag), request))
 
     def answer(m: Any) -> bool:
         if type(m) is not tuple:
@@ -313,7 +392,7 @@ async def call(dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
     try:
         msg = await api.receive_from(me, answer, mark, timeout)
     except TimeoutError:
-        raise TimeoutError(f"call to {dest!r} timed out after {timeout} s") from None
+        raise TimeoutError(f"{what} timed out after {timeout} s") from None
     finally:
         rt.unalias(me, mref)
         rt.demonitor(me, mref, flush=True)

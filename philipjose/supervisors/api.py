@@ -14,7 +14,16 @@ from philipjose import actors
 from philipjose.actors.errors import as_reason
 from philipjose.supervisors.errors import ChildError, SpecError, StartError
 from philipjose.supervisors.spec import ChildSpec, SupFlags, start_function, validate_children
-from philipjose.supervisors.supervisor import ACK, DOWN, DYNAMIC, SIMPLE, STATIC, ChildInfo, supervisor_main
+from philipjose.supervisors.supervisor import (
+    ACK,
+    DOWN,
+    DYNAMIC,
+    PJ_REQUEST,
+    SIMPLE,
+    STATIC,
+    ChildInfo,
+    supervisor_main,
+)
 from philipjose.term.types import Atom, Pid
 
 __all__ = [
@@ -164,7 +173,7 @@ async def start_dynamic(
 
 
 async def _request(sup: SupRef, *request: Any) -> Any:
-    ok, value = await actors.call(sup, (Atom(request[0]), *request[1:]), timeout=None)
+    ok, value = await actors.call(sup, (PJ_REQUEST, Atom(request[0]), *request[1:]), timeout=None)
     if ok:
         return value
     if type(value) is tuple and len(value) == 3 and value[0] == "spec_error":

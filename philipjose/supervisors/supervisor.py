@@ -43,9 +43,22 @@ from typing import Any, cast
 import trio
 
 from philipjose import actors
+from philipjose.actors._system import SystemState, charlist, handle_system, is_system
+from philipjose.actors.genserver import reply_system
+from philipjose.rpc.expose import default_registry
 from philipjose.supervisors import _reports
 from philipjose.supervisors.errors import SpecError, SupervisorError
 from philipjose.supervisors.intensity import check_restart, whole_seconds
+from philipjose.supervisors.otp import (
+    ErlangMFA,
+    InvalidSpec,
+    child_record,
+    erlang_spec,
+    find_id,
+    otp_id,
+    spec_map,
+    start_result,
+)
 from philipjose.supervisors.spec import ChildSpec, SupFlags, check_child, is_start_function
 from philipjose.supervisors.strategy import (
     SHUTDOWN,
@@ -55,9 +68,10 @@ from philipjose.supervisors.strategy import (
     should_restart,
     shutdown_ok,
 )
+from philipjose.term import EncodeError
 from philipjose.term.types import Atom, Pid, Reference
 
-__all__ = ["ACK", "DYNAMIC", "SIMPLE", "STATIC", "ChildInfo", "Supervisor", "supervisor_main"]
+__all__ = ["ACK", "DYNAMIC", "PJ_REQUEST", "SIMPLE", "STATIC", "ChildInfo", "Supervisor", "supervisor_main"]
 
 EXIT = Atom("EXIT")
 DOWN = Atom("DOWN")
@@ -66,6 +80,15 @@ KILL = Atom("kill")
 TRY_AGAIN = Atom("$pj_supervisor_try_again")
 RESTARTING = "restarting"
 RUNNING = Atom("$pj_supervisor_child_running")
+#: Requests of the Python API are ``(PJ_REQUEST, kind, *args)`` and get ``(True, value)`` or
+#: ``(False, reason)``; any other call is an Erlang caller's and gets OTP's shapes.
+PJ_REQUEST = Atom("$pj_supervisor")
+OK = Atom("ok")
+ERROR = Atom("error")
+UNDEFINED = Atom("undefined")
+#: The "callback module" a philipjose supervisor reports to ``sys:get_status`` and
+#: ``supervisor:get_callback_module``.
+CALLBACK = Atom("philipjose.supervisors")
 
 STATIC = "static"
 SIMPLE = "simple_one_for_one"
@@ -192,12 +215,32 @@ async def start_child_process(spec: ChildSpec, args: tuple[Any, ...]) -> Pid | N
     raise _Failed((Atom("bad_return_value"), result))
 
 
-def _otp_id(cid: Any) -> Any:
-    if cid is None:
-        return Atom("undefined")
-    if isinstance(cid, str):
-        return Atom(cid)
-    return cid
+class _ErlangStart(ErlangMFA):
+    """The start of a child that an Erlang caller's spec gave as ``{M, F, A}``: the function exposed
+    as ``M:F/length(A)`` (see :mod:`.otp`), ``fn`` None when there is none (the start then fails with
+    OTP's ``{'EXIT', {undef, [{M, F, A, []}]}}``)."""
+
+    __philipjose_start_function__ = True
+
+    def __init__(self, module: Any, function: Any, args: tuple[Any, ...]) -> None:
+        self.module = module
+        self.function = function
+        self.args = args
+        entry = default_registry().lookup(module, function, len(args))
+        self.fn = None if entry is None else entry.fn
+
+    def __repr__(self) -> str:
+        return f"{self.module}:{self.function}/{len(self.args)}"
+
+    async def __call__(self, *args: Any) -> Pid | None:
+        if self.fn is None:
+            raise actors.Exit((EXIT, (Atom("undef"), [(self.module, self.function, list(args), [])])))
+        if not is_start_function(self.fn):  # an async function: the body of the child
+            return await _spawn_body(self.fn, args)
+        result = self.fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        return start_result(result)
 
 
 def _alive(pid: Pid) -> bool:
@@ -276,6 +319,7 @@ class Supervisor:
         self.dynamic: dict[Pid, _Dynamic] = {}
         self.restarting: dict[int, _Dynamic] = {}
         self._tokens = itertools.count()
+        self.starter: Pid | None = None
 
     # ----------------------------------------------------------------- starting and stopping
 
@@ -502,14 +546,8 @@ class Supervisor:
     # ----------------------------------------------------------------- API requests
 
     async def handle_call(self, request: Any) -> Any:
-        """Answer one request and return the reply.
-
-        The philipjose API sends ``(kind, *args)`` tuples and gets ``(True, value)`` or
-        ``(False, error reason)``. OTP's ``supervisor:which_children/1`` and ``count_children/1``,
-        called from an Erlang node, send the bare atoms and get OTP's shapes (see :meth:`otp_reply`).
-        """
-        if type(request) is Atom:
-            return await self.otp_reply(request)
+        """Answer one request of the Python API, ``(kind, *args)``, with ``(True, value)`` or
+        ``(False, error reason)``."""
         if type(request) is not tuple or not request:
             return False, (Atom("bad_request"), request)
         entry = self._HANDLERS.get(request[0])
@@ -518,31 +556,105 @@ class Supervisor:
         result: tuple[bool, Any] = await entry[0](self, *request[1:])
         return result
 
-    async def otp_reply(self, request: Atom) -> Any:
-        """OTP-shaped answers for an Erlang caller: ``which_children`` gives
-        ``[{Id, Child, Type, Modules}]`` (``Child`` a pid, ``undefined`` or ``restarting``; ``Type``
-        and module names as atoms; an ``Id`` that is a ``str`` as an atom, ``undefined`` for dynamic
-        children); ``count_children`` gives ``[{specs, N}, {active, N}, {supervisors, N},
-        {workers, N}]``. Anything else gets ``{error, {bad_request, Request}}``."""
+    async def otp_call(self, request: Any) -> Any:
+        """Answer a call from an Erlang or Elixir caller in OTP's shapes (see ``docs/supervision.md``):
+
+        - ``which_children``: ``[{Id, Child, Type, Modules}]``, newest first as OTP lists them
+          (the Python API lists them in start order; ``Child`` a pid, ``undefined`` or
+          ``restarting``; a ``str`` id is shown as an atom, a dynamic child's as ``undefined``);
+        - ``count_children``: ``[{specs, N}, {active, N}, {supervisors, N}, {workers, N}]`` (a map
+          for a dynamic supervisor, as Elixir's ``DynamicSupervisor`` answers);
+        - ``{start_child, Spec}``: ``{ok, Pid}`` (``{ok, undefined}`` for ``ignore``), ``{error,
+          already_present}``, ``{error, {already_started, Pid}}``, ``{error, Reason}`` for a spec
+          OTP refuses, ``{error, {Reason, ChildRecord}}`` when the start fails (see :mod:`.otp`);
+        - ``{terminate_child, Id}``, ``{delete_child, Id}``: ``ok`` or ``{error, Reason}``;
+          ``{restart_child, Id}``: ``{ok, Pid}`` or ``{error, Reason}``; ``{get_childspec, Id}``:
+          ``{ok, Map}`` or ``{error, not_found}``. ``Id`` is an id as ``which_children`` shows it.
+
+        Anything else gets ``{error, {bad_request, Request}}`` (OTP's supervisor would crash).
+        """
         if request == Atom("which_children"):
-            _, infos = await self._which_children()
-            return [
-                (
-                    _otp_id(info.id),
-                    Atom("undefined")
-                    if info.pid is None
-                    else Atom(info.pid)
-                    if isinstance(info.pid, str)
-                    else info.pid,
-                    Atom(info.type),
-                    Atom("dynamic") if info.modules == "dynamic" else [Atom(m) for m in info.modules],
-                )
-                for info in infos
-            ]
+            return self.otp_children()
         if request == Atom("count_children"):
             _, counts = await self._count_children()
-            return [(Atom(key), counts[key]) for key in ("specs", "active", "supervisors", "workers")]
-        return (Atom("error"), (Atom("bad_request"), request))
+            pairs = [(Atom(key), counts[key]) for key in ("specs", "active", "supervisors", "workers")]
+            return dict(pairs) if self.mode == DYNAMIC else pairs
+        if type(request) is tuple and len(request) == 2 and type(request[0]) is Atom:
+            kind, arg = request
+            if kind == Atom("start_child"):
+                return await self._otp_start_child(arg)
+            key = find_id(self.order, arg) if self.mode == STATIC else None
+            key = arg if key is None else key
+            if kind == Atom("terminate_child"):
+                ok, value = await self._terminate_child(key)
+                return OK if ok else (ERROR, value)
+            if kind == Atom("delete_child"):
+                ok, value = await self._delete_child(key)
+                return OK if ok else (ERROR, value)
+            if kind == Atom("restart_child"):
+                ok, value = await self._restart_child(key)
+                return (OK, UNDEFINED if value is None else value) if ok else (ERROR, value)
+            if kind == Atom("get_childspec"):
+                ok, value = await self._get_childspec(key)
+                return (OK, spec_map(value)) if ok else (ERROR, value)
+        return (ERROR, (Atom("bad_request"), request))
+
+    def otp_children(self) -> list[tuple[Any, Any, Atom, Any]]:
+        """``which_children`` as OTP answers it."""
+        if self.mode == STATIC:
+            infos = [
+                ChildInfo(cid, RESTARTING if c.restarting else c.pid, c.spec.type, c.spec.modules)
+                for cid, c in ((cid, self.children[cid]) for cid in reversed(self.order))
+            ]
+        else:
+            infos = [ChildInfo(None, pid, e.spec.type, e.spec.modules) for pid, e in self.dynamic.items()]
+            infos.extend(
+                ChildInfo(None, RESTARTING, e.spec.type, e.spec.modules) for e in self.restarting.values()
+            )
+        return [
+            (
+                otp_id(info.id),
+                UNDEFINED if info.pid is None else Atom(info.pid) if isinstance(info.pid, str) else info.pid,
+                Atom(info.type),
+                Atom("dynamic") if info.modules == "dynamic" else [Atom(m) for m in info.modules],
+            )
+            for info in infos
+        ]
+
+    async def _otp_start_child(self, arg: Any) -> Any:
+        if self.mode == SIMPLE:
+            if type(arg) is not list:
+                return (ERROR, (Atom("badarg"), arg))
+            ok, value = await self._start_child(arg)
+            return (OK, UNDEFINED if value is None else value) if ok else (ERROR, value)
+        if self.mode == DYNAMIC and type(arg) is tuple and len(arg) == 6 and type(arg[0]) is tuple:
+            # Elixir's DynamicSupervisor sends {MFA, Restart, Shutdown, Type, Modules, Significant}
+            mfa, restart, shutdown, ctype, modules, significant = arg
+            arg = {Atom("id"): UNDEFINED, Atom("start"): mfa, Atom("restart"): restart}
+            arg |= {Atom("shutdown"): shutdown, Atom("type"): ctype, Atom("modules"): modules}
+            arg[Atom("significant")] = significant
+        try:
+            spec = erlang_spec(arg, _ErlangStart)
+        except InvalidSpec as exc:
+            return (ERROR, exc.reason)
+        except SpecError as exc:
+            return (ERROR, (Atom("invalid_child_spec"), arg, exc.reason))
+        if spec.significant and self.flags.auto_shutdown == "never":
+            combination = [(Atom("auto_shutdown"), Atom("never")), (Atom("significant"), True)]
+            return (ERROR, (Atom("bad_combination"), combination))
+        if self.mode == DYNAMIC:
+            ok, value = await self._start_dynamic_child(spec, self.extra_args + spec.args)
+            if ok:
+                return Atom("ignore") if value is None else (OK, value)
+            return (ERROR, value)
+        existing = find_id(self.order, spec.id)
+        if existing is not None:
+            pid = self.children[existing].pid
+            return (ERROR, Atom("already_present") if pid is None else (Atom("already_started"), pid))
+        ok, value = await self._add_static(spec)
+        if ok:
+            return (OK, UNDEFINED if value is None else value)
+        return (ERROR, (value, child_record(spec, None)))
 
     async def _which_children(self) -> tuple[bool, Any]:
         if self.mode == STATIC:
@@ -590,6 +702,10 @@ class Supervisor:
             if existing.pid is not None:
                 return False, (Atom("already_started"), existing.pid)
             return False, Atom("already_present")
+        return await self._add_static(spec)
+
+    async def _add_static(self, spec: ChildSpec) -> tuple[bool, Any]:
+        """Start a new static child and keep it (unless temporary and ignored)."""
         child = _Child(spec)
         try:
             pid = await self._start_static(child)
@@ -671,6 +787,66 @@ class Supervisor:
         entry = self.dynamic.get(key) if isinstance(key, Pid) else None
         return (True, entry.spec) if entry is not None else (False, Atom("not_found"))
 
+    # ----------------------------------------------------------------- sys
+
+    def system_state(self) -> tuple[Any, ...]:
+        """What ``sys:get_state`` shows: a tuple shaped like OTP's ``#state{}`` record,
+        ``{state, Name, Strategy, {Ids, #{Id => ChildRecord}}, Dynamics, Intensity, Period, Restarts,
+        DynamicRestarts, AutoShutdown, Module, Args}`` (``Name`` is ``{local, Name}`` or ``{Pid,
+        Module}``; ``Ids`` newest first; child records as :func:`.otp.child_record`; ``Dynamics``
+        ``{maps, #{Pid => undefined}}`` for dynamic children; ``Module`` ``'philipjose.supervisors'``)."""
+        name = (Atom("local"), Atom(self.name)) if self.name is not None else (actors.self(), CALLBACK)
+        if self.mode == STATIC:
+            ids = [otp_id(cid) for cid in reversed(self.order)]
+            records = {otp_id(cid): child_record(c.spec, c.pid) for cid, c in self.children.items()}
+            dynamics: Any = UNDEFINED
+        else:
+            template = self.template
+            ids = [] if template is None else [otp_id(template.id)]
+            records = {} if template is None else {otp_id(template.id): child_record(template, None)}
+            dynamics = (Atom("maps"), dict.fromkeys(self.dynamic, UNDEFINED))
+        strategy = "one_for_one" if self.mode == DYNAMIC else self.flags.strategy
+        return (
+            Atom("state"),
+            name,
+            Atom(strategy),
+            (ids, records),
+            dynamics,
+            self.flags.intensity,
+            self.flags.period,
+            list(self.restarts),
+            0,
+            Atom(self.flags.auto_shutdown),
+            CALLBACK,
+            [],
+        )
+
+    def system(self, message: Any, state: SystemState) -> None:
+        """Answer one ``{system, From, Request}`` as OTP's supervisor (a gen_server) does. The state
+        cannot be replaced: ``replace_state`` answers ``{error, {callback_failed, ...}}``."""
+
+        def refuse(fun: Any) -> Any:
+            raise actors.BadArg("a philipjose supervisor's state cannot be replaced")
+
+        request = message[2]
+        answer = handle_system(
+            request,
+            state,
+            get_state=self.system_state,
+            replace_state=refuse,
+            status_data=lambda: [
+                (Atom("data"), [(charlist("State"), self.system_state())]),
+                (Atom("supervisor"), [(charlist("Callback"), CALLBACK)]),
+            ],
+            pid=actors.self(),
+            name=self.name,
+            parent=actors.self() if self.parent is None else self.parent,
+            ancestors=[] if self.starter is None else [self.starter],
+            module=Atom("gen_server"),
+            initial_call=(Atom("supervisor"), CALLBACK, 1),
+        )
+        reply_system(message[1], request, answer)
+
     # request kind -> (handler, number of arguments)
     _HANDLERS: dict[Any, tuple[Any, int]] = {
         Atom("which_children"): (_which_children, 0),
@@ -718,19 +894,36 @@ async def supervisor_main(
             _nack(starter, linked, stop.reason)
             raise actors.Exit(stop.reason) from None
     actors.send(starter, (ACK, me, True, me))
+    sup.starter = starter
+    system = SystemState()
     stopper: Any = None
+
+    def suspended_match(m: Any) -> bool:  # a suspended supervisor takes only these
+        return is_system(m) or (type(m) is tuple and len(m) == 3 and m[0] == EXIT and m[1] == parent)
+
     try:
         while True:
-            message = await actors.receive()
+            message = await (actors.receive(match=suspended_match) if system.suspended else actors.receive())
             if type(message) is tuple and len(message) == 3 and message[0] == EXIT:
                 await sup.handle_exit(message[1], message[2])
             elif type(message) is tuple and len(message) == 3 and message[0] == GEN_CALL:
                 request = message[2]
-                if type(request) is tuple and len(request) == 2 and request[0] == Atom("stop"):
-                    stopper = message[1]
-                    raise _Stop(request[1])
-                answer = await sup.handle_call(request)
-                actors.reply(message[1], answer)
+                if type(request) is tuple and len(request) >= 2 and request[0] == PJ_REQUEST:
+                    request = request[1:]
+                    if len(request) == 2 and request[0] == Atom("stop"):
+                        stopper = message[1]
+                        raise _Stop(request[1])
+                    answer = await sup.handle_call(request)
+                else:
+                    answer = await sup.otp_call(request)
+                try:
+                    actors.reply(message[1], answer)
+                except EncodeError:  # an answer a caller on another node cannot get
+                    actors.reply(message[1], (ERROR, (Atom("unencodable"), repr(answer).encode())))
+            elif is_system(message):
+                sup.system(message, system)
+                if system.terminating:
+                    raise _Stop(system.reason)
             elif type(message) is tuple and len(message) == 2 and message[0] == TRY_AGAIN:
                 await sup.try_again(message[1])
             else:

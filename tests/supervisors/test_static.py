@@ -644,13 +644,15 @@ def test_malformed_requests_do_not_crash_the_supervisor_and_otp_shapes_for_erlan
             [spec("a"), {"id": ("t", 1), "start": ignoring_start, "args": ["t"], "modules": "dynamic"}]
         )
         _, _, a = await next_event("started")
-        assert await pj.call(sup, 42) == (False, (Atom("bad_request"), 42))
-        bad = (Atom("which_children"), 1)
-        assert await pj.call(sup, bad) == (False, (Atom("bad_request"), bad))
-        assert await pj.call(sup, ()) == (False, (Atom("bad_request"), ()))
-        assert await pj.call(sup, Atom("which_children")) == [
-            (Atom("a"), a, Atom("worker"), [Atom("tests.supervisors.util.worker")]),
+        pj_request = Atom("$pj_supervisor")
+        bad = (pj_request, Atom("which_children"), 1)
+        assert await pj.call(sup, bad) == (False, (Atom("bad_request"), bad[1:]))
+        assert await pj.call(sup, (pj_request, 42)) == (False, (Atom("bad_request"), (42,)))
+        assert await pj.call(sup, 42) == (Atom("error"), (Atom("bad_request"), 42))
+        assert await pj.call(sup, ()) == (Atom("error"), (Atom("bad_request"), ()))
+        assert await pj.call(sup, Atom("which_children")) == [  # newest first, as OTP
             (("t", 1), Atom("undefined"), Atom("worker"), Atom("dynamic")),
+            (Atom("a"), a, Atom("worker"), [Atom("tests.supervisors.util.worker")]),
         ]
         assert await pj.call(sup, Atom("count_children")) == [
             (Atom("specs"), 2),

@@ -562,8 +562,7 @@ class Supervisor:
         - ``which_children``: ``[{Id, Child, Type, Modules}]``, newest first as OTP lists them
           (the Python API lists them in start order; ``Child`` a pid, ``undefined`` or
           ``restarting``; a ``str`` id is shown as an atom, a dynamic child's as ``undefined``);
-        - ``count_children``: ``[{specs, N}, {active, N}, {supervisors, N}, {workers, N}]`` (a map
-          for a dynamic supervisor, as Elixir's ``DynamicSupervisor`` answers);
+        - ``count_children``: ``[{specs, N}, {active, N}, {supervisors, N}, {workers, N}]``;
         - ``{start_child, Spec}``: ``{ok, Pid}`` (``{ok, undefined}`` for ``ignore``), ``{error,
           already_present}``, ``{error, {already_started, Pid}}``, ``{error, Reason}`` for a spec
           OTP refuses, ``{error, {Reason, ChildRecord}}`` when the start fails (see :mod:`.otp`);
@@ -577,8 +576,7 @@ class Supervisor:
             return self.otp_children()
         if request == Atom("count_children"):
             _, counts = await self._count_children()
-            pairs = [(Atom(key), counts[key]) for key in ("specs", "active", "supervisors", "workers")]
-            return dict(pairs) if self.mode == DYNAMIC else pairs
+            return [(Atom(key), counts[key]) for key in ("specs", "active", "supervisors", "workers")]
         if type(request) is tuple and len(request) == 2 and type(request[0]) is Atom:
             kind, arg = request
             if kind == Atom("start_child"):
@@ -586,6 +584,8 @@ class Supervisor:
             key = find_id(self.order, arg) if self.mode == STATIC else None
             key = arg if key is None else key
             if kind == Atom("terminate_child"):
+                if self.mode == DYNAMIC and key not in self.dynamic:  # as Elixir's DynamicSupervisor
+                    return (ERROR, Atom("not_found"))
                 ok, value = await self._terminate_child(key)
                 return OK if ok else (ERROR, value)
             if kind == Atom("delete_child"):
@@ -627,12 +627,11 @@ class Supervisor:
                 return (ERROR, (Atom("badarg"), arg))
             ok, value = await self._start_child(arg)
             return (OK, UNDEFINED if value is None else value) if ok else (ERROR, value)
-        if self.mode == DYNAMIC and type(arg) is tuple and len(arg) == 6 and type(arg[0]) is tuple:
-            # Elixir's DynamicSupervisor sends {MFA, Restart, Shutdown, Type, Modules, Significant}
-            mfa, restart, shutdown, ctype, modules, significant = arg
-            arg = {Atom("id"): UNDEFINED, Atom("start"): mfa, Atom("restart"): restart}
-            arg |= {Atom("shutdown"): shutdown, Atom("type"): ctype, Atom("modules"): modules}
-            arg[Atom("significant")] = significant
+        if self.mode == DYNAMIC and type(arg) is tuple and len(arg) in (5, 6) and type(arg[0]) is tuple:
+            # Elixir's DynamicSupervisor sends {MFA, Restart, Shutdown, Type, Modules} (1.14) and
+            # {MFA, Restart, Shutdown, Type, Modules, Significant} (later versions)
+            keys = ("start", "restart", "shutdown", "type", "modules", "significant")
+            arg = {Atom("id"): UNDEFINED} | {Atom(k): v for k, v in zip(keys, arg, strict=False)}
         try:
             spec = erlang_spec(arg, _ErlangStart)
         except InvalidSpec as exc:

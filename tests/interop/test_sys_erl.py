@@ -91,4 +91,10 @@ async def test_erl_sys_and_supervisor_calls_match_otp(beam_dir: Path, exposed: N
                     out.append(exc.reason[0])
                 return out
 
-            assert await py.run(from_python) == [{b"n": 0}, Atom("suspended"), "timeout", 1, Atom("unknown_system_msg")]
+            assert await py.run(from_python) == [
+                {b"n": 0},
+                Atom("suspended"),
+                "timeout",
+                1,
+                Atom("unknown_system_msg"),
+            ]

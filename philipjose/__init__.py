@@ -48,6 +48,7 @@ from philipjose.actors import (
 )
 from philipjose.node import (
     global_,  # pj.global_.register_name, whereis_name, send, ...
+    pg,  # pj.pg.join, pj.pg.get_members, ... (OTP's pg)
     run,
 )
 from philipjose.term import Atom, Pid, Port, Reference
@@ -77,6 +78,7 @@ __all__ = [
     "link",
     "monitor",
     "node",
+    "pg",
     "process_flag",
     "process_info",
     "processes",

@@ -679,6 +679,33 @@ class Runtime:
                     break
         return found
 
+    def monitor_as(self, watcher: Pid, target: Any) -> Reference:
+        """:meth:`monitor` made by the live local process ``watcher`` instead of the caller: its
+        ``DOWN`` goes to ``watcher``. For services (``pg``) whose state other processes change
+        synchronously on the service's behalf. :class:`BadArg` if ``watcher`` is not alive."""
+        proc = self._find(watcher) if isinstance(watcher, Pid) else None
+        if proc is None:
+            raise BadArg(f"monitor_as: {watcher!r} is not a live local process")
+        return self.monitor(proc, target)
+
+    def demonitor_as(self, watcher: Pid, ref: Reference, flush: bool = False) -> bool:
+        """:meth:`demonitor` of a monitor held by the local process ``watcher`` (False when it is gone)."""
+        proc = self._find_any(watcher) if isinstance(watcher, Pid) else None
+        return proc is not None and self.demonitor(proc, ref, flush)
+
+    @staticmethod
+    def flush_messages(proc: Process, test: Callable[[Any], bool]) -> int:
+        """Remove every message of ``proc``'s mailbox for which ``test`` is true; how many went."""
+        queue = proc.queue
+        if not queue:
+            return 0
+        kept = [m for m in queue if not test(m)]
+        removed = len(queue) - len(kept)
+        if removed:
+            queue.clear()
+            queue.extend(kept)
+        return removed
+
     # ------------------------------------------------------------------ registry
 
     def register(self, name: Any, pid: Pid) -> None:

@@ -376,6 +376,11 @@ class Node:
             if wanted == kind or wanted == "connected":
                 self.rt.send(pid, (tag, peer.node))
 
+    def connected(self, node: Atom) -> bool:
+        """True when the connection to ``node`` is up (what OTP's ``noconnect`` sends check)."""
+        peer = self.peers.get(node)
+        return peer is not None and peer.up
+
     def _warn(self, host: str, template: str, *args: object) -> None:
         """Log a warning about a peer at ``host``, at most 5 of one ``template`` per host a minute."""
         allowed, held = self._log_limiter.allow((host, template), time.monotonic())

@@ -8,7 +8,8 @@ only, like ``erl -proto_dist inet_tls`` (see ``docs/security.md``).
 It registers with EPMD (``$ERL_EPMD_PORT`` or 4369; one is started if none answers), prints a line
 containing ``ready`` and serves three registered processes:
 
-- ``echo``: on ``{From, Msg}`` sends ``Msg`` to ``From``;
+- ``echo``: on ``{From, Msg}`` sends ``Msg`` to ``From``; at start it joins the pg group ``pyecho`` of
+  the default scope, so ``pg:get_members(pyecho)`` on an Erlang node running ``pg`` lists it;
 - ``sink``: counts messages; on ``{count, From}`` replies ``{count, N}`` to ``From`` and resets to 0;
 - ``counter``: a GenServer; ``call inc`` -> the new value, ``call get`` -> the value,
   ``cast {add, N}`` adds N.
@@ -16,16 +17,20 @@ containing ``ready`` and serves three registered processes:
 and exposes the rpc module ``pyexample``: ``add(A, B)``, ``echo(X)``, ``crash()`` (raises),
 ``spawn_idle()`` (a process that returns after one message; returns its pid),
 ``link_and_report(ErlPid, ReportTo)`` (a process linked to ErlPid that sends ``{reported, Reason}`` to
-ReportTo when the link fires; returns ``ok``) and ``rpc_back(Node, M, F, Args)`` (calls back into
-Erlang with ``rpc.call`` and returns the result).
+ReportTo when the link fires; returns ``ok``), ``rpc_back(Node, M, F, Args)`` (calls back into
+Erlang with ``rpc.call`` and returns the result) and ``pg_members(Group)`` (the members of the pg
+group ``Group`` in the default scope, as this node sees them, Erlang members included).
 
 From Erlang (``erl -sname e -setcookie COOKIE``)::
 
+    {ok, _} = pg:start_link(),  % the default scope: the Python node's scope discovers it on connecting
     pong = net_adm:ping('py@host'),
     {echo, 'py@host'} ! {self(), hello}, receive hello -> ok end,
     1 = gen_server:call({counter, 'py@host'}, inc),
     3 = rpc:call('py@host', pyexample, add, [1, 2]),
-    [3, 2, 1] = erpc:call('py@host', pyexample, rpc_back, [node(), lists, reverse, [[1, 2, 3]]]).
+    [3, 2, 1] = erpc:call('py@host', pyexample, rpc_back, [node(), lists, reverse, [[1, 2, 3]]]),
+    [Echo] = erpc:call('py@host', pyexample, pg_members, [pyecho]),
+    [Echo] = pg:get_members(pyecho).  % once the two scopes have exchanged their members
 
 Over TLS the Erlang node is started with ``erl -proto_dist inet_tls -ssl_dist_optfile FILE -sname e
 -setcookie COOKIE``.
@@ -43,9 +48,11 @@ from philipjose.node.tls import add_tls_arguments, tls_from_args
 
 COUNT = Atom("count")
 ADD = Atom("add")
+PYECHO = Atom("pyecho")
 
 
 async def echo() -> None:
+    pj.pg.join(PYECHO, pj.self())
     while True:
         msg = await pj.receive()
         if isinstance(msg, tuple) and len(msg) == 2:
@@ -116,6 +123,10 @@ async def rpc_back(node: Atom, m: Atom, f: Atom, args: list[object]) -> object:
     return await rpc.call(node, m, f, args, timeout=30)
 
 
+def pg_members(group: object) -> list[Pid]:
+    return pj.pg.get_members(group)
+
+
 rpc.expose(
     "pyexample",
     {
@@ -125,6 +136,7 @@ rpc.expose(
         "spawn_idle": spawn_idle,
         "link_and_report": link_and_report,
         "rpc_back": rpc_back,
+        "pg_members": pg_members,
     },
 )
 

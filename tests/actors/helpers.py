@@ -27,8 +27,9 @@ def run(main: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 
 async def wait_down(ref: Any, timeout: float | None = 10) -> Any:
     """Receive the DOWN message of monitor ``ref`` and return its reason."""
-    msg = await pj.receive(lambda m: type(m) is tuple and len(m) == 5 and m[0] == DOWN and m[1] == ref,
-                           timeout=timeout)
+    msg = await pj.receive(
+        lambda m: type(m) is tuple and len(m) == 5 and m[0] == DOWN and m[1] == ref, timeout=timeout
+    )
     return msg[4]
 
 

@@ -312,10 +312,13 @@ def test_remote_monitors_of_local_processes() -> None:
         ("monitor_exit", Pid(NODE, 99_999, 0, 3), REMOTE, refs[4], NOPROC),
     ]
     # a and b die in whichever order Trio runs them
-    assert sorted(calls[2:], key=repr) == sorted([
-        ("monitor_exit", a, REMOTE, refs[0], Atom("a_reason")),
-        ("monitor_exit", Atom("named"), REMOTE, refs[1], Atom("b_reason")),
-    ], key=repr)
+    assert sorted(calls[2:], key=repr) == sorted(
+        [
+            ("monitor_exit", a, REMOTE, refs[0], Atom("a_reason")),
+            ("monitor_exit", Atom("named"), REMOTE, refs[1], Atom("b_reason")),
+        ],
+        key=repr,
+    )
 
 
 async def _wait_then_exit(reason: str) -> None:

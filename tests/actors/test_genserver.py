@@ -324,6 +324,7 @@ def test_trapping_server_terminates_on_parent_exit() -> None:
         p = pj.spawn(parent, pj.self())
         _, server = await pj.receive()
         ref = pj.monitor(server)
+
         # an EXIT from some other linked process is just info
         async def other() -> None:
             pj.link(server)

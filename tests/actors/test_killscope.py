@@ -56,6 +56,7 @@ def test_kill_ends_a_process_blocked_in_any_await(blocker: str) -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.sleep_forever)
         else:
+
             async def never_started(task_status: trio.TaskStatus[None]) -> None:
                 await trio.sleep_forever()
 

@@ -34,6 +34,7 @@ def test_link_is_bidirectional() -> None:
         a = pj.spawn(forever)
         b = pj.spawn(forever)
         ra, rb = pj.monitor(a), pj.monitor(b)
+
         # link a <-> b from a third process's point of view: spawn_link from a helper
         async def linker() -> None:
             pj.link(a)
@@ -80,8 +81,11 @@ def test_trapping_process_gets_exit_messages() -> None:
         b = pj.spawn_link(_exit_with, "bad")
         c = pj.spawn_link(_exit_with, "kill")  # dying WITH reason kill: trappable
         msgs = [await pj.receive((EXIT, Pid, Atom)) for _ in range(3)]
-        return sorted(msgs, key=lambda m: m[1].id) == [(EXIT, a, NORMAL), (EXIT, b, Atom("bad")),
-                                                      (EXIT, c, KILL)]
+        return sorted(msgs, key=lambda m: m[1].id) == [
+            (EXIT, a, NORMAL),
+            (EXIT, b, Atom("bad")),
+            (EXIT, c, KILL),
+        ]
 
     assert run(main)
 

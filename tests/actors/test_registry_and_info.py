@@ -107,8 +107,19 @@ def test_process_info_and_processes() -> None:
         pj.register("w", w)
         ref = pj.monitor(w)
         pj.process_flag("trap_exit", True)
-        return (me, w, s, fresh, ref, info_fresh, pj.process_info(w), pj.process_info(s), pj.process_info(me),
-                pj.process_info(fresh), pj.processes())
+        return (
+            me,
+            w,
+            s,
+            fresh,
+            ref,
+            info_fresh,
+            pj.process_info(w),
+            pj.process_info(s),
+            pj.process_info(me),
+            pj.process_info(fresh),
+            pj.processes(),
+        )
 
     me, w, s, _fresh, _ref, info_fresh, info_w, info_s, info_me, info_dead, procs = run(main)
     assert info_fresh["status"] == "runnable"
@@ -126,8 +137,15 @@ def test_process_info_and_processes() -> None:
     assert info_dead is None
     assert procs == [me, w, s]
     assert set(info_w) == {
-        "status", "message_queue_len", "links", "monitors", "monitored_by", "registered_name", "trap_exit",
-        "current_function", "initial_call",
+        "status",
+        "message_queue_len",
+        "links",
+        "monitors",
+        "monitored_by",
+        "registered_name",
+        "trap_exit",
+        "current_function",
+        "initial_call",
     }
 
 

@@ -40,8 +40,9 @@ def test_ring_of_10000_processes() -> None:
         refs = [pj.monitor(p) for p in nodes]
         pj.send(nodes[0], "stop")
         assert await pj.receive("stop") == "stop"
-        downs = [await pj.receive((pj.actors.reasons.DOWN, pj.Reference, pj.ANY, pj.Pid, pj.ANY))
-                 for _ in range(n)]
+        downs = [
+            await pj.receive((pj.actors.reasons.DOWN, pj.Reference, pj.ANY, pj.Pid, pj.ANY)) for _ in range(n)
+        ]
         assert {d[1] for d in downs} == set(refs)
         assert {d[4] for d in downs} == {pj.Atom("normal")}
         return token, len(pj.processes())

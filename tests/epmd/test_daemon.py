@@ -58,8 +58,15 @@ async def test_daemon_detaches_and_leaves_no_zombie(tmp_path: Path, daemons: lis
     log_file = tmp_path / "epmd.log"
     with trio.fail_after(_LIMIT):
         status, out, err = await _run(
-            "--log-level", "INFO", "epmd", "--port", str(port), "--daemon", "--relaxed-command-check",
-            "--log-file", str(log_file),
+            "--log-level",
+            "INFO",
+            "epmd",
+            "--port",
+            str(port),
+            "--daemon",
+            "--relaxed-command-check",
+            "--log-file",
+            str(log_file),
         )
         assert status == 0, err
         assert "started (pid " in out and f"on port {port}" in out

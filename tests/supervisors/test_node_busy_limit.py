@@ -15,7 +15,7 @@ from philipjose.supervisors.errors import ConfigError
 from tests.supervisors.test_cli import Lines, _env, _expect, _free_port, run_with_epmd
 from tests.tools import require
 
-WORKER = '''
+WORKER = """
 import philipjose as pj
 
 async def report():
@@ -24,7 +24,7 @@ async def report():
 
 def start():
     return pj.spawn_link(report)
-'''
+"""
 
 
 def _tree(tmp_path: Path, node_lines: str) -> Path:

@@ -23,7 +23,7 @@ group ``Group`` in the default scope, as this node sees them, Erlang members inc
 
 From Erlang (``erl -sname e -setcookie COOKIE``)::
 
-    {ok, _} = pg:start_link(),  % the default scope: the Python node's scope discovers it on connecting
+    {ok, _} = pg:start_link(),  % the default scope (before or after connecting)
     pong = net_adm:ping('py@host'),
     {echo, 'py@host'} ! {self(), hello}, receive hello -> ok end,
     1 = gen_server:call({counter, 'py@host'}, inc),

@@ -213,3 +213,18 @@ async def test_non_default_scope_and_the_nolocal_rule(beam_dir: Path) -> None:
             assert info.value.pid == e
 
         await py.run(go)
+
+
+async def test_an_erlang_scope_started_after_connecting_discovers_python(beam_dir: Path) -> None:
+    async with private_epmd() as epmd, python_node(epmd) as py, erl_pg(beam_dir, epmd, py) as erl:
+        late, g = Atom("late"), Atom("g")
+
+        async def go() -> None:
+            p = spawn_member(g, scope="late")  # our scope 'late' finds no 'late' on erl yet
+            assert Atom(erl.name) in pj.node.nodes()  # a visible connection: erl's init discovers us
+            assert type(await erl_do(erl.name, (Atom("start_scope"), late))) is Pid
+            assert await erl_do(erl.name, (Atom("await_members"), late, g, [p])) == OK
+            e = await erl_do(erl.name, (Atom("spawn_member"), late, g))
+            assert set(await wait_members(g, [p, e], scope="late")) == {p, e}
+
+        await py.run(go)

@@ -63,6 +63,7 @@ command({broadcast, Scope, Group, Msg}) ->
     Members = pg:get_members(Scope, Group),
     [P ! Msg || P <- Members],
     length(Members);
+command({start_scope, Scope}) -> {ok, Pid} = pg:start(Scope), Pid;
 command({rpc, Node, M, F, A}) -> erpc:call(Node, M, F, A, 10000);
 command({disconnect, Node}) -> erlang:disconnect_node(Node);
 command({nodes, hidden}) -> nodes(hidden).

@@ -6,8 +6,10 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
 - ``name``: ``"alive"`` (short name on this host, like ``erl -sname``; with ``longnames=True`` the fully
   qualified host, like ``erl -name``) or a full ``"alive@host"``.
 - ``cookie``: str or bytes; default ``$PHILIPJOSE_COOKIE``, else ``~/.erlang.cookie`` (created 0400).
-- ``port``: the listening port (default 0: any free port). ``listen_host``: default ``"0.0.0.0"``
-  (all interfaces, as ``erl``); give ``"127.0.0.1"`` to accept local peers only.
+- ``port``: the listening port (default 0: any free port). ``listen_host``: default None: all
+  interfaces, IPv4 and IPv6 (one dual-stack socket; IPv4 only where the host has no IPv6), so
+  ``erl -proto_dist inet6_tcp`` nodes reach it too; give ``"127.0.0.1"`` to accept local IPv4 peers
+  only, ``"0.0.0.0"`` for all IPv4 interfaces, ``"::"`` for IPv6 only.
 - ``epmd``: register with EPMD (default True; ``ensure_epmd`` starts ``philipjose epmd`` if none
   answers: a daemon that exits 60 s after its last node is gone, listening on loopback only when
   ``listen_host`` is a loopback address, else on all interfaces; see ``docs/epmd.md``). With
@@ -55,7 +57,7 @@ from philipjose.node import global_, netkernel
 from philipjose.node.cookie import resolve_cookie
 from philipjose.node.errors import NodeConfigError, NotDistributedError
 from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE
-from philipjose.node.listener import serve_listeners
+from philipjose.node.listener import open_listeners, serve_listeners
 from philipjose.node.names import make_node_name
 from philipjose.node.node import (
     DEFAULT_BUSY_WAIT,
@@ -120,7 +122,7 @@ async def start(
     cookie: str | bytes | None = None,
     longnames: bool = False,
     port: int = 0,
-    listen_host: str = "0.0.0.0",
+    listen_host: str | None = None,
     epmd: bool = True,
     epmd_port: int | None = None,
     peer_ports: dict[str, int] | None = None,
@@ -157,7 +159,7 @@ async def start(
     if not 0 <= port <= 65535:
         raise NodeConfigError(f"bad port {port}")
     tls_config = as_tls_config(tls)
-    listeners = await trio.open_tcp_listeners(port, host=listen_host)
+    listeners = await open_listeners(port, listen_host)
     bound = listeners[0].socket.getsockname()[1]
     registration: Registration | None = None
     try:

@@ -29,6 +29,13 @@ the peer's identity, and checks digests; the *decisions* are the caller's: which
 knows the node's other connections), whether to continue after ``alive``, and the name it expected.
 A status ``nok``/``not_allowed`` (or ``false`` after ``alive``) ends in ``CLOSED``.
 
+Dynamic names (OTP 23+, ``erl -sname undefined``): an initiator that sets ``DFLAG_NAME_ME`` sends
+only its host name in the version-6 ``'N'`` name; the acceptor picks a name and a creation for it
+and answers the status ``named:`` followed by that name (2-byte length) and creation (4 bytes);
+the handshake then goes on as after ``ok``, and ``peer`` names the assigned name (acceptor) or
+``own_name``/``own_creation`` hold it (initiator). The name must be ``host`` (no ``@``) with the flag,
+``alive@host`` without it; a ``named:`` status is refused unless we asked for a name.
+
 Old peers: an OTP 23/24 node that did not ask EPMD sends the version-5 ``'n'`` name with 32-bit flags
 (which must include ``DFLAG_HANDSHAKE_23``); the acceptor still answers with the ``'N'`` challenge and
 then receives the ``'c'`` complement carrying the high flag bits and the creation.
@@ -47,7 +54,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from philipjose.node.errors import AuthenticationError, HandshakeError
-from philipjose.node.flags import MANDATORY, flag_names, missing_mandatory
+from philipjose.node.flags import DFLAG_NAME_ME, MANDATORY, flag_names, missing_mandatory
 from philipjose.node.sentinels import NEED_DATA, Sentinel
 
 __all__ = [
@@ -99,7 +106,8 @@ CONNECTED: Final = Sentinel("CONNECTED")
 CLOSED: Final = Sentinel("CLOSED")
 
 #: Statuses the acceptor may send first, and the initiator's answers to ``alive``.
-_STATUSES: Final = frozenset({"ok", "ok_simultaneous", "nok", "not_allowed", "alive"})
+_STATUSES: Final = frozenset({"ok", "ok_simultaneous", "nok", "not_allowed", "alive", "named"})
+_NAMED: Final = b"named:"
 _ALIVE_REPLIES: Final = frozenset({"true", "false"})
 
 _U16 = struct.Struct(">H")
@@ -123,7 +131,8 @@ _DEFAULT_MAX_MESSAGE: Final = 2048
 class SendName:
     """The initiator's name message: ``'N'`` (``version=6``) or the old ``'n'`` (``version=5``).
 
-    A version-5 name carries only the low 32 flag bits and no creation (``creation=0``).
+    A version-5 name carries only the low 32 flag bits and no creation (``creation=0``). With
+    ``DFLAG_NAME_ME`` in ``flags`` (a dynamic name, version 6 only) ``name`` is the host alone.
     """
 
     name: str
@@ -134,10 +143,13 @@ class SendName:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """A status message: the acceptor's ``ok``, ``ok_simultaneous``, ``nok``, ``not_allowed`` or
-    ``alive``, or the initiator's ``true``/``false`` answer to ``alive``."""
+    """A status message: the acceptor's ``ok``, ``ok_simultaneous``, ``nok``, ``not_allowed``,
+    ``alive`` or ``named`` (with the ``name`` and ``creation`` it assigns to an initiator that asked
+    for a dynamic name), or the initiator's ``true``/``false`` answer to ``alive``."""
 
     status: str
+    name: str = ""
+    creation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,10 +236,14 @@ def waiting_for(state: Sentinel) -> str:
     return "our own message to be sent"
 
 
-def _decode_name(raw: bytes) -> str:
+def _decode_name(raw: bytes, *, dynamic: bool = False) -> str:
     try:
         name = raw.decode("utf-8")
-        split_node_name(name)
+        if dynamic:
+            if not name or "@" in name:
+                raise ValueError("a dynamic name request carries a host name alone")
+        else:
+            split_node_name(name)
     except ValueError as exc:
         raise HandshakeError(f"bad node name in handshake: {raw[:80]!r}") from exc
     return name
@@ -292,6 +308,8 @@ class Handshake:
         self._peer_version = 0
         self._peer_challenge = 0
         self._sent_old_name = False
+        self.own_name = ""  # the name we sent (the acceptor's assigned name after ``named``)
+        self.own_creation = 0
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -392,7 +410,8 @@ class Handshake:
             end = 1 + _NAME_V6.size + nlen
             if len(body) < end:
                 raise HandshakeError("truncated node name in 'N' name message")
-            return SendName(_decode_name(body[1 + _NAME_V6.size : end]), flags, creation, 6)
+            dynamic = bool(flags & DFLAG_NAME_ME)
+            return SendName(_decode_name(body[1 + _NAME_V6.size : end], dynamic=dynamic), flags, creation, 6)
         if tag == ord("n"):
             if len(body) < 1 + _NAME_V5.size + 1:
                 raise HandshakeError("truncated 'n' name message")
@@ -405,10 +424,24 @@ class Handshake:
     def _parse_status(self, tag: int, body: bytes) -> Status:
         if tag != ord("s"):
             raise HandshakeError(f"expected a status 's', got {body[:16]!r}")
+        if self.state is RECV_STATUS and body.startswith(b"s" + _NAMED):
+            if not self._our_flags & DFLAG_NAME_ME:
+                raise HandshakeError("status 'named:' but we did not ask for a dynamic name")
+            rest = body[1 + len(_NAMED) :]
+            if len(rest) < 2 or len(rest) < 2 + _U16.unpack_from(rest)[0] + 4:
+                raise HandshakeError(f"truncated 'named:' status: {body[:40]!r}")
+            (nlen,) = _U16.unpack_from(rest)
+            name = _decode_name(rest[2 : 2 + nlen])
+            if split_node_name(name)[1] != self.own_name:
+                raise HandshakeError(f"assigned name {name!r} is not on our host {self.own_name!r}")
+            (creation,) = _U32.unpack_from(rest, 2 + nlen)
+            return Status("named", name, creation)
         text = body[1:].decode("latin-1")
         allowed = _STATUSES if self.state is RECV_STATUS else _ALIVE_REPLIES
-        if text not in allowed:
+        if text not in allowed or text == "named":
             raise HandshakeError(f"unexpected status {text[:40]!r} in state {self.state}")
+        if self._our_flags & DFLAG_NAME_ME and text != "not_allowed":
+            raise HandshakeError(f"status {text!r} to our request for a dynamic name (want 'named:')")
         return Status(text)
 
     def _parse_challenge(self, tag: int, body: bytes) -> Challenge:
@@ -440,7 +473,11 @@ class Handshake:
             self.state = SEND_STATUS
         elif state is RECV_STATUS:
             assert isinstance(event, Status)
-            if event.status in ("ok", "ok_simultaneous"):
+            if event.status == "named":
+                self.own_name = event.name
+                self.own_creation = event.creation
+                self.state = RECV_CHALLENGE
+            elif event.status in ("ok", "ok_simultaneous"):
                 self.state = RECV_CHALLENGE
             elif event.status == "alive":
                 self.state = SEND_ALIVE_REPLY
@@ -504,8 +541,13 @@ class Handshake:
     def _encode(self, event: HandshakeEvent) -> bytes:
         state = self.state
         if isinstance(event, SendName):
-            name = _encode_name(event.name)
+            dynamic = bool(event.flags & DFLAG_NAME_ME)
+            if dynamic and event.version != 6:
+                raise ValueError("a dynamic name needs the version-6 'N' name message")
+            name = _encode_name(event.name, dynamic=dynamic)
             self._our_flags = event.flags
+            self.own_name = event.name
+            self.own_creation = event.creation
             if event.version == 6:
                 body = b"N" + _NAME_V6.pack(event.flags, event.creation, len(name)) + name
             elif event.version == 5:
@@ -519,6 +561,20 @@ class Handshake:
             if state is SEND_STATUS:
                 if event.status not in _STATUSES:
                     raise ValueError(f"bad status {event.status!r}")
+                dynamic = bool(self._peer_flags & DFLAG_NAME_ME)
+                if (event.status == "named") is not dynamic and event.status != "not_allowed":
+                    raise ValueError(
+                        "a peer that asks for a dynamic name is answered 'named' (or 'not_allowed'), "
+                        "and only such a peer"
+                    )
+                if event.status == "named":
+                    name = _encode_name(event.name)
+                    if split_node_name(event.name)[1] != self._peer_name:
+                        raise ValueError(f"assigned name {event.name!r} is not on the peer's host")
+                    self._peer_name = event.name
+                    self._peer_creation = event.creation
+                    self.state = SEND_CHALLENGE
+                    return b"s" + _NAMED + _U16.pack(len(name)) + name + _U32.pack(event.creation)
                 if event.status in ("ok", "ok_simultaneous"):
                     self.state = SEND_CHALLENGE
                 elif event.status == "alive":
@@ -556,6 +612,10 @@ class Handshake:
         raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
 
-def _encode_name(name: str) -> bytes:
-    split_node_name(name)
+def _encode_name(name: str, *, dynamic: bool = False) -> bytes:
+    if dynamic:
+        if not name or "@" in name:
+            raise ValueError(f"a dynamic name request carries a host name alone, not {name!r}")
+    else:
+        split_node_name(name)
     return name.encode("utf-8")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
@@ -23,7 +24,7 @@ import trio
 
 from philipjose.node.ratelimit import RateLimiter
 
-__all__ = ["CAPACITY_ERRNOS", "serve_listeners"]
+__all__ = ["CAPACITY_ERRNOS", "open_listeners", "serve_listeners"]
 
 log: Final = logging.getLogger("philipjose.node")
 
@@ -32,6 +33,32 @@ CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, e
 
 _MIN_BACKOFF: Final = 0.01
 _MAX_BACKOFF: Final = 1.0
+
+
+async def open_listeners(port: int, host: str | None) -> list[trio.SocketListener]:
+    """The node's listening sockets on ``port`` (0: a free one).
+
+    ``host`` None (the default of :func:`philipjose.node.start`) listens on every interface, IPv4 and
+    IPv6, with one dual-stack socket bound to ``::`` (``IPV6_V6ONLY`` off, so IPv4 peers arrive as
+    ``::ffff:a.b.c.d``): peers reach the node at ``127.0.0.1`` and at ``::1`` on the same port. Where
+    the host has no IPv6 (the socket cannot be made or bound) it listens on ``0.0.0.0`` alone. A given
+    ``host`` is passed to ``trio.open_tcp_listeners``.
+    """
+    if host is not None:
+        return await trio.open_tcp_listeners(port, host=host)
+    try:
+        sock = trio.socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return await trio.open_tcp_listeners(port, host="0.0.0.0")
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as trio's listeners
+        await sock.bind(("::", port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        return await trio.open_tcp_listeners(port, host="0.0.0.0")
+    return [trio.SocketListener(sock)]
 
 
 async def serve_listeners(

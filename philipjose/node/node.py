@@ -86,6 +86,7 @@ from philipjose.node.errors import AuthenticationError, HandshakeRefused, Protoc
 from philipjose.node.flags import (
     ADVERTISED,
     DFLAG_ALIAS,
+    DFLAG_NAME_ME,
     DFLAG_PUBLISHED,
     flag_names,
     missing_mandatory,
@@ -101,6 +102,7 @@ from philipjose.node.handshake import (
     split_node_name,
     waiting_for,
 )
+from philipjose.node.names import assign_dynamic_name, mixed_names_refusal
 from philipjose.node.ratelimit import RateLimiter
 from philipjose.node.sentinels import NEED_DATA
 from philipjose.node.tls import TLSConfig
@@ -609,6 +611,10 @@ class Node:
 
     async def _open_stream(self, node: Atom) -> trio.abc.Stream:
         alive, host = split_node_name(str(node))
+        refusal = mixed_names_refusal(str(self.name), str(node))
+        if refusal is not None:  # OTP's initiating side refuses it too (inet_tcp_dist:splitnode)
+            log.error("cannot connect to %s: %s", node, refusal)
+            raise ConnectionError(refusal)
         port = self.peer_ports.get(str(node))
         if port is None:
             info = await port_please(alive, host, epmd_port=self.epmd_port, timeout=self.handshake_timeout)
@@ -789,18 +795,27 @@ class Node:
                         flag_names(missing),
                     )
                     return
-                if node == self.name:
+                if name.flags & DFLAG_NAME_ME:  # a dynamic name (erl -sname undefined): we assign one
+                    taken = {str(n) for n in self.peers} | {str(self.name)}
+                    assigned = assign_dynamic_name(name.name, taken, lambda: secrets.randbelow(1 << 64) + 1)
+                    creation = secrets.randbelow(0xFFFFFFFF - 4) + 4
+                    node = Atom(assigned)
+                    who = f"{address} (named {node})"
+                    told = "named"
+                    await stream.send_all(machine.send(Status("named", assigned, creation)))
+                elif node == self.name:
                     await stream.send_all(machine.send(Status("not_allowed")))
                     self._warn(host, "refused a connection from %s: that is this node's own name", who)
                     return
-                peer = self.peers.get(node)
-                told = decide_status(
-                    str(self.name),
-                    name.name,
-                    up=peer is not None and peer.up,
-                    outgoing=peer is not None and peer.outgoing is not None,
-                )
-                await stream.send_all(machine.send(Status(told)))
+                else:
+                    peer = self.peers.get(node)
+                    told = decide_status(
+                        str(self.name),
+                        name.name,
+                        up=peer is not None and peer.up,
+                        outgoing=peer is not None and peer.outgoing is not None,
+                    )
+                    await stream.send_all(machine.send(Status(told)))
                 if told == "nok":
                     log.info("answered nok to %s: our own attempt to connect to it wins (name order)", who)
                     return
@@ -810,7 +825,9 @@ class Node:
                     if answer.status != "true":
                         log.info("closing a connection from %s: it says its old connection is alive", who)
                         return
-                challenge = Challenge(str(self.name), self.flags, secrets.randbits(32), self.creation)
+                # A dynamic name's initiator checks that we kept DFLAG_NAME_ME (dist_util: do_setnode)
+                flags = self.flags | (name.flags & DFLAG_NAME_ME)
+                challenge = Challenge(str(self.name), flags, secrets.randbits(32), self.creation)
                 await stream.send_all(machine.send(challenge))
                 await self._hs_event(stream, machine)  # the reply: the machine checks its digest
                 # The peer has proved the cookie: it is `node` from here on.

@@ -12,7 +12,13 @@ import pytest
 
 from philipjose.node import NodeConfigError
 from philipjose.node.cookie import COOKIE_ENV, cookie_path, resolve_cookie
-from philipjose.node.names import is_long_name, make_node_name
+from philipjose.node.names import (
+    assign_dynamic_name,
+    base36,
+    is_long_name,
+    make_node_name,
+    mixed_names_refusal,
+)
 
 
 def test_argument_wins(tmp_path: Path) -> None:
@@ -86,3 +92,32 @@ def test_long_name_needs_a_qualified_host(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_names(bad: str) -> None:
     with pytest.raises(NodeConfigError):
         make_node_name(bad)
+
+
+@pytest.mark.parametrize(
+    ("ours", "target", "refused"),
+    [
+        ("py@vm", "e@vm", None),
+        ("py@vm", "e@host.example.org", "System NOT running to use fully qualified hostnames"),
+        ("py@vm", "e@127.0.0.1", "System NOT running to use fully qualified hostnames"),
+        ("py@vm", "e@::1", None),  # no dot: OTP's short-name check lets it through too
+        ("py@host.example.org", "e@other.example.org", None),
+        ("py@host.example.org", "e@127.0.0.1", None),  # an address is fine for long names
+        ("py@host.example.org", "e@::1", None),
+        ("py@host.example.org", "e@vm", "System running to use fully qualified hostnames"),
+        ("py@127.0.0.1", "e@localhost", "System running to use fully qualified hostnames"),
+    ],
+)
+def test_short_and_long_names_do_not_mix(ours: str, target: str, refused: str | None) -> None:
+    why = mixed_names_refusal(ours, target)
+    if refused is None:
+        assert why is None
+    else:
+        assert why is not None and refused in why and target.partition("@")[2] in why
+
+
+def test_dynamic_names() -> None:
+    assert base36(0) == "0" and base36(35) == "Z" and base36(36) == "10"
+    assert base36((1 << 64) - 1) == "3W5E11264SGSF"  # integer_to_list(1 bsl 64 - 1, 36)
+    draws = iter([1, 1, 36])
+    assert assign_dynamic_name("vm", {"1@vm"}, lambda: next(draws)) == "10@vm"

@@ -11,7 +11,7 @@ import pytest
 
 from philipjose.node import handshake as hs
 from philipjose.node.errors import AuthenticationError, HandshakeError
-from philipjose.node.flags import ADVERTISED, DFLAG_HANDSHAKE_23, DFLAG_SPAWN, MANDATORY
+from philipjose.node.flags import ADVERTISED, DFLAG_HANDSHAKE_23, DFLAG_NAME_ME, DFLAG_SPAWN, MANDATORY
 from philipjose.node.sentinels import NEED_DATA
 
 COOKIE = b"monster"
@@ -310,3 +310,64 @@ def test_split_node_name_accepts(name: str) -> None:
 def test_split_node_name_rejects(name: str) -> None:
     with pytest.raises(ValueError):
         hs.split_node_name(name)
+
+
+@pytest.mark.parametrize("mode", ["whole", "bytewise"])
+def test_dynamic_name_is_assigned_by_the_acceptor(mode: str) -> None:
+    a = hs.Handshake(initiator=True, cookie=COOKIE)
+    b = hs.Handshake(initiator=False, cookie=COOKIE)
+    name = deliver(b, a.send(hs.SendName("host", ADVERTISED | DFLAG_NAME_ME, 0)), mode)
+    assert name == hs.SendName("host", ADVERTISED | DFLAG_NAME_ME, 0, 6)
+    with pytest.raises(ValueError):
+        b.send(hs.Status("ok"))  # a dynamic name is answered 'named'
+    with pytest.raises(ValueError):
+        b.send(hs.Status("named", "X1@otherhost", 5))  # on the peer's own host only
+    data = b.send(hs.Status("named", "X1@host", 5))
+    assert data == frame(b"snamed:" + b"\x00\x07X1@host" + struct.pack(">I", 5))
+    assert b.peer.name == "X1@host" and b.peer.creation == 5 and b.state is hs.SEND_CHALLENGE
+    status = deliver(a, data, mode)
+    assert status == hs.Status("named", "X1@host", 5)
+    assert a.own_name == "X1@host" and a.own_creation == 5 and a.state is hs.RECV_CHALLENGE
+    deliver(a, b.send(hs.Challenge(B, ADVERTISED | DFLAG_NAME_ME, 99, 9)), mode)
+    deliver(b, a.send(a.challenge_reply(77)), mode)
+    deliver(a, b.send(b.challenge_ack()), mode)
+    assert a.state is hs.CONNECTED and b.state is hs.CONNECTED and b.peer.name == "X1@host"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        frame(b"N" + struct.pack(">QIH", ADVERTISED | DFLAG_NAME_ME, 0, 3) + b"a@h"),  # host only
+        frame(b"N" + struct.pack(">QIH", ADVERTISED | DFLAG_NAME_ME, 0, 0)),  # empty host
+    ],
+)
+def test_bad_dynamic_name_requests(data: bytes) -> None:
+    b = hs.Handshake(initiator=False, cookie=COOKIE)
+    b.receive_data(data)
+    with pytest.raises(HandshakeError):
+        b.next_event()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        frame(b"sok"),  # OTP's dynamic initiator refuses anything but named (or not_allowed)
+        frame(b"snamed:" + b"\x00\x07X1@else" + bytes(4)),  # not our host
+        frame(b"snamed:" + b"\x00\x09X1@host"),  # truncated
+    ],
+)
+def test_bad_answers_to_a_dynamic_name_request(data: bytes) -> None:
+    a = hs.Handshake(initiator=True, cookie=COOKIE)
+    a.send(hs.SendName("host", ADVERTISED | DFLAG_NAME_ME, 0))
+    a.receive_data(data)
+    with pytest.raises(HandshakeError):
+        a.next_event()
+
+
+def test_not_allowed_to_a_dynamic_name_request() -> None:
+    a = hs.Handshake(initiator=True, cookie=COOKIE)
+    a.send(hs.SendName("host", ADVERTISED | DFLAG_NAME_ME, 0))
+    a.receive_data(frame(b"snot_allowed"))
+    assert a.next_event() == hs.Status("not_allowed") and a.state is hs.CLOSED
+    with pytest.raises(ValueError):
+        hs.Handshake(initiator=True, cookie=COOKIE).send(hs.SendName("a@host", ADVERTISED | DFLAG_NAME_ME))

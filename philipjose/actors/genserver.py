@@ -1,17 +1,20 @@
 """GenServer: OTP's gen_server behaviour as a Python class.
 
-Callback convention (state lives on ``self``; every callback may be ``async def`` or plain ``def``)::
+Callback convention (state lives on ``self``; every callback may be ``async def`` or plain ``def``;
+requests are best atoms, which is what ``gen_server:call(S, get)`` from Erlang sends)::
+
+    GET, LATER, STOP = Atom("get"), Atom("later"), Atom("stop")
 
     class Counter(pj.GenServer):
         async def init(self, start):               # args of start()/start_link()
             self.n = start
         async def handle_call(self, request, caller):
-            if request == "get":
+            if request == GET:
                 return self.n                      # the return value is the reply
-            if request == "later":
+            if request == LATER:
                 self.pending = caller
                 return pj.NOREPLY                  # reply later with pj.reply(caller, value)
-            if request == "stop":
+            if request == STOP:
                 raise pj.Stop("normal", reply="bye")   # reply, then terminate("normal")
         async def handle_cast(self, msg):          # pj.cast(dest, msg); return value ignored
             self.n += msg
@@ -21,7 +24,7 @@ Callback convention (state lives on ``self``; every callback may be ``async def`
             ...
 
     pid = await Counter.start_link(0, name="counter")
-    await pj.call("counter", "get", timeout=5.0)
+    await pj.call("counter", GET, timeout=5.0)
 
 - A callback stops the server by raising (or returning) ``pj.Stop(reason, reply=...)`` or raising
   ``pj.Exit(reason)``; any other exception crashes it with the crash reason (see

@@ -36,6 +36,10 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
   ``net_kernel:monitor_nodes(true)`` reports it, and it takes part in ``global`` (see
   :mod:`philipjose.node.global_`). ``hidden=True`` is ``erl -hidden``: only ``nodes(hidden)`` lists it,
   and its connections are hidden on both sides. Farm workers and the farmer's node are hidden.
+- ``binaries``: ``"bytes"`` (default: a binary from another node is ``bytes``) or ``"str"`` (one that is
+  valid UTF-8 is a ``str``, as Elixir sees its strings); ``none``: ``"undefined"`` (default: ``None``
+  goes out as ``undefined``) or ``"nil"`` (``None`` goes out as ``nil`` and ``nil`` comes in as
+  ``None``). See :mod:`philipjose.term.styles` and ``docs/terms.md``, *Strings and nil*.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from philipjose.node.node import (
 )
 from philipjose.node.tls import TLSOption, as_tls_config
 from philipjose.term import Atom
+from philipjose.term.styles import TermStyle
 
 __all__ = [
     "add_service",
@@ -133,6 +138,8 @@ async def start(
     busy_wait: float = DEFAULT_BUSY_WAIT,
     dist_buf_busy_limit: int = DEFAULT_DIST_BUF_BUSY_LIMIT,
     hidden: bool = False,
+    binaries: str = "bytes",
+    none: str = "undefined",
 ) -> Node:
     """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
 
@@ -158,6 +165,10 @@ async def start(
         raise NodeConfigError(f"hidden must be True or False, not {hidden!r}")
     if not 0 <= port <= 65535:
         raise NodeConfigError(f"bad port {port}")
+    try:
+        style = TermStyle(binaries, none)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise NodeConfigError(str(exc)) from None
     tls_config = as_tls_config(tls)
     listeners = await open_listeners(port, listen_host)
     bound = listeners[0].socket.getsockname()[1]
@@ -192,6 +203,7 @@ async def start(
         busy_wait=busy_wait,
         dist_buf_busy_limit=dist_buf_busy_limit,
         hidden=hidden,
+        style=style,
     )
     dist.port = bound
     rt.set_node(Atom(full), creation)

@@ -17,14 +17,20 @@ Memory: see :mod:`philipjose.node.framing` for what is buffered (``max_buffered`
 message may build at most one container per ``CONTAINER_RATIO`` bytes of its encoding (plus about a million),
 and a compressed term in a pass-through frame may inflate to at most ``MAX_INFLATED`` bytes.
 
+A node's :class:`~philipjose.term.styles.TermStyle` (``style``, default: none) is applied here, to
+the user terms of each event decoded (in the thread that decodes it) and sent.
+
 A message that does not decode raises :class:`~philipjose.node.errors.ProtocolError`; the node layer
 then closes this connection (as OTP does) and keeps all others.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Final
 
+from philipjose.node import control as c
 from philipjose.node.control import ControlCodec, ControlEvent
 from philipjose.node.flags import DFLAG_DIST_HDR_ATOM_CACHE, DFLAG_FRAGMENTS
 from philipjose.node.framing import (
@@ -37,6 +43,7 @@ from philipjose.node.framing import (
 )
 from philipjose.node.sentinels import Sentinel
 from philipjose.node.terms import CONTAINER_RATIO, MAX_INFLATED
+from philipjose.term.styles import DEFAULT_STYLE, TermStyle
 
 __all__ = ["CONTAINER_RATIO", "LARGE_MESSAGE", "MAX_INFLATED", "TICK_BYTES", "Connection"]
 
@@ -63,9 +70,12 @@ class Connection:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered: int | None = None,
+        style: TermStyle = DEFAULT_STYLE,
     ) -> None:
         self.flags = flags
         self._codec = ControlCodec(flags)
+        self._decoded = style.decoded if style.converts_input else None
+        self._encoding = style.encoding if style.converts_output else None
         self._frames = FrameDecoder(
             max_frame_size=max_frame_size,
             max_message_size=max_message_size,
@@ -97,7 +107,8 @@ class Connection:
         if type(frame) is tuple:
             data = frame[0]
             if len(data) < LARGE_MESSAGE and type(data) is bytes and not (frame[2] and _COMPRESSED in data):
-                return self._codec.decode_frame(data, frame[1], frame[2])
+                event = self._codec.decode_frame(data, frame[1], frame[2])
+                return event if self._decoded is None else restyled(event, self._decoded)
             return DistMessage(*frame)  # large, or a pass-through frame that may hold a compressed term
         return frame  # type: ignore[return-value]  # a Tick or NEED_DATA
 
@@ -109,13 +120,32 @@ class Connection:
             gathered = data
             data = bytes(gathered)
             gathered.clear()  # type: ignore[union-attr]  # free it now, not when the message goes
-        return self._codec.decode_frame(data, message.offset, message.versioned)
+        event = self._codec.decode_frame(data, message.offset, message.versioned)
+        return event if self._decoded is None else restyled(event, self._decoded)
 
     def send(self, event: ControlEvent) -> bytes:
         """The frame that carries ``event``."""
+        if self._encoding is not None:
+            event = restyled(event, self._encoding)
         return self._codec.encode(event)
 
     @staticmethod
     def tick() -> bytes:
         """The bytes of a tick."""
         return TICK_BYTES
+
+
+_MESSAGE: Final = (c.Send, c.RegSend, c.AliasSend)
+_REASON: Final = (c.Exit, c.Exit2, c.MonitorPExit)
+
+
+def restyled(event: ControlEvent, convert: Callable[[Any], Any]) -> ControlEvent:
+    """``event`` with its user terms (a message, an exit reason, spawn arguments) passed through
+    ``convert`` (a :class:`~philipjose.term.styles.TermStyle` method); other events unchanged."""
+    if isinstance(event, _MESSAGE):
+        return replace(event, message=convert(event.message))
+    if isinstance(event, _REASON):
+        return replace(event, reason=convert(event.reason))
+    if isinstance(event, c.SpawnRequest):
+        return replace(event, args=convert(event.args))
+    return event

@@ -107,6 +107,7 @@ from philipjose.node.ratelimit import RateLimiter
 from philipjose.node.sentinels import NEED_DATA
 from philipjose.node.tls import TLSConfig
 from philipjose.term import Atom, EncodeError, Pid, Reference
+from philipjose.term.styles import DEFAULT_STYLE, TermStyle
 
 __all__ = [
     "DEFAULT_BUSY_WAIT",
@@ -285,9 +286,11 @@ class Node:
         busy_wait: float = DEFAULT_BUSY_WAIT,
         dist_buf_busy_limit: int = DEFAULT_DIST_BUF_BUSY_LIMIT,
         hidden: bool = False,
+        style: TermStyle = DEFAULT_STYLE,
     ) -> None:
         self.rt = rt
         self.hidden = hidden
+        self.style = style
         self.flags = ADVERTISED if hidden else ADVERTISED | DFLAG_PUBLISHED  # what we advertise
         self.busy_wait = busy_wait
         self.dist_buf_busy_limit = dist_buf_busy_limit
@@ -883,7 +886,10 @@ class Node:
 
     async def _run_connection(self, peer: _Peer, stream: trio.abc.Stream, machine: Handshake) -> None:
         conn = Connection(
-            machine.flags, max_frame_size=self.max_frame_size, max_message_size=self.max_frame_size
+            machine.flags,
+            max_frame_size=self.max_frame_size,
+            max_message_size=self.max_frame_size,
+            style=self.style,
         )
         conn.receive_data(machine.trailing_data)
         peer.conn = conn

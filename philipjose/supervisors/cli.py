@@ -124,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
         if conf.dist_buf_busy_limit is not None:
             options["dist_buf_busy_limit"] = conf.dist_buf_busy_limit
         options["hidden"] = conf.hidden or args.hidden
+        options["binaries"] = conf.binaries
+        options["none"] = conf.none
         result = node.run(_main, tree, node=conf.name, cookie=conf.cookie, tls=tls, **options)
     except (NodeError, OSError) as exc:
         print(f"philipjose run: cannot start node {tree.node.name!r}: {exc}", file=sys.stderr)

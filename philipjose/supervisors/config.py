@@ -17,6 +17,8 @@ The format (documented with examples in ``docs/supervision.md``)::
     tls_cafile = "ca.pem"           #   as --tls-* of philipjose.node.tls)
     dist_buf_busy_limit = 1048576   # optional: bytes queued per connection before senders are held
     hidden = false                  # optional: true makes a hidden node (like erl -hidden)
+    binaries = "bytes"              # optional: "str" shows UTF-8 binaries from other nodes as str
+    none = "undefined"              # optional: "nil" sends None as nil and reads nil as None
 
     [[children]]                    # a worker
     id = "cache"
@@ -59,6 +61,7 @@ from typing import Any
 
 from philipjose.supervisors.errors import ConfigError, SpecError
 from philipjose.supervisors.spec import ChildSpec, Shutdown, SupFlags
+from philipjose.term.styles import BINARIES, NONES
 
 __all__ = ["NodeConfig", "SubtreeConfig", "TreeConfig", "import_callable", "load_config"]
 
@@ -75,6 +78,8 @@ _NODE_KEYS = (
     "tls_verify",
     "dist_buf_busy_limit",
     "hidden",
+    "binaries",
+    "none",
 )
 _TLS_FILE_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile")
 
@@ -84,7 +89,9 @@ class NodeConfig:
     """The ``[node]`` table: the node's name, (optional) cookie and (optional) TLS files (absolute
     paths; ``tls_verify`` is ``"peer"`` or ``"none"``; no ``tls_certfile``: plain TCP), and
     (optional) ``dist_buf_busy_limit`` in bytes (None: the node's default, 1 MiB), and ``hidden``
-    (default False: a visible node, like ``erl``; True: like ``erl -hidden``)."""
+    (default False: a visible node, like ``erl``; True: like ``erl -hidden``), and ``binaries``
+    (``"bytes"`` or ``"str"``) and ``none`` (``"undefined"`` or ``"nil"``), the node options of
+    :mod:`philipjose.term.styles`."""
 
     name: str
     cookie: str | None = None
@@ -94,6 +101,8 @@ class NodeConfig:
     tls_verify: str = "peer"
     dist_buf_busy_limit: int | None = None
     hidden: bool = False
+    binaries: str = "bytes"
+    none: str = "undefined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,8 +294,21 @@ class _Loader:
         hidden = table.get("hidden", False)
         if type(hidden) is not bool:
             raise self.fail("node.hidden", f"must be true or false, got {hidden!r}")
+        binaries = table.get("binaries", "bytes")
+        if binaries not in BINARIES:
+            raise self.fail("node.binaries", f'must be "bytes" or "str", got {binaries!r}')
+        none = table.get("none", "undefined")
+        if none not in NONES:
+            raise self.fail("node.none", f'must be "undefined" or "nil", got {none!r}')
         return NodeConfig(
-            name, cookie, tls_verify=str(verify), dist_buf_busy_limit=limit, hidden=hidden, **files
+            name,
+            cookie,
+            tls_verify=str(verify),
+            dist_buf_busy_limit=limit,
+            hidden=hidden,
+            binaries=str(binaries),
+            none=str(none),
+            **files,
         )
 
     def python_path(self, value: object, base: Path) -> None:

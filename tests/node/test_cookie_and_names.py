@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import philipjose as pj
 from philipjose.node import NodeConfigError
 from philipjose.node.cookie import COOKIE_ENV, cookie_path, resolve_cookie
 from philipjose.node.names import (
@@ -121,3 +122,12 @@ def test_dynamic_names() -> None:
     assert base36((1 << 64) - 1) == "3W5E11264SGSF"  # integer_to_list(1 bsl 64 - 1, 36)
     draws = iter([1, 1, 36])
     assert assign_dynamic_name("vm", {"1@vm"}, lambda: next(draws)) == "10@vm"
+
+
+@pytest.mark.parametrize(("option", "value"), [("binaries", "text"), ("none", "null")])
+def test_bad_term_style_options(option: str, value: str) -> None:
+    async def main() -> None:
+        await pj.node.start("py", cookie="c", epmd=False, listen_host="127.0.0.1", **{option: value})
+
+    with pytest.raises(NodeConfigError, match=option):
+        pj.run(main)

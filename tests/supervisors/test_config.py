@@ -24,6 +24,8 @@ name = "top"
 [node]
 name = "tree@localhost"
 cookie = "secret"
+binaries = "str"
+none = "nil"
 
 [[children]]
 id = "cache"
@@ -63,6 +65,7 @@ def test_good_tree(tmp_path: Path) -> None:
     assert tree.flags.strategy == "rest_for_one"
     assert (tree.flags.intensity, tree.flags.period, tree.name) == (3, 10, "top")
     assert tree.node is not None and (tree.node.name, tree.node.cookie) == ("tree@localhost", "secret")
+    assert (tree.node.binaries, tree.node.none) == ("str", "nil")
     cache, pool = tree.children
     assert isinstance(cache, ChildSpec)
     assert (cache.id, cache.start, cache.args, cache.shutdown) == ("cache", targets.idle, (1000, "x"), 2.0)
@@ -137,6 +140,8 @@ BAD: list[tuple[str, str, str]] = [
     ('strategy = "simple_one_for_one"', "children", "exactly one"),
     ('[node]\ncookie = "c"', "node.name", "non-empty"),
     ('[node]\nname = "n"\nport = 1', "node.port", "unknown key"),
+    ('[node]\nname = "n"\nbinaries = "text"', "node.binaries", "must be"),
+    ('[node]\nname = "n"\nnone = "null"', "node.none", "must be"),
     ('python_path = ["does-not-exist"]', "python_path", "not a directory"),
     ("name = 5", "name", "non-empty string"),
 ]

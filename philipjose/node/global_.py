@@ -520,7 +520,7 @@ class _Server:
         added: list[Atom] = []
         for item in nodes:
             node, vsn = (item, 0) if type(item) is Atom else (item[0], item[1])
-            if node == self.me:
+            if type(node) is not Atom or "@" not in node or type(vsn) is not int or node == self.me:
                 continue
             if node not in self.known:
                 added.append(node)
@@ -746,9 +746,9 @@ def _extra_info(tag: Atom, extra: Any) -> Any:
 def _node_list(items: Iterable[Any]) -> list[Atom]:
     out = []
     for item in items:
-        if type(item) is Atom:
+        if type(item) is Atom and "@" in item:
             out.append(item)
-        elif _is_tuple(item, 2) and type(item[0]) is Atom:
+        elif _is_tuple(item, 2) and type(item[0]) is Atom and "@" in item[0]:
             out.append(item[0])
     return out
 
@@ -772,12 +772,16 @@ async def server(dist: Any) -> None:
     try:
         while True:
             msg = await receive()
-            if type(msg) is tuple and len(msg) == 3 and msg[0] == _GEN_CALL and _is_tuple(msg[1], 2):
-                state.handle_call(msg[1], msg[2])
-            elif type(msg) is tuple and len(msg) == 2 and msg[0] == _GEN_CAST:
-                state.handle_cast(msg[1])
-            else:
-                state.handle_info(msg)
+            try:
+                if type(msg) is tuple and len(msg) == 3 and msg[0] == _GEN_CALL and _is_tuple(msg[1], 2):
+                    state.handle_call(msg[1], msg[2])
+                elif type(msg) is tuple and len(msg) == 2 and msg[0] == _GEN_CAST:
+                    state.handle_cast(msg[1])
+                else:
+                    state.handle_info(msg)
+            except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+                # a malformed message from a peer: it is dropped, the server goes on serving the others
+                log.warning("global_name_server: dropped a malformed message %.200r: %r", msg, exc)
     finally:
         _TABLES.pop(dist.name, None)
 

@@ -232,3 +232,31 @@ async def test_names_of_a_python_node_go_away_with_it() -> None:
             UNDEFINED,
             None,
         ]
+
+
+async def test_malformed_global_messages_are_dropped() -> None:
+    async with cluster(1) as (_, py, (a,)):
+
+        async def main() -> list[Any]:
+            assert await pj.node.ping(a.name)
+            assert await pj.global_.sync() == OK
+            server = (Atom("global_name_server"), Atom(py.name))
+            junk: list[Any] = [
+                (Atom("$gen_cast"), (Atom("new_nodes"), Atom(a.name), 1, 2, 3, 4)),
+                (Atom("$gen_cast"), (Atom("resolved"), Atom(a.name), 1, 2, 3, 4, 5)),
+                (Atom("$gen_cast"), (Atom("init_connect"), 7, Atom(a.name), 8)),
+                (Atom("$gen_cast"), (Atom("exchange"), Atom(a.name), 1, 2, 3)),
+                (Atom("lost_connection"), 1, 2, 3, 4),
+                (Atom("whereis"), Atom("x"), 5),
+                [1, 2, 3],
+            ]
+            for msg in junk:  # sent from erl, as a peer would
+                await erl(a.name, "erlang", "send", [server, msg])
+            pid = pj.spawn(_holder)
+            return [
+                await erl(a.name, "global", "register_name", [Atom("after_junk"), pid]),
+                pj.global_.whereis_name("after_junk") == pid,
+                await erl(a.name, "global", "sync", []),
+            ]
+
+        assert await py.run(main) == [YES, True, OK]

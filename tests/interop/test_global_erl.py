@@ -14,6 +14,7 @@ import trio
 
 import philipjose as pj
 from philipjose import Atom, rpc
+from philipjose.epmd import NODE_TYPE_HIDDEN, NODE_TYPE_NORMAL, port_please
 from philipjose.term import ExportFun
 from tests.node.support import LocalNode, unique
 from tests.tools import require
@@ -62,8 +63,15 @@ async def wait_for(fn: Any, expected: Any, timeout: float = 20) -> Any:
             await trio.sleep(0.05)
 
 
+async def _epmd_type(name: str, epmd: int) -> int:
+    info = await port_please(name.partition("@")[0], epmd_port=epmd)
+    assert info is not None
+    return info.node_type
+
+
 async def test_visible_node_is_in_nodes_and_monitor_nodes() -> None:
-    async with cluster(1) as (_, py, (a,)):
+    async with cluster(1) as (epmd, py, (a,)):
+        assert await _epmd_type(py.name, epmd) == NODE_TYPE_NORMAL
 
         async def main() -> list[Any]:
             me = Atom(py.name)
@@ -260,3 +268,27 @@ async def test_malformed_global_messages_are_dropped() -> None:
             ]
 
         assert await py.run(main) == [YES, True, OK]
+
+
+async def test_hidden_node_is_hidden_on_both_sides() -> None:
+    async with cluster(1, hidden=True) as (epmd, py, (a,)):
+        assert await _epmd_type(py.name, epmd) == NODE_TYPE_HIDDEN
+
+        async def main() -> list[Any]:
+            pj.node.monitor_nodes(True, "hidden")
+            assert await pj.node.ping(a.name)
+            up = await pj.receive(match=lambda m: type(m) is tuple and m[0] == Atom("nodeup"), timeout=10)
+            return [
+                up,
+                await erl(a.name, "erlang", "nodes", []),
+                await erl(a.name, "erlang", "nodes", [Atom("hidden")]),
+                pj.node.nodes(),
+                pj.node.nodes("hidden"),
+                await erl(a.name, "global", "sync", []),  # global leaves a hidden node out
+            ]
+
+        up, erl_nodes, erl_hidden, visible, hidden, synced = await py.run(main)
+        assert up == (Atom("nodeup"), Atom(a.name))
+        assert erl_nodes == [] and erl_hidden == [Atom(py.name)]
+        assert visible == [] and hidden == [Atom(a.name)]
+        assert synced == OK

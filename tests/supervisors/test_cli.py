@@ -226,7 +226,7 @@ async def _expect(lines: Lines, text: str) -> list[str]:
 
 
 @asynccontextmanager
-async def run_with_epmd(tree: Path, env: dict[str, str]) -> AsyncIterator[trio.Process]:
+async def run_with_epmd(tree: Path, env: dict[str, str], *extra: str) -> AsyncIterator[trio.Process]:
     """A real ``epmd`` on ``env``'s ``ERL_EPMD_PORT`` and ``philipjose run TREE`` registered with it
     (its stdout piped); both killed on the way out if still running."""
     epmd = await trio.lowlevel.open_process(
@@ -240,7 +240,7 @@ async def run_with_epmd(tree: Path, env: dict[str, str]) -> AsyncIterator[trio.P
         assert epmd.stdout is not None
         await _expect(Lines(epmd.stdout), "entering the main select() loop")
         run = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "philipjose", "run", str(tree)],
+            [sys.executable, "-m", "philipjose", "run", str(tree), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,

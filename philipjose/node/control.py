@@ -655,8 +655,11 @@ class ControlCodec:
 
     def decode_frame(self, data: bytes, offset: int, versioned: bool) -> ControlEvent:
         """:meth:`decode` of a :class:`DistMessage` given by its fields."""
-        for raw, was_versioned, make in self._decoded:
+        decoded = self._decoded
+        for i, (raw, was_versioned, make) in enumerate(decoded):
             if was_versioned is versioned and data.startswith(raw, offset):
+                if i:  # the busiest senders first: a stream of sends costs one comparison each
+                    decoded[i - 1], decoded[i] = decoded[i], decoded[i - 1]
                 pos = offset + len(raw)
                 if pos >= len(data):
                     raise ProtocolError("send-type control message without its payload")

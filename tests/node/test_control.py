@@ -138,3 +138,27 @@ def test_unknown_control_is_an_event() -> None:
 def test_unknown_control_cannot_be_sent() -> None:
     with pytest.raises(TypeError):
         Connection(ADVERTISED).send(c.UnknownControl((99,), b""))
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS.values(), ids=FLAG_SETS.keys())
+def test_the_send_cache_with_more_senders_than_slots(flags: int) -> None:
+    """Sends from 40 senders (the decode cache keeps 16, busiest first), interleaved and repeated:
+    every frame decodes to its own event, as the uncached decoder decodes it."""
+    sender_side, receiver = Connection(flags), Connection(flags)
+    events: list[c.ControlEvent] = []
+    for round_ in range(3):
+        for i in range(40):
+            who = Pid("a@h", i, 0, 3)
+            events.append(c.RegSend(who, Atom(f"name{i % 7}"), (round_, i)))
+            events.append(c.Send(B, [round_, i], who))
+            if i % 5 == 0:  # a busy sender: its entry moves to the front
+                events.extend(c.RegSend(A, Atom("sink"), k) for k in range(3))
+    for event in events:
+        frame = sender_side.send(event)
+        uncached = Connection(flags)  # a fresh connection: nothing cached yet
+        uncached.receive_data(frame)
+        expected = uncached.next_event()
+        assert type(expected) is type(event) and expected.message == event.message  # type: ignore[union-attr]
+        receiver.receive_data(frame)
+        assert receiver.next_event() == expected
+    assert receiver.next_event() is NEED_DATA

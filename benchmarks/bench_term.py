@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from philipjose.term import Atom, binary_to_term, term_to_binary
+from philipjose.term import Atom, accelerated, binary_to_term, term_to_binary
 
 try:
     import erlang
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = _datasets()
     codecs = _codecs()
     print(f"Python {sys.version.split()[0]}; libraries: {', '.join(codecs)}")
+    print(f"philipjose codec: {'C accelerator' if accelerated() else 'pure Python'} (PHILIPJOSE_PURE_TERM=1: pure)")
     missing = {"erlang-py", "erlpack"} - set(codecs)
     if missing:
         print(f"not installed (skipped): {', '.join(sorted(missing))}")

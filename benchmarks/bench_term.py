@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     sets = _datasets()
     codecs = _codecs()
     print(f"Python {sys.version.split()[0]}; libraries: {', '.join(codecs)}")
-    print(f"philipjose codec: {'C accelerator' if accelerated() else 'pure Python'} (PHILIPJOSE_PURE_TERM=1: pure)")
+    which = "C accelerator" if accelerated() else "pure Python"
+    print(f"philipjose codec: {which} (PHILIPJOSE_PURE_TERM=1 forces the pure one)")
     missing = {"erlang-py", "erlpack"} - set(codecs)
     if missing:
         print(f"not installed (skipped): {', '.join(sorted(missing))}")

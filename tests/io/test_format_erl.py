@@ -1,0 +1,51 @@
+"""philipjose.io's io_lib:format against a real erl's, case by case (tests/io/format_corpus.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from philipjose.io._format import FormatError, format
+from philipjose.term import Atom, binary_to_term, term_to_binary
+from tests.io.format_corpus import CASES
+from tests.tools import require
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def erl_results(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    erl, erlc = require("erl"), require("erlc")
+    work = tmp_path_factory.mktemp("erl_format")
+    subprocess.run([erlc, "-o", str(work), str(HERE / "erl_format.erl")], check=True, timeout=60)
+    cases = work / "cases.bin"
+    out = work / "out.bin"
+    cases.write_bytes(term_to_binary([(fmt, args) for fmt, args in CASES]))
+    subprocess.run(
+        [erl, "-noshell", "-pa", str(work), "-run", "erl_format", "main", str(cases), str(out), "-s", "init", "stop"],
+        check=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    results = binary_to_term(out.read_bytes())
+    assert len(results) == len(CASES)
+    return list(results)
+
+
+def _ours(fmt: Any, args: Any) -> Any:
+    try:
+        return (Atom("ok"), format(fmt, args))
+    except FormatError:
+        return Atom("error")
+
+
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_same_as_erl(erl_results: list[Any], index: int) -> None:
+    fmt, args = CASES[index]
+    theirs = erl_results[index]
+    if theirs != Atom("error"):
+        theirs = (theirs[0], theirs[1].decode())
+    assert _ours(fmt, args) == theirs, (fmt, args)

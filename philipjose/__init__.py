@@ -5,6 +5,7 @@ See ``DESIGN`` notes in the docs folder; the public names are re-exported here.
 """
 
 from philipjose import (
+    io,  # pj.io.format, pj.io.put_chars, ...; the default group leader of every runtime
     node,  # pj.node.start, pj.node.ping, ...
     rpc,  # rpc.expose, rpc.call; every node started from now on serves rpc
 )
@@ -24,6 +25,7 @@ from philipjose.actors import (
     cast,
     demonitor,
     exit,
+    group_leader,
     is_alive,
     link,
     monitor,
@@ -74,6 +76,8 @@ __all__ = [
     "demonitor",
     "exit",
     "global_",
+    "group_leader",
+    "io",
     "is_alive",
     "link",
     "monitor",

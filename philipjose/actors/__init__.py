@@ -9,6 +9,7 @@ The node layer plugs in through :func:`current_runtime` and :class:`Distribution
 from philipjose.actors.api import (
     demonitor,
     exit,
+    group_leader,
     is_alive,
     link,
     monitor,
@@ -35,7 +36,13 @@ from philipjose.actors.hooks import DistributionHooks
 from philipjose.actors.patterns import ANY
 from philipjose.actors.process import REDUCTIONS
 from philipjose.actors.reasons import crash_reason
-from philipjose.actors.runtime import Runtime, current_runtime, run, run_async
+from philipjose.actors.runtime import (
+    Runtime,
+    current_runtime,
+    run,
+    run_async,
+    set_default_group_leader_starter,
+)
 
 __all__ = [
     "ANY",
@@ -58,6 +65,7 @@ __all__ = [
     "current_runtime",
     "demonitor",
     "exit",
+    "group_leader",
     "is_alive",
     "link",
     "monitor",
@@ -74,6 +82,7 @@ __all__ = [
     "send",
     "send_nowait",
     "send_wait",
+    "set_default_group_leader_starter",
     "spawn",
     "spawn_link",
     "spawn_monitor",

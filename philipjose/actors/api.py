@@ -48,6 +48,7 @@ from philipjose.term import Atom, Pid, Reference
 __all__ = [
     "demonitor",
     "exit",
+    "group_leader",
     "is_alive",
     "link",
     "monitor",
@@ -455,6 +456,34 @@ def process_info(pid: Pid) -> dict[str, Any] | None:
     the innermost user frame) and ``initial_call`` (the spawned function's name).
     """
     return _runtime().process_info(pid)
+
+
+def group_leader(leader: Pid | None = None, pid: Pid | None = None) -> Any:
+    """Erlang's ``group_leader/0,2``.
+
+    ``group_leader()``: the pid of the current process's group leader, the io server its output
+    goes to (``pj.io``, ``print`` in rpc-served calls, and Erlang code it spawns on other nodes).
+    Unless changed, that is the parent's (inherited at spawn, as in Erlang), for a process spawned
+    by another node that node's caller's, and otherwise this runtime's default io server (started
+    on first use; see ``docs/distribution.md``). Outside a process: the default one.
+
+    ``group_leader(leader, pid)``: make ``leader`` (a local or remote pid) the group leader of
+    ``pid``, local (at once) or remote (a GROUP_LEADER signal to its node); returns True. A dead
+    local ``pid`` or arguments that are not pids raise :class:`BadArg`, as in Erlang.
+    """
+    rt = _runtime()
+    if leader is None and pid is None:
+        return rt.group_leader_of(current_process())
+    if type(leader) is not Pid or type(pid) is not Pid:
+        raise BadArg(f"group_leader expects two pids, not {leader!r} and {pid!r}")
+    if rt.is_local_node(pid.node):
+        if not rt.set_group_leader(pid, leader):
+            raise BadArg(f"group_leader: {pid!r} is not alive")
+        return True
+    if rt.dist is None:
+        raise BadArg(f"group_leader: {pid!r} is on another node and distribution is off")
+    rt.dist.group_leader(leader, pid)
+    return True
 
 
 def processes() -> list[Pid]:

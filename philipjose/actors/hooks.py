@@ -54,6 +54,9 @@ class DistributionHooks(Protocol):
     def demonitor(self, watcher: Pid, target: Pid | tuple[Atom, Atom], ref: Reference) -> None:
         """Local ``watcher`` drops its monitor ``ref`` (DEMONITOR_P)."""
 
+    def group_leader(self, leader: Pid, to: Pid) -> None:
+        """Make ``leader`` the group leader of the remote ``to`` (GROUP_LEADER)."""
+
     def monitor_exit(self, target: Pid | Atom, watcher: Pid, ref: Reference, reason: Any) -> None:
         """A local process monitored by the remote ``watcher`` died (MONITOR_P_EXIT); ``target`` is
         what the watcher asked to monitor (a pid or a registered name)."""

@@ -12,6 +12,10 @@ lazily (``None`` until first used) to keep an idle process small:
   watcher asked for (the pid, or the registered name) and is echoed in its DOWN message;
 - ``aliases``: ids of the alias references that currently reach this process.
 
+``group_leader`` is the pid of the process's group leader (the io server its output goes to), or
+None for the runtime's default one (see ``Runtime.group_leader_of``); a new process inherits its
+parent's.
+
 ``hold`` is set when the process sent to a busy distribution connection: a ``trio.Event`` that the
 node sets when the connection has drained; the process waits for it at its next ``receive`` (or
 ``send_wait``), OTP's suspension of a sender to a busy dist port (see ``philipjose.actors.api``).
@@ -43,6 +47,7 @@ class Process:
         "aliases",
         "alive",
         "budget",
+        "group_leader",
         "hold",
         "initial_call",
         "key",
@@ -70,6 +75,7 @@ class Process:
         self.task: trio.lowlevel.Task | None = None
         self.budget = REDUCTIONS
         self.hold: trio.Event | None = None  # set while held back by a busy connection
+        self.group_leader: Pid | None = None  # None: the runtime's default group leader
         self.alive = True
         self.trap_exit = False
         self.reason: Any = None

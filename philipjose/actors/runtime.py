@@ -69,6 +69,14 @@ __all__ = ["Runtime", "current_runtime", "run", "run_async"]
 log: Final = logging.getLogger("philipjose.actors")
 
 _runtime_var: ContextVar[Runtime] = ContextVar("philipjose_runtime")
+#: Starts a runtime's default group leader (an io server) and returns its pid; set by
+#: ``philipjose.io``, which sits above this layer (see :func:`set_default_group_leader_starter`).
+_default_gl_starter: list[Callable[[Runtime], Pid]] = []
+
+
+def set_default_group_leader_starter(start: Callable[[Runtime], Pid]) -> None:
+    """Have runtimes start their default group leader with ``start(rt)`` when one is first needed."""
+    _default_gl_starter[:] = [start]
 #: Each live process's task -> its record (see :func:`current_process`).
 _task_procs: Final[dict[trio.lowlevel.Task, Process]] = {}
 _current_task: Final = trio.lowlevel.current_task
@@ -167,6 +175,10 @@ class Runtime:
         self._main_done = trio.Event()
         self._main_outcome: tuple[str, Any] = ("exit", NORMAL)
         self._system_pid = Pid(NONODE, 0, 0, 0)
+        self.default_group_leader: Pid | None = None
+        #: options for the default group leader (set by ``pj.run``/``pj.node.start``, read by
+        #: ``philipjose.io`` when it starts it)
+        self.io_options: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ identity
 
@@ -239,8 +251,12 @@ class Runtime:
         *,
         link: Process | None = None,
         monitor: Process | None = None,
+        group_leader: Pid | None = None,
     ) -> tuple[Pid, Reference | None]:
         """Start ``fn(*args)`` as a new process; link it to / monitor it from the given process first.
+
+        The new process's group leader is ``group_leader`` if given, else the spawning process's
+        (as in Erlang), else the runtime's default.
 
         Raises ``TypeError`` naming ``fn`` when it is not callable or does not return a coroutine (it is
         called right here, as ``nursery.start_soon`` does). Returns the pid and the monitor reference.
@@ -260,6 +276,12 @@ class Runtime:
         self._next_key = key + 1
         pid = Pid(self.node, key & _MASK32, key >> 32, self.creation)
         proc = Process(self, pid, key, fn)
+        if group_leader is not None:
+            proc.group_leader = group_leader
+        else:
+            parent = current_process()
+            if parent is not None:
+                proc.group_leader = parent.group_leader
         self._procs[key] = proc
         ref = None
         if link is not None:
@@ -744,6 +766,29 @@ class Runtime:
     def registered(self) -> list[Atom]:
         """All registered names."""
         return list(self._names)
+
+    # ------------------------------------------------------------------ group leaders
+
+    def group_leader_of(self, proc: Process | None) -> Pid:
+        """The group leader of ``proc`` (None: a task that is not a process): its own, else the
+        runtime's default, started on first use (an io server of ``philipjose.io``)."""
+        if proc is not None and proc.group_leader is not None:
+            return proc.group_leader
+        gl = self.default_group_leader
+        if gl is None or self._find(gl) is None:
+            if not _default_gl_starter:
+                raise NoProcessError("no io server available (import philipjose.io)")
+            gl = self.default_group_leader = _default_gl_starter[0](self)
+        return gl
+
+    def set_group_leader(self, pid: Pid, leader: Pid) -> bool:
+        """Make ``leader`` the group leader of the local process ``pid``; False if it is not alive
+        (a GROUP_LEADER signal from another node uses this)."""
+        proc = self._find(pid)
+        if proc is None:
+            return False
+        proc.group_leader = leader
+        return True
 
     # ------------------------------------------------------------------ introspection
 

@@ -25,9 +25,8 @@ BEAM prints its own connection number there, which a Python node cannot know).
 
 from __future__ import annotations
 
-import decimal
+import contextlib
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -42,8 +41,11 @@ _UNICODE: Final = "unicode"
 #: Reserved words that ``io_lib:write_atom`` quotes (OTP 25 with its default features; OTP 27
 #: also reserves ``maybe`` and ``else``).
 _RESERVED: Final = frozenset(
-    "after and andalso band begin bnot bor bsl bsr bxor case catch cond div end fun if let not of "
-    "or orelse receive rem try when xor".split()
+    {
+        *("after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case"),
+        *("catch", "cond", "div", "end", "fun", "if", "let", "not", "of", "or", "orelse", "receive"),
+        *("rem", "try", "when", "xor"),
+    }
 )
 
 
@@ -109,10 +111,7 @@ def write_atom(name: str, enc: str = _UNICODE) -> str:
 
 
 def _printable_latin1(codes: list[int]) -> bool:
-    for c in codes:
-        if not (32 <= c <= 126 or 160 <= c <= 255 or 8 <= c <= 13 or c == 27):
-            return False
-    return True
+    return all(32 <= c <= 126 or 160 <= c <= 255 or 8 <= c <= 13 or c == 27 for c in codes)
 
 
 def _printable_unicode_char(c: int) -> bool:
@@ -412,10 +411,8 @@ def _map_items(t: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
     a larger map keeps the order it has (the order its keys came over the wire)."""
     items = list(t.items())
     if len(items) <= 32:
-        try:
+        with contextlib.suppress(TypeError):  # keys that do not compare in Python: keep the order
             items.sort(key=lambda kv: _order_key(kv[0]))
-        except TypeError:  # keys of kinds that do not compare in Python: keep the order
-            pass
     return items
 
 
@@ -505,7 +502,9 @@ class _Pretty:
             if d == 1:
                 return _If("s", "{...}", 5)
             items, dots = self._elements(list(t), d)
-            kind = "tagged" if type(t[0]) is Atom or t[0] is True or t[0] is False or t[0] is None else "tuple"
+            kind = (
+                "tagged" if type(t[0]) is Atom or t[0] is True or t[0] is False or t[0] is None else "tuple"
+            )
             if len(t) < 2:
                 kind = "tuple"
             return _If(kind, (items, dots), _seq_length(items, _DOTS if dots else None, 2))
@@ -543,7 +542,7 @@ class _Pretty:
         raise FormatError(f"cannot format a {type(t).__name__}")
 
     def _elements(self, xs: list[Any], d: int) -> tuple[list[_If], bool]:
-        items = []
+        items: list[_If] = []
         for x in xs:
             if d == 1:
                 return items, True
@@ -583,14 +582,13 @@ class _Pretty:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError:
                     text = None
-                if text is not None and all(_printable_unicode_char(ord(c)) for c in text):
-                    # io:printable_range() is latin1 by default: only latin1 characters count
-                    if all(ord(c) < 256 for c in text):
-                        if all(ord(c) < 128 for c in text):
-                            s = "<<" + _quoted(codes, '"', self.enc) + ">>"
-                        else:
-                            s = "<<" + _quoted([ord(c) for c in text], '"', self.enc) + "/utf8>>"
-                        return _If("s", s, len(s))
+                # io:printable_range() is latin1 by default: only latin1 characters count
+                if text is not None and all(_printable_unicode_char(ord(c)) and ord(c) < 256 for c in text):
+                    if all(ord(c) < 128 for c in text):
+                        s = "<<" + _quoted(codes, '"', self.enc) + ">>"
+                    else:
+                        s = "<<" + _quoted([ord(c) for c in text], '"', self.enc) + "/utf8>>"
+                    return _If("s", s, len(s))
             if _printable_latin1(codes):
                 s = "<<" + _quoted(codes, '"', _LATIN1) + ">>"
                 return _If("s", s, len(s))
@@ -681,14 +679,30 @@ class _Pretty:
         if tind > 0 and tag_ind > tind:
             col1 = col + tind
             indent = ind + " " * tind
-            return self.flat(tag) + self.pp_tail(rest, tail, col1, tcol, ll, m, tind, indent, ld, ",", w + tag.length)
+            return self.flat(tag) + self.pp_tail(
+                rest, tail, col1, tcol, ll, m, tind, indent, ld, ",", w + tag.length
+            )
         indent = ind + " " * tag_ind
         if not rest:
             return self.flat(tag) + ",..." if dots else self.flat(tag)
-        return self.flat(tag) + "," + self.pp_list(rest, tail, tcol, ll, m, tind, indent, ld, ",", w + tag.length + 1)
+        return (
+            self.flat(tag)
+            + ","
+            + self.pp_list(rest, tail, tcol, ll, m, tind, indent, ld, ",", w + tag.length + 1)
+        )
 
     def pp_list(
-        self, items: list[_If], tail: Any, col0: int, ll: int, m: int, tind: int, ind: str, ld: int, sep: str, w: int
+        self,
+        items: list[_If],
+        tail: Any,
+        col0: int,
+        ll: int,
+        m: int,
+        tind: int,
+        ind: str,
+        ld: int,
+        sep: str,
+        w: int,
     ) -> str:
         if not items:
             return "..."
@@ -737,7 +751,9 @@ class _Pretty:
                 out.append(sep + "\n" + ind + self.pp(e, col0, ll, m, tind, ind, ld + 1, 0))
         return "".join(out)
 
-    def pp_element(self, e: _If, col: int, ll: int, m: int, tind: int, ind: str, ld: int, w: int) -> tuple[str, int]:
+    def pp_element(
+        self, e: _If, col: int, ll: int, m: int, tind: int, ind: str, ld: int, w: int
+    ) -> tuple[str, int]:
         if self._atomic(e) and self._fits(e, col, ll, m, ld, w):
             return self.flat(e), e.length
         return self.pp(e, col, ll, m, tind, ind, ld, w), ll
@@ -771,14 +787,19 @@ class _Pretty:
             out.append(",...")
         return "".join(out)
 
-    def pp_pair(self, p: _If, col: int, ll: int, m: int, tind: int, ind: str, ld: int, w: int) -> tuple[str, int]:
+    def pp_pair(
+        self, p: _If, col: int, ll: int, m: int, tind: int, ind: str, ld: int, w: int
+    ) -> tuple[str, int]:
         key, value = p.payload
         if self._fits(p, col, ll, m, ld, w):
             return self.flat(p), (p.length if self._atomic(key) and self._atomic(value) else ll)
         i = tind if tind > 0 else 4
         vind = ind + " " * i
         return (
-            self.pp(key, col, ll, m, tind, ind, ld, w) + " =>\n" + vind + self.pp(value, col + i, ll, m, tind, vind, ld, 0),
+            self.pp(key, col, ll, m, tind, ind, ld, w)
+            + " =>\n"
+            + vind
+            + self.pp(value, col + i, ll, m, tind, vind, ld, 0),
             ll,
         )
 
@@ -862,7 +883,9 @@ class _Pretty:
         self.cind(value, col + (ind if ind > 0 else 4), ll, m, ind, ld, 0)
         return ll
 
-    def cind_list(self, items: list[_If], tail: Any, col0: int, ll: int, m: int, ind: int, ld: int, w: int) -> int:
+    def cind_list(
+        self, items: list[_If], tail: Any, col0: int, ll: int, m: int, ind: int, ld: int, w: int
+    ) -> int:
         if not items:
             return ind
         first, rest = items[0], items[1:]
@@ -886,7 +909,11 @@ class _Pretty:
                 col, w = col0 + we, we
         if tail is None or tail is _DOTS:
             return ind
-        if self._atomic(tail) and tail.length + 1 < ll - col - (ld + 1) and tail.length + 1 + w + (ld + 1) <= m:
+        if (
+            self._atomic(tail)
+            and tail.length + 1 < ll - col - (ld + 1)
+            and tail.length + 1 + w + (ld + 1) <= m
+        ):
             return ind
         return self.cind(tail, col, ll, m, ind, ld + 1, 0)
 
@@ -957,7 +984,6 @@ def _collect(data: Any, enc: str, out: list[int], depth: int) -> None:
     raise FormatError(f"not chardata: {type(data).__name__}")
 
 
-_DIRECTIVE: Final = re.compile(r"~")
 
 
 def _format_chars(fmt: Any) -> str:
@@ -997,7 +1023,6 @@ def format(
     writer_index = node_index if node_index is not None else _no_index
     state = _State(list(args), local_node, writer_index)
     out: list[str] = []
-    line_col = column
     i, n = 0, len(text)
     while i < n:
         j = text.find("~", i)
@@ -1007,16 +1032,11 @@ def format(
             break
         if j > i:
             out.append(text[i:j])
-        line_col = _column_after(out, line_col)
-        i, piece = state.directive(text, j + 1, _column_now(out, column))
+        i, piece = state.directive(text, j + 1, lambda: _column_now(out, column))
         out.append(piece)
     if state.args:
         raise FormatError("too many arguments")
     return "".join(out)
-
-
-def _column_after(out: list[str], col: int) -> int:
-    return col
 
 
 def _column_now(out: list[str], start: int) -> int:
@@ -1051,7 +1071,7 @@ class _State:
             return None, i
         return int(text[i:j]), j
 
-    def directive(self, text: str, i: int, column: int) -> tuple[int, str]:
+    def directive(self, text: str, i: int, column: Callable[[], int]) -> tuple[int, str]:
         n = len(text)
         adjust = "right"
         minus = i < n and text[i] == "-"
@@ -1102,7 +1122,7 @@ class _State:
         pad: str,
         enc: str,
         strings: bool,
-        column: int,
+        column: Callable[[], int],
     ) -> str:
         if c == "~":
             return _char(ord("~"), f, adj, p, pad)
@@ -1129,7 +1149,7 @@ class _State:
             a = self.take()
             d = self._depth() if c == "P" else -1
             ll = f if f is not None else 80
-            col = p if p is not None else column + 1
+            col = p if p is not None else column() + 1
             writer = _Writer(enc, self.local, self.node_index)
             return _Pretty(enc, strings, writer).print(a, col, ll, d)
         if c in "fegFEG".lower():
@@ -1159,7 +1179,7 @@ class _State:
             if c in "Xx":
                 pre = self.take()
                 prefix = "".join(chr(x) for x in chars_of(pre, _UNICODE))
-            if type(a) is not int and not (isinstance(a, int) and type(a) is not bool):
+            if not isinstance(a, int) or isinstance(a, bool):
                 raise FormatError(f"~{c} needs an integer")
             lower = c in "bx+"
             digits = _int_base(int(a), base, lower)
@@ -1167,7 +1187,7 @@ class _State:
                 prefix = f"{base}#"
             if prefix:
                 digits = ("-" + prefix + digits[1:]) if digits.startswith("-") else prefix + digits
-            return _term(digits, f, adj, f if p is None or True else p, pad, overflow_on=f)
+            return _term(digits, f, adj, f, pad)
         raise FormatError(f"unknown directive ~{c}")
 
     def _depth(self) -> int:
@@ -1220,7 +1240,7 @@ def _string(s: str, f: int | None, adj: str, p: int | None, pad: str) -> str:
     return _pad_to(body, pad * (f - p), adj)
 
 
-def _term(t: str, f: int | None, adj: str, p: int | None, pad: str, overflow_on: int | None = None) -> str:
+def _term(t: str, f: int | None, adj: str, p: int | None, pad: str) -> str:
     if f is None:
         return t
     length = len(t)
@@ -1229,6 +1249,3 @@ def _term(t: str, f: int | None, adj: str, p: int | None, pad: str, overflow_on:
         return _pad_to("*" * limit, pad * (f - limit), adj)
     return _pad_to(t, pad * (f - length), adj)
 
-
-# The decimal module is only used to keep mypy's view of rounding honest in one place.
-_ = decimal

@@ -30,6 +30,11 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
   :func:`~philipjose.node.tls.tls_config`), an ``ssl.SSLContext`` usable for both sides, or a
   ``(server_context, client_context)`` pair. With TLS the node listens and connects only with TLS,
   as OTP's ``inet_tls_dist`` (``erl -proto_dist inet_tls``); see ``docs/security.md``.
+- ``io_output``, ``io_input``: the runtime's default group leader (the io server that answers
+  ``io:format`` from Erlang code that Python spawned, and ``pj.io``): output to ``sys.stdout``
+  (None, the default), a text stream, a ``logging.Logger`` (a record per line, at INFO) or a
+  callable taking the text; reads answer ``eof`` (None, the default), or come from a ``str`` or a
+  text stream (see ``philipjose.io``). Also accepted by ``pj.run`` without a node.
 
 - ``hidden``: False (the default) makes a *visible* node, like ``erl``: it sets ``DFLAG_PUBLISHED`` in
   the handshake and registers with EPMD as a normal node, so Erlang's ``nodes()`` lists it,
@@ -51,12 +56,13 @@ from typing import Any, Final
 
 import trio
 
-from philipjose.actors import Exit, current_runtime
+from philipjose.actors import Exit, Runtime, current_runtime
 from philipjose.actors import call as _call
 from philipjose.actors import run as _actors_run
 from philipjose.actors import self as _self
 from philipjose.epmd import NODE_TYPE_HIDDEN, NODE_TYPE_NORMAL, Registration, ensure_epmd, register
 from philipjose.epmd.ensure import daemon_address
+from philipjose.io.server import check_options as check_io_options
 from philipjose.node import global_, netkernel
 from philipjose.node.cookie import resolve_cookie
 from philipjose.node.errors import NodeConfigError, NotDistributedError
@@ -140,6 +146,8 @@ async def start(
     hidden: bool = False,
     binaries: str = "bytes",
     none: str = "undefined",
+    io_output: Any = None,
+    io_input: Any = None,
 ) -> Node:
     """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
 
@@ -170,6 +178,7 @@ async def start(
     except ValueError as exc:
         raise NodeConfigError(str(exc)) from None
     tls_config = as_tls_config(tls)
+    _configure_io(rt, io_output, io_input)
     listeners = await open_listeners(port, listen_host)
     bound = listeners[0].socket.getsockname()[1]
     registration: Registration | None = None
@@ -222,6 +231,18 @@ async def start(
     return dist
 
 
+def _configure_io(rt: Runtime, output: Any, input: Any) -> None:
+    if output is None and input is None:
+        return
+    try:
+        check_io_options(output, input)
+    except TypeError as exc:
+        raise NodeConfigError(str(exc)) from None
+    if rt.default_group_leader is not None and rt.lookup(rt.default_group_leader):
+        raise NodeConfigError("io_output/io_input: the default group leader is already running")
+    rt.io_options = {"output": output, "input": input}
+
+
 async def _serve(dist: Node, listeners: list[trio.SocketListener]) -> None:
     await serve_listeners(dist.accept, listeners)
 
@@ -248,9 +269,16 @@ def run(
     Returns ``main``'s result (see :func:`philipjose.actors.run`).
     """
     if node is None:
+        io_output, io_input = options.pop("io_output", None), options.pop("io_input", None)
         if cookie is not None or options:
             raise NodeConfigError("cookie and node options need node=...")
-        return _actors_run(main, *args, clock=clock)
+        if io_output is None and io_input is None:
+            return _actors_run(main, *args, clock=clock)
+
+        async def io_setup() -> None:
+            _configure_io(current_runtime(), io_output, io_input)
+
+        return _actors_run(main, *args, setup=io_setup, clock=clock)
     name = node
 
     async def setup() -> None:

@@ -289,7 +289,7 @@ class SpawnReply:
 
 @dataclass(frozen=True, slots=True)
 class GroupLeader:
-    """``sender`` sets ``to``'s group leader (philipjose has no group leaders and ignores it)."""
+    """``sender`` becomes the group leader of ``to`` (what ``group_leader(Sender, To)`` sends)."""
 
     sender: Pid
     to: Pid

@@ -327,7 +327,7 @@ class Node:
             c.AliasSend: self._on_alias_send,
             c.SpawnRequest: self._on_spawn_request,
             c.SpawnReply: self._on_spawn_reply,
-            c.GroupLeader: self._on_nothing,
+            c.GroupLeader: self._on_group_leader,
             c.UnknownControl: self._on_unknown,
         }
 
@@ -528,6 +528,9 @@ class Node:
         if watcher.node not in self.peers:
             return
         self._emit(watcher.node, c.MonitorPExit(target, watcher, ref, reason))
+
+    def group_leader(self, leader: Pid, to: Pid) -> None:
+        self._emit(to.node, c.GroupLeader(leader, to))
 
     # ------------------------------------------------------------------ outgoing signals
 
@@ -1194,6 +1197,11 @@ class Node:
             return
         ok = type(event.result) is Pid
         self.rt.deliver(event.to, (_SPAWN_REPLY, event.req_id, _OK if ok else _ERROR, event.result))
+
+    def _on_group_leader(self, peer: _Peer, event: c.GroupLeader) -> None:
+        # GROUP_LEADER {From, To}: From (a pid of any node) becomes the group leader of our To;
+        # a dead or unknown To is ignored, as ERTS ignores it
+        self.rt.set_group_leader(event.to, event.sender)
 
     def _on_unknown(self, peer: _Peer, event: c.UnknownControl) -> None:
         self._warn(

@@ -28,6 +28,7 @@ from philipjose.actors import current_runtime, receive, spawn_monitor
 from philipjose.actors import demonitor as _demonitor
 from philipjose.actors import exit as _exit
 from philipjose.actors import self as self_pid
+from philipjose.actors.runtime import current_process
 from philipjose.node import control as c
 from philipjose.rpc.errors import BadRpc, RpcTimeout
 from philipjose.rpc.reasons import outcome
@@ -165,7 +166,8 @@ def cast(node: str, module: str, function: str, args: list[Any] | tuple[Any, ...
     service.pending[req_id] = Request(me, target, "no")
     if len(service.pending) > _SWEEP_AT:
         sweep(service)
-    event = c.SpawnRequest(req_id, me, me, ERPC, EXECUTE_CAST, 3, [], [mod, fun, arguments])
+    leader = rt.group_leader_of(current_process())
+    event = c.SpawnRequest(req_id, me, leader, ERPC, EXECUTE_CAST, 3, [], [mod, fun, arguments])
     try:
         service.node.send_control(target, event)
     except BaseException:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
-from philipjose.actors import receive, reply, send, spawn
+from philipjose.actors import current_runtime, receive, reply, send
 from philipjose.rpc.reasons import ERROR, THROW, badarg_stack, exception_term, undef_stack
 from philipjose.rpc.serve import invoke, lookup
 from philipjose.term import Atom, EncodeError, Pid, encode
@@ -48,6 +48,12 @@ def _request(term: Any, kinds: tuple[Atom, ...]) -> tuple[Any, Any, Any] | None:
     if type(term) is tuple and len(term) == 5 and term[0] in kinds:
         return term[1], term[2], term[3]
     return None
+
+
+def _serve(gl_term: Any, fn: Any, *args: Any) -> None:
+    # as OTP's rex: the worker runs with the group leader the caller sent ({call, M, F, A, GL})
+    leader = gl_term[4] if type(gl_term[4]) is Pid else None
+    current_runtime().spawn(fn, args, group_leader=leader)
 
 
 def _badrpc(reason: Any) -> tuple[Atom, tuple[Atom, Any]]:
@@ -104,12 +110,12 @@ async def rex(service: RpcService) -> None:
         if len(msg) == 3 and msg[0] == _GEN_CALL and type(msg[1]) is tuple and len(msg[1]) == 2:
             mfa = _request(msg[2], (_CALL, _BLOCK_CALL))
             if mfa is not None:
-                spawn(_answer_call, service, msg[1], mfa)
+                _serve(msg[2], _answer_call, service, msg[1], mfa)
         elif len(msg) == 2 and msg[0] == _GEN_CAST:
             mfa = _request(msg[1], (_CAST,))
             if mfa is not None:
-                spawn(_run_cast, service, mfa)
+                _serve(msg[1], _run_cast, service, mfa)
         elif len(msg) == 2 and type(msg[0]) is Pid:
             mfa = _request(msg[1], (_CALL,))
             if mfa is not None:
-                spawn(_answer_old_call, service, msg[0], mfa)
+                _serve(msg[1], _answer_old_call, service, msg[0], mfa)

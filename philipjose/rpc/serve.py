@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from philipjose.actors import Exit, exit, process_flag, receive, self
+from philipjose.io import print_to_group_leader
 from philipjose.node import control as c
 from philipjose.rpc.expose import Exposed, Registry
 from philipjose.rpc.reasons import ERROR, badarg_stack, call_result, undef_stack
@@ -85,10 +86,16 @@ _FLAG_MONITOR: Final = 2
 
 
 async def invoke(entry: Exposed, args: list[Any]) -> Any:
-    """Call the exposed function with ``args``; await its result if it is awaitable."""
-    result = entry.fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
+    """Call the exposed function with ``args``; await its result if it is awaitable.
+
+    It runs inside :func:`philipjose.io.print_to_group_leader`: its ``print()`` goes to the
+    process's group leader, which for a call from another node is the caller's (as an Erlang rpc
+    server runs the function with the caller's group leader).
+    """
+    with print_to_group_leader():
+        result = entry.fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
     return result
 
 
@@ -215,7 +222,9 @@ def handle_spawn_request(service: RpcService, node: Node, peer: Atom, req: c.Spa
         return
     link = _LINK in req.options
     monitor = _MONITOR in req.options
-    pid, _ = rt.spawn(body_for(service, req, peer), ())
+    # the caller's group leader, as ERTS gives it: io from the function goes to the caller's side
+    leader = req.group_leader if type(req.group_leader) is Pid else None
+    pid, _ = rt.spawn(body_for(service, req, peer), (), group_leader=leader)
     flags = 0
     if link:
         rt.link_remote(pid, req.sender)

@@ -27,6 +27,7 @@ from philipjose.actors import current_runtime, receive, spawn_link, spawn_monito
 from philipjose.actors import link as link_to
 from philipjose.actors import self as self_pid
 from philipjose.actors import spawn as local_spawn
+from philipjose.actors.runtime import current_process
 from philipjose.node import control as c
 from philipjose.rpc.errors import BadRpc
 from philipjose.rpc.serve import lookup, spawned_body
@@ -93,7 +94,8 @@ def start_request(
     request = Request(me, node, reply)
     service.pending[req_id] = request
     dist.monitor_node(me, node)
-    event = c.SpawnRequest(req_id, me, me, module, function, len(args), options, args)
+    leader = dist.rt.group_leader_of(current_process())  # the new process's group leader: ours
+    event = c.SpawnRequest(req_id, me, leader, module, function, len(args), options, args)
     try:
         dist.send_control(node, event)
     except BaseException:

@@ -48,6 +48,9 @@ class FakeDist:
     def monitor_exit(self, target: Any, watcher: Pid, ref: Reference, reason: Any) -> None:
         self.calls.append(("monitor_exit", target, watcher, ref, reason))
 
+    def group_leader(self, leader: Pid, to: Pid) -> None:
+        self.calls.append(("group_leader", leader, to))
+
 
 def _distributed() -> tuple[Runtime, FakeDist]:
     rt = current_runtime()

@@ -25,7 +25,20 @@ def erl_results(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     out = work / "out.bin"
     cases.write_bytes(term_to_binary([(fmt, args) for fmt, args in CASES]))
     subprocess.run(
-        [erl, "-noshell", "-pa", str(work), "-run", "erl_format", "main", str(cases), str(out), "-s", "init", "stop"],
+        [
+            erl,
+            "-noshell",
+            "-pa",
+            str(work),
+            "-run",
+            "erl_format",
+            "main",
+            str(cases),
+            str(out),
+            "-s",
+            "init",
+            "stop",
+        ],
         check=True,
         timeout=120,
         stdin=subprocess.DEVNULL,

@@ -76,7 +76,8 @@ scenario(io, Py) ->
      check(format, fun() -> ok =:= io:format(GL, "format ~p ~s ~w~n", [{a, 1}, "x", [1.5]]) end),
      check(format_pretty, fun() -> ok =:= io:format(GL, "pretty ~p~n", [lists:seq(1, 30)]) end),
      check(put_chars_unicode, fun() -> ok =:= io:put_chars(GL, [<<"put_chars "/utf8>>, "é€", $\n]) end),
-     check(put_chars_latin1, fun() -> ok =:= io:request(GL, {put_chars, latin1, <<"latin1 ", 233, "\n">>}) end),
+     check(put_chars_latin1, fun() ->
+         ok =:= io:request(GL, {put_chars, latin1, <<"latin1 ", 233, "\n">>}) end),
      check(write, fun() -> ok =:= io:write(GL, {x, "y"}) end),
      check(nl, fun() -> ok =:= io:nl(GL) end),
      check(getopts, fun() -> [{binary, false}, {encoding, unicode}] =:= io:getopts(GL) end),
@@ -199,7 +200,10 @@ async def test_erlang_io_against_python(beam_dir: Path, exposed: Any) -> None:
     text = out.text
     assert "format {a,1} x [1.5]\n" in text
     # OTP's layout (the column after "pretty " counts), as erl's io_lib:format gives it
-    pretty = "pretty [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,\n        27,28,29,30]\n"
+    pretty = (
+        "pretty [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,\n"
+        "        27,28,29,30]\n"
+    )
     assert pretty in text
     assert "put_chars é€\n" in text
     assert "latin1 é\n" in text

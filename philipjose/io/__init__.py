@@ -34,12 +34,13 @@ from philipjose.io.api import (
 )
 from philipjose.io.protocol import MFAS
 from philipjose.io.server import start_server
-from philipjose.io.stdout import print_to_group_leader
+from philipjose.io.stdout import Redirection, print_to_group_leader
 
 __all__ = [
     "MFAS",
     "FormatError",
     "IoError",
+    "Redirection",
     "format",
     "format_string",
     "fwrite",

@@ -31,9 +31,32 @@ from philipjose.actors.runtime import current_process
 from philipjose.io.protocol import IO_REQUEST
 from philipjose.term import Atom, Pid
 
-__all__ = ["GroupLeaderStdout", "print_to_group_leader"]
+__all__ = ["GroupLeaderStdout", "Redirection", "print_to_group_leader"]
 
-_active: Final[ContextVar[bool]] = ContextVar("philipjose_print_to_group_leader", default=False)
+
+class Redirection:
+    """One :func:`print_to_group_leader` block; ``written`` is True once it sent text."""
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        self.written = False
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait (at most ``timeout`` seconds) until the group leader has written what this block
+        sent: one request round trip, since an io server serves a sender's requests in order.
+        Nothing to wait for when nothing was printed. rpc drains before a served call returns, so
+        the output is out before the caller has the result, as with Erlang's synchronous io."""
+        if not self.written:
+            return
+        from philipjose.io.api import IoError, request  # api sits beside this module
+
+        with contextlib.suppress(IoError, TimeoutError):
+            await request((_PUT_CHARS, _UNICODE, []), timeout=timeout)
+        self.written = False
+
+
+_active: Final[ContextVar[Redirection | None]] = ContextVar("philipjose_print_to_group_leader", default=None)
 _sinks: Final[weakref.WeakKeyDictionary[Runtime, Pid]] = weakref.WeakKeyDictionary()
 _PUT_CHARS: Final = Atom("put_chars")
 _UNICODE: Final = Atom("unicode")
@@ -60,9 +83,11 @@ class GroupLeaderStdout:
         self.wrapped = wrapped
 
     def write(self, text: str) -> int:
-        if _active.get() and text:
+        redirection = _active.get()
+        if redirection is not None and text:
             proc = current_process()
             if proc is not None and proc.alive:
+                redirection.written = True
                 rt = proc.rt
                 gl = rt.group_leader_of(proc)
                 rt.send(gl, (IO_REQUEST, _sink_of(rt), rt.make_ref(), (_PUT_CHARS, _UNICODE, text)))
@@ -70,7 +95,7 @@ class GroupLeaderStdout:
         return self.wrapped.write(text)
 
     def flush(self) -> None:
-        if not _active.get() or current_process() is None:
+        if _active.get() is None or current_process() is None:
             self.wrapped.flush()
 
     def __getattr__(self, name: str) -> Any:
@@ -83,12 +108,16 @@ def _install() -> None:
 
 
 @contextlib.contextmanager
-def print_to_group_leader() -> Iterator[None]:
+def print_to_group_leader() -> Iterator[Redirection]:
     """Inside the block, ``print()`` and other writes to ``sys.stdout`` from the current task go to
-    the current process's group leader (``pj.group_leader()``) instead of the terminal."""
+    the current process's group leader (``pj.group_leader()``) instead of the terminal.
+
+    Yields a :class:`Redirection`; ``await redirection.drain()`` after the block waits until the
+    group leader has written it all."""
     _install()
-    token = _active.set(True)
+    redirection = Redirection()
+    token = _active.set(redirection)
     try:
-        yield
+        yield redirection
     finally:
         _active.reset(token)

@@ -268,6 +268,10 @@ def run(
     Without ``node`` this is :func:`philipjose.actors.run`. ``options`` are those of :func:`start`.
     Returns ``main``'s result (see :func:`philipjose.actors.run`).
     """
+    try:
+        check_io_options(options.get("io_output"), options.get("io_input"))
+    except TypeError as exc:
+        raise NodeConfigError(str(exc)) from None
     if node is None:
         io_output, io_input = options.pop("io_output", None), options.pop("io_input", None)
         if cookie is not None or options:

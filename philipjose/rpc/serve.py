@@ -90,12 +90,16 @@ async def invoke(entry: Exposed, args: list[Any]) -> Any:
 
     It runs inside :func:`philipjose.io.print_to_group_leader`: its ``print()`` goes to the
     process's group leader, which for a call from another node is the caller's (as an Erlang rpc
-    server runs the function with the caller's group leader).
+    server runs the function with the caller's group leader). What it printed is written out
+    before the call returns (see ``Redirection.drain``).
     """
-    with print_to_group_leader():
-        result = entry.fn(*args)
-        if inspect.isawaitable(result):
-            result = await result
+    with print_to_group_leader() as redirection:
+        try:
+            result = entry.fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+        finally:
+            await redirection.drain()
     return result
 
 

@@ -11,8 +11,10 @@ intermediate form with lengths, single-line when it fits in the line, otherwise 
 lists, tagged tuples and maps, with a list of atomic elements filling lines), and prints floats
 with the shortest digits that read back (``io_lib_format:fwrite_g``).
 
-Directives: ``~c ~f ~e ~g ~s ~w ~p ~W ~P ~B ~X ~# ~b ~x ~+ ~i ~n ~~`` with the ``t`` (Unicode) and
-``l`` (no string detection) modifiers. Not provided: ``~k``/``~K`` (OTP 26's map ordering), records
+Directives: ``~c ~f ~e ~g ~s ~w ~p ~W ~P ~B ~X ~# ~b ~x ~+ ~i ~n ~~`` with the ``t`` (Unicode),
+``l`` (no string detection) and ``k`` (ordered map keys, OTP 26+) modifiers. Maps of up to 32 keys
+print with their keys in term order (OTP 25's order, and ``~kp``'s); OTP 26+ prints them in its
+internal atom-table order, which no other node can know. Not provided: ``~K``, records
 in ``~p`` (the io server has no record definitions, as in Erlang outside the shell) and
 ``chars_limit``. Anything else is a :class:`FormatError`, which the io server answers as OTP does
 (``{error, ...}``, so that ``io:format`` raises ``badarg`` in the caller).
@@ -1102,10 +1104,10 @@ class _State:
                 i += 1
         enc = _LATIN1
         strings = True
-        while i < n and text[i] in "tl":
+        while i < n and text[i] in "tlk":  # k (OTP 26+: ordered map keys) is how maps always print here
             if text[i] == "t":
                 enc = _UNICODE
-            else:
+            elif text[i] == "l":
                 strings = False
             i += 1
         if i >= n:

@@ -27,7 +27,7 @@ import philipjose as pj
 from philipjose import Atom, rpc
 from philipjose.actors import current_runtime
 from tests.node.support import LocalNode, unique
-from tests.tools import require
+from tests.tools import Otp, require
 
 from .dist_support import COOKIE, Peer, private_epmd, python_node, start_peer
 
@@ -136,11 +136,11 @@ class Collector:
 
 
 @pytest.fixture(scope="module")
-def beam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("io_beam")
+def beam_dir(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
+    out = tmp_path_factory.mktemp(f"io_beam-{otp}")
     source = out / "pj_io_peer.erl"
     source.write_text(PEER)
-    subprocess.run([require("erlc"), "-o", str(out), str(source)], check=True)
+    subprocess.run([require("erlc", otp), "-o", str(out), str(source)], check=True)
     return out
 
 

@@ -1,4 +1,5 @@
-"""philipjose.io's io_lib:format against a real erl's, case by case (tests/io/format_corpus.py)."""
+"""philipjose.io's io_lib:format against a real erl's, case by case (tests/io/format_corpus.py), on
+each Erlang/OTP installation (``otp`` fixture: OTP 25 here, and OTP 27 where .ci/run made its chroot)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import pytest
 from philipjose.io._format import FormatError, format
 from philipjose.term import Atom, binary_to_term, term_to_binary
 from tests.io.format_corpus import CASES
-from tests.tools import require
+from tests.tools import Otp, require
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
-def erl_results(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
-    erl, erlc = require("erl"), require("erlc")
-    work = tmp_path_factory.mktemp("erl_format")
+def erl_results(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> list[Any]:
+    erl, erlc = require("erl", otp), require("erlc", otp)
+    work = tmp_path_factory.mktemp(f"erl_format-{otp}")
     subprocess.run([erlc, "-o", str(work), str(HERE / "erl_format.erl")], check=True, timeout=60)
     cases = work / "cases.bin"
     out = work / "out.bin"
@@ -55,9 +56,19 @@ def _ours(fmt: Any, args: Any) -> Any:
         return Atom("error")
 
 
+def _multikey_map(term: Any) -> bool:
+    if isinstance(term, dict):
+        return len(term) > 1 or any(_multikey_map(v) for v in term.values())
+    if isinstance(term, (list, tuple)):
+        return any(_multikey_map(x) for x in term)
+    return False
+
+
 @pytest.mark.parametrize("index", range(len(CASES)))
-def test_same_as_erl(erl_results: list[Any], index: int) -> None:
+def test_same_as_erl(erl_results: list[Any], index: int, otp: Otp) -> None:
     fmt, args = CASES[index]
+    if otp.name != "otp25" and _multikey_map(args):
+        pytest.skip("OTP 26+ prints map keys in its internal atom-table order, which no other node can know")
     theirs = erl_results[index]
     if theirs != Atom("error"):
         theirs = (theirs[0], theirs[1].decode())

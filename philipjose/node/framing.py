@@ -18,15 +18,23 @@ are laid out:
   fragments (``DFLAG_FRAGMENTS``). The fragment id counts down to 1, the last fragment; the bytes of
   all fragments of one sequence are joined into one message whose terms carry no version bytes.
 
-:class:`FrameDecoder` turns received bytes into :class:`Tick` and :class:`DistMessage` events
-(``next_event()`` returns ``NEED_DATA`` when it needs more bytes); :func:`dist_header`,
-:func:`pass_through` and :data:`TICK_BYTES` build what we send (philipjose never fragments).
+:class:`FrameDecoder` turns received bytes into :class:`Tick`, :class:`DistMessage` and
+:class:`OversizedMessage` events (``next_event()`` returns ``NEED_DATA`` when it needs more bytes);
+:func:`dist_header`, :func:`pass_through` and :data:`TICK_BYTES` build what we send (the fragments of
+a large message are made by :mod:`philipjose.node.fragments`).
 
-Limits (each violation raises a :class:`ProtocolError` subclass, which closes the connection): a frame
-is at most ``max_frame_size`` bytes (default 128 MiB); a reassembled fragmented message is at most
-``max_message_size`` bytes (default 128 MiB); the bytes held for the connection -- the frame being
-gathered plus every open fragment sequence, each sequence charged ``SEQUENCE_OVERHEAD`` (256) bytes
-more -- are at most ``max_buffered`` (default: twice the larger of the two sizes), so any number of
+A message's *size* is the length of its terms (control message and payload) as they travel, without
+the frame and fragment headers. A message over ``max_message_size`` (default 1 GiB) is refused by
+itself: the decoder reports it once as an :class:`OversizedMessage` and drops its bytes -- a frame
+over the limit is skipped as it arrives, without being gathered, and once a fragmented message
+passes the limit its bytes so far are freed and its later fragments are skipped -- while the
+connection goes on.
+
+Limits that close the connection (each violation raises a :class:`ProtocolError` subclass): a frame
+is at most ``max_frame_size`` bytes (default 128 MiB); the bytes held for the connection -- the frame
+being gathered plus every open fragment sequence, each sequence charged ``SEQUENCE_OVERHEAD`` (256)
+bytes more -- are at most ``max_buffered`` (default: twice the larger of ``max_frame_size`` and
+``max_message_size``, so a message at the limit fits while others are open), so any number of
 sequences may be open but not more bytes; fragments must arrive in order; a pass-through frame is
 refused when ``pass_through`` is False (the connection negotiated ``DFLAG_FRAGMENTS``).
 """
@@ -49,6 +57,7 @@ __all__ = [
     "DistMessage",
     "FrameDecoder",
     "FrameEvent",
+    "OversizedMessage",
     "Tick",
     "dist_header",
     "frame",
@@ -56,7 +65,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_FRAME_SIZE: Final = 128 * 1024 * 1024
-DEFAULT_MAX_MESSAGE_SIZE: Final = 128 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_SIZE: Final = 1 << 30
 
 PASS_THROUGH: Final = 112
 _VERSION = 131
@@ -91,7 +100,27 @@ class DistMessage:
     versioned: bool
 
 
-FrameEvent = Tick | DistMessage
+@dataclass(frozen=True, slots=True)
+class OversizedMessage:
+    """A message over ``max_message_size``, refused: its bytes are dropped, the connection goes on.
+
+    ``size``: the message's size when it was refused (for a fragmented message, the bytes received by
+    then: it may be longer). ``head``: its first bytes (at most ``HEAD_SIZE``), which usually hold the
+    whole control message, for the log line; ``versioned`` as in :class:`DistMessage`.
+    """
+
+    size: int
+    limit: int
+    head: bytes
+    versioned: bool = False
+
+
+FrameEvent = Tick | DistMessage | OversizedMessage
+
+#: How many of an oversized message's first bytes :class:`OversizedMessage` keeps.
+HEAD_SIZE: Final = 512
+#: The longest header before a message's terms: a first fragment's (131 69, two ids, 0 references).
+_MAX_HEADER: Final = 2 + 16 + 1
 
 _TICK = Tick()
 
@@ -130,7 +159,7 @@ def dist_header(control: bytes, payload: bytes | None = None) -> bytes:
 class _Sequence:
     __slots__ = ("data", "next_id")
 
-    def __init__(self, next_id: int, first: bytearray) -> None:
+    def __init__(self, next_id: int, first: bytearray | None) -> None:  # None: refused, skipped
         self.next_id = next_id
         self.data = first
 
@@ -181,6 +210,8 @@ class FrameDecoder:
         self._sequences: dict[int, _Sequence] = {}
         self._held = 0  # bytes charged for open fragment sequences
         self._limit = min(max_frame_size, self.max_buffered)  # largest frame acceptable now
+        self._skip_over = max_message_size + _MAX_HEADER  # a frame this long is skipped unread
+        self._skip = 0  # bytes of a refused frame still to drop as they arrive
 
     @property
     def buffered(self) -> int:
@@ -197,6 +228,13 @@ class FrameDecoder:
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Append bytes received from the peer."""
+        skip = self._skip
+        if skip:  # the rest of a refused frame: dropped, never buffered
+            if len(data) <= skip:
+                self._skip = skip - len(data)
+                return
+            self._skip = 0
+            data = data[skip:]
         partial = self._partial
         if partial is None:
             buffer = self._buffer
@@ -208,7 +246,7 @@ class FrameDecoder:
                 return
             if rest >= 4:
                 (length,) = _U32.unpack_from(buffer, pos)
-                if rest + len(data) >= 4 + length or length > self._limit:
+                if rest + len(data) >= 4 + length or length > self._limit or length > self._skip_over:
                     self._buffer = buffer[pos:] + data  # this chunk completes the frame: one copy
                     self._pos = 0
                     return
@@ -218,7 +256,10 @@ class FrameDecoder:
         partial += data
         if len(partial) >= 4:
             (length,) = _U32.unpack_from(partial)
-            if length > self._limit:
+            if self._skip_over < length <= self.max_frame_size:
+                self._buffer = bytes(partial)  # next_event skips it (a chunk at most is kept)
+                self._partial = None
+            elif length > self._limit:
                 self._buffer = bytes(partial[:4])  # next_event refuses it from its length
                 self._partial = None
             elif len(partial) >= 4 + length:
@@ -233,13 +274,13 @@ class FrameDecoder:
                     self._buffer = bytes(partial)  # a whole frame is there
 
     def next_event(self) -> FrameEvent | Sentinel:
-        """The next :class:`Tick` or :class:`DistMessage`, or ``NEED_DATA``."""
+        """The next :class:`Tick`, :class:`DistMessage` or :class:`OversizedMessage`, or ``NEED_DATA``."""
         frame = self.next_frame()
         if type(frame) is tuple:
             return DistMessage(*frame)
         return frame  # type: ignore[return-value]
 
-    def next_frame(self) -> tuple[bytes | bytearray, int, bool] | Tick | Sentinel:
+    def next_frame(self) -> tuple[bytes | bytearray, int, bool] | Tick | OversizedMessage | Sentinel:
         """Like :meth:`next_event`, but a message comes as the tuple ``(data, offset, versioned)``
         of :class:`DistMessage`'s fields (the connection's hot path makes no event object)."""
         big = self._big
@@ -254,6 +295,12 @@ class FrameDecoder:
             if len(buffer) - pos < 4:
                 return NEED_DATA
             (length,) = _U32.unpack_from(buffer, pos)
+            if self._skip_over < length <= self.max_frame_size:
+                skipped = self._skip_frame(buffer, pos, length)
+                buffer = self._buffer
+                if skipped is None:
+                    continue
+                return skipped
             if length > self._limit:
                 raise self._too_large(length)
             end = pos + 4 + length
@@ -266,10 +313,32 @@ class FrameDecoder:
             if length >= 3 and buffer[pos + 4] == _VERSION and buffer[pos + 5] == _DIST_HEADER:
                 if buffer[pos + 6] != 0:
                     raise ProtocolError("distribution header with atom cache references (not negotiated)")
+                if length - 3 > self.max_message_size:
+                    return self._oversized(length - 3, buffer[pos + 7 : pos + 7 + HEAD_SIZE])
                 return buffer[pos + 4 : end], 3, False
             message = self._open(buffer[pos + 4 : end])
             if message is not None:
                 return message
+
+    def _oversized(self, size: int, head: bytes | bytearray, versioned: bool = False) -> OversizedMessage:
+        return OversizedMessage(size, self.max_message_size, bytes(head[:HEAD_SIZE]), versioned)
+
+    def _skip_frame(
+        self, buffer: bytes, pos: int, length: int
+    ) -> tuple[bytes | bytearray, int, bool] | OversizedMessage | Sentinel | None:
+        """Refuse the frame at ``pos`` (over ``max_message_size`` whatever its header) from its first
+        bytes, and drop the rest of it as it arrives."""
+        start = pos + 4
+        if len(buffer) - start < _MAX_HEADER:
+            return NEED_DATA
+        head = buffer[start : start + _MAX_HEADER + HEAD_SIZE]
+        if len(buffer) - start >= length:
+            self._pos = start + length
+        else:
+            self._skip = length - (len(buffer) - start)
+            self._buffer = b""
+            self._pos = 0
+        return self._open(head, length)
 
     def _too_large(self, length: int) -> FrameTooLarge:
         if length > self.max_frame_size:
@@ -289,7 +358,14 @@ class FrameDecoder:
         self._held = held
         self._limit = min(self.max_frame_size, self.max_buffered - held)
 
-    def _open(self, body: bytes | bytearray) -> tuple[bytes | bytearray, int, bool] | None:
+    def _open(
+        self, body: bytes | bytearray, length: int = -1
+    ) -> tuple[bytes | bytearray, int, bool] | OversizedMessage | None:
+        """The message a frame's ``body`` completes (or None, or its refusal). ``length``: the frame's
+        length when ``body`` holds only the first bytes of a frame being skipped."""
+        whole = length < 0
+        if whole:
+            length = len(body)
         first = body[0]
         if first == PASS_THROUGH:
             if not self.pass_through:
@@ -297,6 +373,8 @@ class FrameDecoder:
                     "pass-through frame on a connection that negotiated DFLAG_FRAGMENTS "
                     "(a distribution header is required, as ERTS requires it)"
                 )
+            if length - 1 > self.max_message_size:
+                return self._oversized(length - 1, body[1:], versioned=True)
             return body, 1, True
         if first != _VERSION or len(body) < 2:
             raise ProtocolError(f"unknown frame header {bytes(body[:2])!r}")
@@ -306,6 +384,8 @@ class FrameDecoder:
                 raise ProtocolError("truncated distribution header")
             if body[2] != 0:
                 raise ProtocolError("distribution header with atom cache references (not negotiated)")
+            if length - 3 > self.max_message_size:
+                return self._oversized(length - 3, body[3:])
             return body, 3, False
         if kind == _DIST_FRAG_HEADER:
             if len(body) < 2 + _SEQ_FRAG.size + 1:
@@ -316,12 +396,17 @@ class FrameDecoder:
             start = 2 + _SEQ_FRAG.size + 1
             if frag == 0:
                 raise ProtocolError("fragment id 0")
+            size = length - start
             if frag == 1:
+                if size > self.max_message_size:
+                    return self._oversized(size, body[start:])
                 return body, start, False
             if seq in self._sequences:
                 raise ProtocolError(f"fragment sequence {seq} started twice")
-            size = len(body) - start
-            self._check_size(size)
+            if size > self.max_message_size or not whole:
+                self._charge(SEQUENCE_OVERHEAD)
+                self._sequences[seq] = _Sequence(frag - 1, None)
+                return self._oversized(size, body[start:])
             self._charge(size + SEQUENCE_OVERHEAD)
             if type(body) is bytearray:
                 del body[:start]
@@ -340,18 +425,25 @@ class FrameDecoder:
             if frag != sequence.next_id:
                 raise ProtocolError(f"fragment {frag} of sequence {seq} out of order")
             start = 2 + _SEQ_FRAG.size
-            size = len(body) - start
-            self._check_size(len(sequence.data) + size)
-            self._charge(size)
-            sequence.data += memoryview(body)[start:]
+            size = length - start
+            data = sequence.data
+            refused: OversizedMessage | None = None
+            if data is not None:
+                total = len(data) + size
+                if total > self.max_message_size or not whole:
+                    refused = self._oversized(total, data)  # drop what it holds, skip the rest
+                    self._charge(-len(data))
+                    sequence.data = data = None
+                else:
+                    self._charge(size)
+                    data += memoryview(body)[start:]
             if frag > 1:
                 sequence.next_id = frag - 1
-                return None
+                return refused
             del self._sequences[seq]
-            self._charge(-len(sequence.data) - SEQUENCE_OVERHEAD)
-            return sequence.data, 0, False
+            if data is None:
+                self._charge(-SEQUENCE_OVERHEAD)
+                return refused
+            self._charge(-len(data) - SEQUENCE_OVERHEAD)
+            return data, 0, False
         raise ProtocolError(f"unknown distribution header kind {kind}")
-
-    def _check_size(self, size: int) -> None:
-        if size > self.max_message_size:
-            raise FrameTooLarge(f"fragmented message over {self.max_message_size} bytes")

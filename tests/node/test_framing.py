@@ -13,6 +13,7 @@ from philipjose.node.framing import (
     TICK_BYTES,
     DistMessage,
     FrameDecoder,
+    OversizedMessage,
     Tick,
     frame,
     pass_through,
@@ -138,10 +139,20 @@ def test_frame_size_limit() -> None:
     assert feed(frame(b"p" + bytes(99)), "whole", max_frame_size=100)
 
 
-def test_reassembly_size_limit() -> None:
-    data = first_fragment(1, 3, bytes(60)) + next_fragment(1, 2, bytes(60))
-    with pytest.raises(FrameTooLarge):
-        feed(data, "whole", max_message_size=100)
+@pytest.mark.parametrize("mode", ["whole", "bytewise"])
+def test_a_fragmented_message_over_the_size_limit_is_refused_alone(mode: str) -> None:
+    # Refused once it passes the limit (its bytes freed, its last fragment skipped); the next
+    # message comes through.
+    data = (
+        first_fragment(1, 3, b"c" + bytes(59))
+        + next_fragment(1, 2, bytes(60))
+        + next_fragment(1, 1, bytes(60))
+        + pass_through(CONTROL, PAYLOAD)
+    )
+    assert feed(data, mode, max_message_size=100) == [
+        OversizedMessage(120, 100, b"c" + bytes(59)),  # the head: the bytes it held
+        DistMessage(b"p" + CONTROL + PAYLOAD, 1, True),
+    ]
 
 
 def test_open_sequences_are_limited_by_their_bytes_not_their_count() -> None:

@@ -18,7 +18,13 @@ Options of :func:`start` (and of :func:`run`, which passes them on):
   ``epmd_port``: default ``$ERL_EPMD_PORT`` or 4369.
 - ``peer_ports``: ``{"alive@host": port}`` used instead of asking EPMD when connecting.
 - ``net_ticktime`` (default 60 s, as OTP), ``handshake_timeout`` (default 7 s, OTP's net_setuptime),
-  ``max_frame_size`` (default 128 MiB).
+  ``max_frame_size`` (default 128 MiB: the longest frame a peer may send; OTP sends fragments of
+  64 KiB).
+- ``max_message_size``: the largest message (control message and payload, as encoded) sent or
+  received, in bytes (default 1 GiB). Over it a message is refused by itself and the connection stays
+  up: a send raises :class:`~philipjose.node.errors.MessageTooLarge` when the message was encoded at
+  once, else its sender gets an exit signal ``system_limit``; a received one is skipped and logged
+  (``docs/distribution.md``, *Large messages*).
 - ``busy_wait``: seconds a plain-TCP connection's reader keeps polling its socket after it runs dry
   before it sleeps (default 0.0002; 0 turns it off), like the BEAM's scheduler busy wait: a reply
   that comes back within that time is picked up without waking an idle CPU.
@@ -73,6 +79,7 @@ from philipjose.node.node import (
     DEFAULT_BUSY_WAIT,
     DEFAULT_DIST_BUF_BUSY_LIMIT,
     DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_NET_TICKTIME,
     NODE_KINDS,
     Node,
@@ -148,6 +155,7 @@ async def start(
     none: str = "undefined",
     io_output: Any = None,
     io_input: Any = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> Node:
     """Start distribution in the running runtime and return the :class:`Node` (see the module doc).
 
@@ -171,6 +179,10 @@ async def start(
         )
     if type(hidden) is not bool:
         raise NodeConfigError(f"hidden must be True or False, not {hidden!r}")
+    if type(max_message_size) is not int or not 0 < max_message_size < 1 << 32:
+        raise NodeConfigError(
+            f"max_message_size must be a positive int (bytes) under 4 GiB, not {max_message_size!r}"
+        )
     if not 0 <= port <= 65535:
         raise NodeConfigError(f"bad port {port}")
     try:
@@ -213,6 +225,7 @@ async def start(
         dist_buf_busy_limit=dist_buf_busy_limit,
         hidden=hidden,
         style=style,
+        max_message_size=max_message_size,
     )
     dist.port = bound
     rt.set_node(Atom(full), creation)

@@ -31,7 +31,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from philipjose.node import control as c
-from philipjose.node.control import ControlCodec, ControlEvent
+from philipjose.node.control import ControlCodec, ControlEvent, encode_event
 from philipjose.node.flags import DFLAG_DIST_HDR_ATOM_CACHE, DFLAG_FRAGMENTS
 from philipjose.node.framing import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -39,6 +39,7 @@ from philipjose.node.framing import (
     TICK_BYTES,
     DistMessage,
     FrameDecoder,
+    OversizedMessage,
     Tick,
 )
 from philipjose.node.sentinels import Sentinel
@@ -76,6 +77,7 @@ class Connection:
         self._codec = ControlCodec(flags)
         self._decoded = style.decoded if style.converts_input else None
         self._encoding = style.encoding if style.converts_output else None
+        self._large_codec = ControlCodec(flags)  # for decode(), which may run in a thread meanwhile
         self._frames = FrameDecoder(
             max_frame_size=max_frame_size,
             max_message_size=max_message_size,
@@ -92,14 +94,15 @@ class Connection:
         """Append bytes received from the peer."""
         self._frames.receive_data(data)
 
-    def next_event(self) -> Tick | ControlEvent | Sentinel:
-        """The next :class:`Tick` or control event, or ``NEED_DATA`` (every message decoded here)."""
+    def next_event(self) -> Tick | ControlEvent | OversizedMessage | Sentinel:
+        """The next :class:`Tick`, control event or :class:`~philipjose.node.framing.OversizedMessage`
+        (a message over ``max_message_size``, refused), or ``NEED_DATA`` (every message decoded here)."""
         event = self.next_event_or_large()
         if type(event) is DistMessage:
             return self.decode(event)
         return event  # type: ignore[return-value]
 
-    def next_event_or_large(self) -> Tick | ControlEvent | DistMessage | Sentinel:
+    def next_event_or_large(self) -> Tick | ControlEvent | DistMessage | OversizedMessage | Sentinel:
         """Like :meth:`next_event`, but a message of ``LARGE_MESSAGE`` bytes or more (or a pass-through
         one that may hold a compressed term) comes back undecoded, as a :class:`DistMessage`, for the
         caller to :meth:`decode` where it likes."""
@@ -114,13 +117,13 @@ class Connection:
 
     def decode(self, message: DistMessage) -> ControlEvent:
         """Decode a message :meth:`next_event` handed back (safe to call from another thread while
-        the connection sends; not while another message of it is decoded)."""
+        the connection sends and receives; not while another message of it is decoded)."""
         data = message.data
         if type(data) is not bytes:
             gathered = data
             data = bytes(gathered)
             gathered.clear()  # type: ignore[union-attr]  # free it now, not when the message goes
-        event = self._codec.decode_frame(data, message.offset, message.versioned)
+        event = self._large_codec.decode_frame(data, message.offset, message.versioned)
         return event if self._decoded is None else restyled(event, self._decoded)
 
     def send(self, event: ControlEvent) -> bytes:
@@ -128,6 +131,13 @@ class Connection:
         if self._encoding is not None:
             event = restyled(event, self._encoding)
         return self._codec.encode(event)
+
+    def encode_large(self, event: ControlEvent) -> bytes:
+        """Like :meth:`send`, without the codec's caches: safe to call from a worker thread (for a
+        large message) while the connection sends and receives."""
+        if self._encoding is not None:
+            event = restyled(event, self._encoding)
+        return encode_event(event, self.flags)
 
     @staticmethod
     def tick() -> bytes:

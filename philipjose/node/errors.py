@@ -6,8 +6,9 @@
   one of these is closed; the node keeps serving every other connection.
 - The outcome of a handshake the peer refused (``HandshakeRefused``) or failed to authenticate
   (``AuthenticationError``, a wrong cookie): the connection is closed and the event is logged.
-- The caller's fault: ``NodeConfigError`` (a ``ValueError``: a bad node name, cookie or option) and
-  ``NotDistributedError`` (a ``RuntimeError``: distribution is not started).
+- The caller's fault: ``NodeConfigError`` (a ``ValueError``: a bad node name, cookie or option),
+  ``NotDistributedError`` (a ``RuntimeError``: distribution is not started) and ``MessageTooLarge``
+  (a ``ValueError``: a message to send is over the node's ``max_message_size``; nothing is sent).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeRefused",
+    "MessageTooLarge",
     "NodeConfigError",
     "NodeError",
     "NotDistributedError",
@@ -61,3 +63,15 @@ class NodeConfigError(NodeError, ValueError):
 
 class NotDistributedError(NodeError, RuntimeError):
     """The operation needs distribution, and this runtime has not started it."""
+
+
+class MessageTooLarge(NodeError, ValueError):
+    """A message to send encodes to more than the node's ``max_message_size``: nothing was sent.
+
+    ``size`` and ``limit`` are in bytes; the connection is untouched.
+    """
+
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit

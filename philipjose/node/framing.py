@@ -33,9 +33,11 @@ connection goes on.
 Limits that close the connection (each violation raises a :class:`ProtocolError` subclass): a frame
 is at most ``max_frame_size`` bytes (default 128 MiB); the bytes held for the connection -- the frame
 being gathered plus every open fragment sequence, each sequence charged ``SEQUENCE_OVERHEAD`` (256)
-bytes more -- are at most ``max_buffered`` (default: twice the larger of ``max_frame_size`` and
-``max_message_size``, so a message at the limit fits while others are open), so any number of
-sequences may be open but not more bytes; fragments must arrive in order; a pass-through frame is
+bytes more -- are at most ``max_buffered`` (default: twice ``max_frame_size``, 256 MiB), so any
+number of sequences may be open but not more bytes. The oldest open sequence is not counted: it may
+grow to ``max_message_size``, so one message of up to that size (1 GiB by default) gets in while
+the budget still bounds what all other open sequences hold (a peer can make the connection hold at
+most ``max_message_size + max_buffered`` bytes of incomplete messages); fragments must arrive in order; a pass-through frame is
 refused when ``pass_through`` is False (the connection negotiated ``DFLAG_FRAGMENTS``).
 """
 
@@ -161,7 +163,7 @@ class _Sequence:
 
     def __init__(self, next_id: int, first: bytearray | None) -> None:  # None: refused, skipped
         self.next_id = next_id
-        self.data = first
+        self.data: bytearray | None = first
 
 
 #: What an open fragment sequence is charged beyond its bytes (its objects and dict entry).
@@ -183,7 +185,8 @@ class FrameDecoder:
     message: a message's ``data`` is ``bytes`` or ``bytearray``.
 
     ``max_buffered`` is this connection's input budget: the bytes of the frame being gathered plus
-    the bytes of every open fragment sequence (each charged ``SEQUENCE_OVERHEAD`` more). A frame
+    the bytes of every open fragment sequence but the oldest (each charged ``SEQUENCE_OVERHEAD``
+    more). A frame
     whose length would take the total over it is refused from its length alone. ``pass_through``
     False refuses pass-through frames (ERTS refuses them once ``DFLAG_FRAGMENTS`` or the atom
     cache is negotiated).
@@ -200,7 +203,7 @@ class FrameDecoder:
         self.max_frame_size = max_frame_size
         self.max_message_size = max_message_size
         if max_buffered is None:
-            max_buffered = 2 * max(max_frame_size, max_message_size)
+            max_buffered = 2 * max_frame_size
         self.max_buffered = max_buffered
         self.pass_through = pass_through
         self._buffer = b""  # the current chunk; frames are parsed from _pos on
@@ -349,14 +352,21 @@ class FrameDecoder:
         )
 
     def _charge(self, amount: int) -> None:
+        """Add ``amount`` to the bytes held, once ``_sequences`` shows the change (the oldest open
+        sequence's bytes are not charged to the budget)."""
         held = self._held + amount
-        if held > self.max_buffered:
+        self._held = held
+        charged = held
+        if self._sequences:
+            oldest = next(iter(self._sequences.values())).data
+            if oldest is not None:
+                charged -= len(oldest)
+        if charged > self.max_buffered:
             raise FrameTooLarge(
                 f"{len(self._sequences)} open fragmented messages hold {held} bytes: over this "
-                f"connection's input budget of {self.max_buffered} bytes"
+                f"connection's input budget of {self.max_buffered} bytes (the oldest not counted)"
             )
-        self._held = held
-        self._limit = min(self.max_frame_size, self.max_buffered - held)
+        self._limit = min(self.max_frame_size, self.max_buffered - charged)
 
     def _open(
         self, body: bytes | bytearray, length: int = -1
@@ -404,16 +414,16 @@ class FrameDecoder:
             if seq in self._sequences:
                 raise ProtocolError(f"fragment sequence {seq} started twice")
             if size > self.max_message_size or not whole:
-                self._charge(SEQUENCE_OVERHEAD)
                 self._sequences[seq] = _Sequence(frag - 1, None)
+                self._charge(SEQUENCE_OVERHEAD)
                 return self._oversized(size, body[start:])
-            self._charge(size + SEQUENCE_OVERHEAD)
             if type(body) is bytearray:
                 del body[:start]
                 data = body
             else:
                 data = bytearray(memoryview(body)[start:])
             self._sequences[seq] = _Sequence(frag - 1, data)
+            self._charge(size + SEQUENCE_OVERHEAD)
             return None
         if kind == _DIST_FRAG_CONT:
             if len(body) < 2 + _SEQ_FRAG.size:
@@ -426,24 +436,25 @@ class FrameDecoder:
                 raise ProtocolError(f"fragment {frag} of sequence {seq} out of order")
             start = 2 + _SEQ_FRAG.size
             size = length - start
-            data = sequence.data
+            held = sequence.data
             refused: OversizedMessage | None = None
-            if data is not None:
-                total = len(data) + size
+            if held is not None:
+                total = len(held) + size
                 if total > self.max_message_size or not whole:
-                    refused = self._oversized(total, data)  # drop what it holds, skip the rest
-                    self._charge(-len(data))
-                    sequence.data = data = None
+                    refused = self._oversized(total, held)  # drop what it holds, skip the rest
+                    sequence.data = None
+                    self._charge(-len(held))
+                    held = None
                 else:
+                    held += memoryview(body)[start:]
                     self._charge(size)
-                    data += memoryview(body)[start:]
             if frag > 1:
                 sequence.next_id = frag - 1
                 return refused
             del self._sequences[seq]
-            if data is None:
+            if held is None:
                 self._charge(-SEQUENCE_OVERHEAD)
                 return refused
-            self._charge(-len(data) - SEQUENCE_OVERHEAD)
-            return data, 0, False
+            self._charge(-len(held) - SEQUENCE_OVERHEAD)
+            return held, 0, False
         raise ProtocolError(f"unknown distribution header kind {kind}")

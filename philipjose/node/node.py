@@ -64,6 +64,7 @@ import logging
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -82,16 +83,25 @@ from philipjose.node.arbiter import (
     decide_status,
 )
 from philipjose.node.connection import Connection
-from philipjose.node.errors import AuthenticationError, HandshakeRefused, ProtocolError
+from philipjose.node.errors import AuthenticationError, HandshakeRefused, MessageTooLarge, ProtocolError
 from philipjose.node.flags import (
     ADVERTISED,
     DFLAG_ALIAS,
+    DFLAG_FRAGMENTS,
     DFLAG_NAME_ME,
     DFLAG_PUBLISHED,
     flag_names,
     missing_mandatory,
 )
-from philipjose.node.framing import DEFAULT_MAX_FRAME_SIZE, TICK_BYTES, DistMessage, Tick
+from philipjose.node.fragments import FRAGMENT_SIZE
+from philipjose.node.framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    TICK_BYTES,
+    DistMessage,
+    OversizedMessage,
+    Tick,
+)
 from philipjose.node.handshake import (
     RECV_CHALLENGE_ACK,
     Challenge,
@@ -103,8 +113,11 @@ from philipjose.node.handshake import (
     waiting_for,
 )
 from philipjose.node.names import assign_dynamic_name, mixed_names_refusal
+from philipjose.node.ordering import cheap_to_encode, control_sender, event_sender
+from philipjose.node.outqueue import OutQueue, Reserved
 from philipjose.node.ratelimit import RateLimiter
 from philipjose.node.sentinels import NEED_DATA
+from philipjose.node.terms import decode_term
 from philipjose.node.tls import TLSConfig
 from philipjose.term import Atom, EncodeError, Pid, Reference
 from philipjose.term.styles import DEFAULT_STYLE, TermStyle
@@ -113,6 +126,7 @@ __all__ = [
     "DEFAULT_BUSY_WAIT",
     "DEFAULT_DIST_BUF_BUSY_LIMIT",
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_NET_TICKTIME",
     "NODE_KINDS",
     "Node",
@@ -139,6 +153,10 @@ _OK: Final = Atom("ok")
 _ERROR: Final = Atom("error")
 _NOTSUP: Final = Atom("notsup")
 _MAX_CONNECT_ERRORS: Final = 256  # failure reasons kept in Node.connect_errors
+_SYSTEM_LIMIT: Final = Atom("system_limit")
+_BADARG: Final = Atom("badarg")
+_CONTROL_HEAD: Final = 4096  # bytes of a large message read on the loop for its control message
+_UNKNOWN: Final = object()  # the ordering key of a large message whose control message is not at hand
 
 
 _CONNECT_ERRORS: Final = (
@@ -185,6 +203,26 @@ def _host(address: str) -> str:
     return address.rpartition(":")[0] or address
 
 
+def _payload(event: c.ControlEvent) -> Any:
+    """The part of a signal that may be large (None for signals without one)."""
+    kind = type(event)
+    if kind is c.Send or kind is c.RegSend or kind is c.AliasSend:
+        return event.message  # type: ignore[union-attr]
+    if kind is c.Exit or kind is c.Exit2 or kind is c.MonitorPExit:
+        return event.reason  # type: ignore[union-attr]
+    if kind is c.SpawnRequest:
+        return event.args  # type: ignore[union-attr]
+    return None
+
+
+def _encode_in_thread(event: c.ControlEvent, flags: int) -> tuple[bytes | None, str]:
+    """``event``'s frame, or None and why it does not encode (run in a worker thread)."""
+    try:
+        return c.encode_event(event, flags), ""
+    except (EncodeError, ValueError, TypeError, RecursionError) as exc:
+        return None, f"it does not encode: {exc}"
+
+
 class _Peer:
     """Everything the node keeps about one remote node."""
 
@@ -192,13 +230,20 @@ class _Peer:
         "address",
         "busy",
         "conn",
+        "decoding",
         "direct",
         "done",
+        "encoder_wake",
+        "encodes",
         "flags",
         "held",
         "held_pid",
         "held_spent",
+        "in_drained",
+        "in_waiting",
+        "inlanes",
         "node",
+        "nursery",
         "out",
         "outgoing",
         "pending",
@@ -221,8 +266,17 @@ class _Peer:
         self.conn: Connection | None = None
         self.stream: trio.abc.Stream | None = None
         self.pending: list[c.ControlEvent] = []
-        self.out: list[bytes] = []
+        self.out = OutQueue(fragments=False)  # replaced when the connection is up
         self.wake = trio.Event()
+        self.nursery: trio.Nursery | None = None  # the connection's tasks, once up
+        # Large messages to encode in a thread, in order: (place, event, sender, set when done).
+        self.encodes: deque[tuple[Reserved, c.ControlEvent, Pid | None, trio.Event]] = deque()
+        self.encoder_wake = trio.Event()
+        # Received: per ordering key, the events waiting behind a large message being decoded.
+        self.inlanes: dict[Any, deque[Any]] = {}
+        self.in_waiting = 0  # bytes of large messages waiting in inlanes to be decoded
+        self.in_drained = trio.Event()
+        self.decoding = trio.CapacityLimiter(1)  # one decoding thread per connection
         self.outgoing: trio.CancelScope | None = None  # our own connection attempt, while it runs
         self.address = ""  # host:port of the connection's peer, once connected
         self.done = trio.Event()
@@ -266,8 +320,9 @@ class Node:
     a plain-TCP connection's reader keeps polling after its socket runs dry (see ``_read_socket``).
     ``dist_buf_busy_limit`` (bytes, default 1 MiB as OTP's): how many bytes may be queued on one
     connection before a process sending to it is held back (see *Back-pressure* above).
-    ``connect_errors``: node name -> why the last attempt to connect to it failed (removed when an
-    attempt succeeds; the most recent 256 are kept).
+    ``max_message_size`` (bytes, default 1 GiB): the largest message sent or received (see *Large
+    messages* above). ``connect_errors``: node name -> why the last attempt to connect to it
+    failed (removed when an attempt succeeds; the most recent 256 are kept).
     """
 
     def __init__(
@@ -287,11 +342,13 @@ class Node:
         dist_buf_busy_limit: int = DEFAULT_DIST_BUF_BUSY_LIMIT,
         hidden: bool = False,
         style: TermStyle = DEFAULT_STYLE,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.rt = rt
         self.hidden = hidden
         self.style = style
         self.flags = ADVERTISED if hidden else ADVERTISED | DFLAG_PUBLISHED  # what we advertise
+        self.max_message_size = max_message_size
         self.busy_wait = busy_wait
         self.dist_buf_busy_limit = dist_buf_busy_limit
         self._pending_limit = max(64, dist_buf_busy_limit // 256)  # messages waiting for a connection
@@ -329,6 +386,7 @@ class Node:
             c.SpawnReply: self._on_spawn_reply,
             c.GroupLeader: self._on_group_leader,
             c.UnknownControl: self._on_unknown,
+            OversizedMessage: self._on_oversized,
         }
 
     def __repr__(self) -> str:
@@ -404,6 +462,9 @@ class Node:
         connection has drained to half of ``dist_buf_busy_limit``, or is gone). Raises :class:`Busy`
         (nothing sent) when ``sender``, a process, was held and has sent more than ``_HARD_FACTOR``
         times the limit since, in messages smaller than the limit (see the module docstring).
+        A large message is encoded in a worker thread: the event returned is then set once it is
+        encoded. Raises :class:`MessageTooLarge` (nothing sent) when ``msg``, encoded on the spot,
+        is over ``max_message_size`` (see *Large messages* in the module docstring).
         """
         event: c.ControlEvent
         if type(to) is Pid:
@@ -428,6 +489,8 @@ class Node:
             return None
         conn = peer.conn
         assert conn is not None  # up
+        if not cheap_to_encode(msg):
+            return self._encode_later(peer, event, sender)
         busy = peer.busy
         limit = self.dist_buf_busy_limit
         spent = -1
@@ -445,8 +508,10 @@ class Node:
         frame = conn.send(event) if event_type is not c.AliasSend else self._encode(peer, event)
         if frame is None:
             return None
+        if len(frame) > FRAGMENT_SIZE and len(frame) - 7 > self.max_message_size:
+            raise self._too_large(peer, len(frame) - 7, to)
         if busy is None:  # the common case: queue it, and see whether that made the connection busy
-            self._queue(peer, frame)
+            self._queue(peer, frame, sender)
             if peer.queued <= limit:
                 return None
             busy = peer.busy = trio.Event()
@@ -455,8 +520,7 @@ class Node:
             peer.held_spent = 0
             return busy
         size = len(frame)  # busy: the writer is writing (or has ``out`` to write), so no wake-up
-        peer.out.append(frame)  # and no direct write
-        peer.queued += size
+        peer.queued += peer.out.push(frame, sender)  # and no direct write
         if spent < 0:
             peer.held_spent = 0
         elif size < limit:
@@ -464,6 +528,14 @@ class Node:
         else:
             peer.held_spent = spent
         return busy
+
+    def _too_large(self, peer: _Peer, size: int, to: Any) -> MessageTooLarge:
+        text = (
+            f"a message of {size} bytes to {to!r} on {peer.node} is over max_message_size "
+            f"({self.max_message_size} bytes): not sent"
+        )
+        log.error("refused to send %s", text.removesuffix(": not sent"))
+        return MessageTooLarge(text, size, self.max_message_size)
 
     @staticmethod
     def _refusal(peer: _Peer) -> Busy:
@@ -540,22 +612,67 @@ class Node:
             peer = self._new_peer(node)
             self._start_connect(peer)
         if peer.up:
-            frame = self._encode(peer, event)
-            if frame is not None:
-                self._queue(peer, frame)
+            self._submit(peer, event)
         else:
             peer.pending.append(event)
 
+    def _submit(self, peer: _Peer, event: c.ControlEvent) -> None:
+        """Encode and queue a signal on a live connection: here, or in a thread if it is large.
+
+        A signal over ``max_message_size`` is dropped with a log line (a send raises instead, see
+        :meth:`send`): exits and monitor signals carry reasons that are rarely that large.
+        """
+        sender = event_sender(event)
+        payload = _payload(event)
+        if payload is not None and not cheap_to_encode(payload):
+            self._encode_later(peer, event, sender)
+            return
+        frame = self._encode(peer, event)
+        if frame is None:
+            return
+        if len(frame) > FRAGMENT_SIZE and len(frame) - 7 > self.max_message_size:
+            log.error(
+                "dropped a %s of %d bytes to %s: over max_message_size (%d bytes)",
+                type(event).__name__,
+                len(frame) - 7,
+                peer.node,
+                self.max_message_size,
+            )
+            return
+        self._queue(peer, frame, sender)
+
+    def _encode_later(self, peer: _Peer, event: c.ControlEvent, sender: Pid | None) -> trio.Event | None:
+        """Reserve ``sender``'s place for ``event`` and have the encoder task encode it in a thread;
+        returns the event set once it is encoded (the sender is held on it, as OTP's sender waits
+        while its message is encoded)."""
+        if type(event) is c.AliasSend and not peer.flags & DFLAG_ALIAS:
+            log.debug("dropping an alias send to %s, which does not support aliases", peer.node)
+            return None
+        place = peer.out.reserve(sender)
+        done = trio.Event()
+        peer.encodes.append((place, event, sender, done))
+        peer.encoder_wake.set()
+        return done
+
     @staticmethod
-    def _queue(peer: _Peer, frame: bytes) -> None:
-        """Send ``frame`` on ``peer``'s connection, in order, without blocking.
+    def _queue(peer: _Peer, frame: bytes, sender: Pid | None = None) -> None:
+        """Send ``frame`` from ``sender`` on ``peer``'s connection, in order, without blocking.
 
         Replies (a few frames per frame received) are written at once with a non-blocking send,
         which saves a task switch per message in request/reply traffic; everything else, and
-        whatever a direct write could not take, goes to the writer task, which sends in batches.
+        whatever a direct write could not take, goes to the writer task, which sends in batches
+        (a large message as fragments, see :mod:`philipjose.node.outqueue`).
         """
         raw = peer.raw
-        if raw is not None and peer.direct > 0 and not peer.out and not peer.sending:
+        out = peer.out
+        if (
+            raw is not None
+            and peer.direct > 0
+            and not peer.sending
+            and not out.plain
+            and len(frame) <= FRAGMENT_SIZE
+            and not (out.lanes and out.in_lane(sender))
+        ):
             peer.direct -= 1
             try:
                 sent = raw.send(frame)
@@ -565,9 +682,55 @@ class Node:
                 peer.writes += 1
                 return
             frame = frame[sent:]
-        peer.out.append(frame)
-        peer.queued += len(frame)
+            peer.queued += out.push_plain(frame)  # the rest goes first
+        else:
+            peer.queued += out.push(frame, sender)
         peer.wake.set()
+
+    async def _encoder(self, peer: _Peer) -> None:
+        """Encode large messages in a worker thread, one at a time, in the order they were sent.
+
+        Each goes in the place reserved for it in its sender's lane, as fragments. One over
+        ``max_message_size``, or one that does not encode, is dropped with a log line and its
+        sender gets an exit signal (``system_limit`` or ``badarg``, what OTP's send raises), since
+        the send has long returned.
+        """
+        flags = peer.flags
+        while True:
+            if not peer.encodes:
+                peer.encoder_wake = trio.Event()
+                await peer.encoder_wake.wait()
+                continue
+            place, event, sender, done = peer.encodes[0]
+            frame, error = await trio.to_thread.run_sync(
+                _encode_in_thread, event, flags, abandon_on_cancel=True
+            )
+            peer.encodes.popleft()
+            if frame is not None and len(frame) - 7 > self.max_message_size:
+                limit = self.max_message_size
+                error = f"a message of {len(frame) - 7} bytes is over max_message_size ({limit} bytes)"
+                frame = None
+                reason = _SYSTEM_LIMIT
+            else:
+                reason = _BADARG
+            size = peer.out.fill(place, frame)
+            if frame is None:
+                if error:
+                    self._refuse_sent(peer, sender, event, error, reason)
+            else:
+                peer.queued += size
+                if peer.busy is None and peer.queued > self.dist_buf_busy_limit:
+                    peer.busy = trio.Event()  # later senders are held until it drains
+                peer.wake.set()
+            done.set()
+
+    def _refuse_sent(
+        self, peer: _Peer, sender: Pid | None, event: c.ControlEvent, error: str, reason: Atom
+    ) -> None:
+        """A large signal could not go: log it and tell its sender with an exit signal."""
+        log.error("dropped a %s from %r to %s: %s", type(event).__name__, sender, peer.node, error)
+        if sender is not None and (sender.id or sender.serial) and self.rt.is_local_node(sender.node):
+            self.rt.exit(sender, sender, reason)
 
     def _encode(self, peer: _Peer, event: c.ControlEvent) -> bytes | None:
         if type(event) is c.AliasSend and not peer.flags & DFLAG_ALIAS:
@@ -891,7 +1054,7 @@ class Node:
         conn = Connection(
             machine.flags,
             max_frame_size=self.max_frame_size,
-            max_message_size=self.max_frame_size,
+            max_message_size=self.max_message_size,
             style=self.style,
         )
         conn.receive_data(machine.trailing_data)
@@ -903,15 +1066,12 @@ class Node:
             peer.raw = socket.fromfd(raw.fileno(), raw.family, raw.type)
             peer.raw.setblocking(False)
         peer.up = True
+        peer.out = OutQueue(fragments=bool(peer.flags & DFLAG_FRAGMENTS))
         for event in peer.pending:
             try:
-                frame = self._encode(peer, event)
+                self._submit(peer, event)
             except (EncodeError, ValueError, TypeError) as exc:
                 log.error("dropped a signal to %s queued before connecting: %s", peer.node, exc)
-                continue
-            if frame is not None:
-                peer.out.append(frame)
-                peer.queued += len(frame)
         peer.pending = []
         peer.done.set()
         log.info("connected to %s (flags %s)", peer, hex(peer.flags))
@@ -919,9 +1079,11 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 peer.scope = nursery.cancel_scope
+                peer.nursery = nursery
                 nursery.start_soon(self._reader, peer, stream, conn, nursery.cancel_scope)
                 nursery.start_soon(self._writer, peer, stream, nursery.cancel_scope)
                 nursery.start_soon(self._ticker, peer, nursery.cancel_scope)
+                nursery.start_soon(self._encoder, peer)
         finally:
             self._lose(peer)
             if peer.raw is not None:
@@ -960,6 +1122,9 @@ class Node:
             while large is not None:
                 await self._decode_off_loop(peer, conn, large)
                 large = self._dispatch(peer, conn)
+            while peer.in_waiting > self.max_frame_size:  # large messages pile up: stop reading
+                peer.in_drained = trio.Event()
+                await peer.in_drained.wait()
 
     async def _read_socket(self, peer: _Peer, sock: socket.socket, conn: Connection) -> None:
         """The reader for plain TCP, straight from the (non-blocking) socket.
@@ -1004,6 +1169,9 @@ class Node:
             while large is not None:
                 await self._decode_off_loop(peer, conn, large)
                 large = self._dispatch(peer, conn)
+            while peer.in_waiting > self.max_frame_size:  # large messages pile up: stop reading
+                peer.in_drained = trio.Event()
+                await peer.in_drained.wait()
             if len(data) == _RECV_SIZE:  # more is probably waiting
                 budget -= 1
                 if not budget:
@@ -1021,30 +1189,105 @@ class Node:
     def _dispatch(self, peer: _Peer, conn: Connection) -> DistMessage | None:
         """Hand every complete event buffered in ``conn`` to the runtime (sends first: the hot path).
 
-        Stops at a large message, which ``conn`` hands back undecoded, and returns it.
+        A large message, which ``conn`` hands back undecoded, goes to the lane of its sender (see
+        :meth:`_decode_later`), and so does every later event of that sender while the lane is
+        open. Stops at a large message whose sender cannot be told from its first bytes, and
+        returns it (the reader decodes it before it reads on).
         """
         deliver = self.rt.deliver
         handlers = self._handlers
         next_event = conn.next_event_or_large
+        lanes = peer.inlanes
         while True:
             event = next_event()
             kind = type(event)
             if kind is c.RegSend or kind is c.Send:
-                deliver(event.to, event.message)  # type: ignore[union-attr]
+                if lanes and event.sender in lanes:  # type: ignore[union-attr]
+                    lanes[event.sender].append(event)  # type: ignore[union-attr]
+                else:
+                    deliver(event.to, event.message)  # type: ignore[union-attr]
             elif event is NEED_DATA:
                 return None
             elif kind is DistMessage:
-                return event  # type: ignore[return-value]
+                if not self._decode_later(peer, conn, event):  # type: ignore[arg-type]
+                    return event  # type: ignore[return-value]
             elif kind is not Tick:
+                if lanes:
+                    key = event_sender(event)
+                    if key in lanes:
+                        lanes[key].append(event)
+                        continue
                 handlers[kind](peer, event)
+
+    def _decode_later(self, peer: _Peer, conn: Connection, message: DistMessage) -> bool:
+        """Put a large message in its sender's lane, to be decoded in a thread while the reader
+        reads on; False when its sender cannot be told from its first bytes."""
+        data = message.data
+        try:
+            head = bytes(data[message.offset : message.offset + _CONTROL_HEAD])
+            control, _ = decode_term(head, 0, message.versioned)
+        except ProtocolError:
+            return False
+        key = control_sender(control)
+        lane = peer.inlanes.get(key)
+        peer.in_waiting += len(data)
+        if lane is None:
+            peer.inlanes[key] = deque((message,))
+            assert peer.nursery is not None
+            peer.nursery.start_soon(self._drain_lane, peer, conn, key)
+        else:
+            lane.append(message)
+        return True
+
+    async def _drain_lane(self, peer: _Peer, conn: Connection, key: Any) -> None:
+        """Decode the large messages of one sender's lane in a worker thread, one at a time, and
+        hand on them and the events that queued behind them, in order; close the lane when empty."""
+        lane = peer.inlanes[key]
+        try:
+            while lane:
+                item = lane[0]
+                if type(item) is DistMessage:
+                    peer.in_waiting -= len(item.data)
+                    peer.in_drained.set()
+                    async with peer.decoding:
+                        event = await trio.to_thread.run_sync(conn.decode, item, abandon_on_cancel=True)
+                    peer.reads += 1  # the decode counts as hearing from the peer (it sent this message)
+                else:
+                    event = item
+                lane.popleft()
+                self._handle(peer, event)
+        except ProtocolError as exc:
+            self._warn(_host(peer.address), "closing the connection to %s: %s", peer, exc)
+            self._close(peer)
+        except Exception:  # a bug while handling this peer's signal: close only this connection
+            log.exception("closing the connection to %s after an internal error", peer)
+            self._close(peer)
+        else:
+            del peer.inlanes[key]
+
+    @staticmethod
+    def _close(peer: _Peer) -> None:
+        if peer.scope is not None:
+            peer.scope.cancel()
+
+    def _handle(self, peer: _Peer, event: Any) -> None:
+        kind = type(event)
+        if kind is c.RegSend or kind is c.Send:
+            self.rt.deliver(event.to, event.message)
+        else:
+            self._handlers[kind](peer, event)
 
     async def _decode_off_loop(self, peer: _Peer, conn: Connection, message: DistMessage) -> None:
         """Decode a large message in a worker thread and hand it on.
 
         The design: messages of ``LARGE_MESSAGE`` (64 KiB) or more are decoded by
-        ``trio.to_thread.run_sync``; this connection's reader waits for it (so its messages stay in
-        order and it reads nothing more meanwhile), while the event loop goes on serving every
-        other connection, the ticks and the processes. The decoder is pure Python and holds the
+        ``trio.to_thread.run_sync``. Each goes to the lane of its sender (the pid its control
+        message names, read on the loop from its first 4 KiB): the lane's task decodes it and hands
+        on, in order, the sender's events that came meanwhile, while the reader reads on, so the
+        peer's other processes and its ticks are served during the decode. A large message whose
+        control message is not in its first 4 KiB is decoded here by the reader itself, which reads
+        nothing more meanwhile. The event loop goes on serving every other connection, the ticks and
+        the processes. The decoder is pure Python and holds the
         GIL while it runs, but CPython hands the GIL to a waiting thread every
         ``sys.getswitchinterval()`` (5 ms), and the decoder makes no C call that works on more than
         about a million elements at once, so the event loop waits a few milliseconds at a time,
@@ -1054,23 +1297,25 @@ class Node:
         empty lists (refused by the container budget after about 4.4 million) and about 0.4 s during
         two 10^6-deep nests, and leaves the small-message path as it was.)
         """
-        event = await trio.to_thread.run_sync(conn.decode, message, abandon_on_cancel=True)
+        async with peer.decoding:
+            event = await trio.to_thread.run_sync(conn.decode, message, abandon_on_cancel=True)
         peer.reads += 1  # the decode counts as hearing from the peer (it sent this message)
-        kind = type(event)
-        if kind is c.RegSend or kind is c.Send:
-            self.rt.deliver(event.to, event.message)  # type: ignore[union-attr]
+        key = event_sender(event)
+        lane = peer.inlanes.get(key)
+        if lane is not None:
+            lane.append(event)
         else:
-            self._handlers[kind](peer, event)
+            self._handle(peer, event)
 
     async def _writer(self, peer: _Peer, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
         try:
+            out = peer.out
             while True:
-                if not peer.out:
+                if not out.ready():
                     peer.wake = trio.Event()
                     await peer.wake.wait()
                     continue
-                data = b"".join(peer.out)
-                peer.out.clear()
+                data = b"".join(out.take())
                 peer.writes += 1
                 peer.sending = True
                 await stream.send_all(data)
@@ -1100,9 +1345,8 @@ class Node:
                     return
             else:
                 silent = 0
-            if peer.writes == last_writes and not peer.out:
-                peer.out.append(TICK_BYTES)
-                peer.queued += len(TICK_BYTES)
+            if peer.writes == last_writes and not peer.out.ready():
+                peer.queued += peer.out.push_plain(TICK_BYTES)
                 peer.wake.set()
             last_reads, last_writes = peer.reads, peer.writes
 
@@ -1111,6 +1355,9 @@ class Node:
         was_up = peer.up
         peer.up = False
         self._resume(peer)  # what it held is lost with the connection (as in OTP): nothing to wait for
+        for _place, _event, _sender, done in peer.encodes:
+            done.set()
+        peer.encodes.clear()
         if peer.scope is not None:
             peer.scope.cancel()
         if self.peers.get(peer.node) is peer:
@@ -1206,6 +1453,26 @@ class Node:
     def _on_unknown(self, peer: _Peer, event: c.UnknownControl) -> None:
         self._warn(
             _host(peer.address), "ignoring an unknown control message from %s: %.200r", peer, event.control
+        )
+
+    def _on_oversized(self, peer: _Peer, event: OversizedMessage) -> None:
+        what = "a message"
+        try:
+            control, _ = decode_term(event.head, 0, event.versioned)
+        except ProtocolError:
+            pass
+        else:
+            to = control[2] if type(control) is tuple and len(control) > 2 else None
+            if type(control) is tuple and control and control[0] in (c.DOP_REG_SEND, c.DOP_REG_SEND_TT):
+                to = control[3] if len(control) > 3 else None
+            sender = control_sender(control)
+            what = f"a message from {sender!r} to {to!r}" if sender is not None else f"a message to {to!r}"
+        self._warn(
+            _host(peer.address),
+            "refused %s from %s (%d bytes or more): over max_message_size (%d bytes); the connection goes on",
+            what,
+            peer,
+            event.limit,
         )
 
     def _on_nothing(self, peer: _Peer, event: Any) -> None:

@@ -116,6 +116,13 @@ class OutQueue:
         self.queued += size
         return size
 
+    def push_plain(self, frame: bytes) -> int:
+        """Queue ``frame`` outside every lane, after the frames already there (for the rest of a
+        frame partly written: nothing may come before it); returns what it adds to ``queued``."""
+        self._plain.append(frame)
+        self.queued += len(frame)
+        return len(frame)
+
     def reserve(self, sender: Any = None) -> Reserved:
         """A place for ``sender``'s next message, to :meth:`fill` once it is encoded."""
         place = Reserved()

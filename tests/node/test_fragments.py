@@ -137,7 +137,8 @@ def test_a_whole_frame_over_the_size_limit_is_skipped_unread() -> None:
         got = events(big + message(B, b"next") + TICK_BYTES, mode, max_message_size=1000)
         assert len(got) == 3 and got[1:] == [c.Send(TO, b"next", B), Tick()]
         refused = got[0]
-        assert isinstance(refused, OversizedMessage) and refused.size == len(big) - 7 and refused.limit == 1000
+        assert isinstance(refused, OversizedMessage)
+        assert refused.size == len(big) - 7 and refused.limit == 1000
         control, _ = decode_term(refused.head, 0, False)
         assert control_sender(control) == A
 

@@ -171,11 +171,29 @@ def test_open_sequences_are_limited_by_their_bytes_not_their_count() -> None:
         feed(b"".join(first_fragment(seq, 2, bytes(1000)) for seq in range(10)), "whole", max_buffered=5000)
 
 
+def test_the_oldest_sequence_may_grow_to_the_message_limit_outside_the_budget() -> None:
+    # One 51,000-byte message gets through a 10,000-byte budget; a second sequence cannot hold as much.
+    decoder = FrameDecoder(max_frame_size=10_000, max_message_size=60_000, max_buffered=10_000)
+    decoder.receive_data(first_fragment(1, 26, bytes(1000)) + first_fragment(2, 6, bytes(1000)))
+    for frag in range(25, 1, -1):
+        decoder.receive_data(next_fragment(1, frag, bytes(2000)))
+    assert drain(decoder) == []
+    decoder.receive_data(next_fragment(1, 1, bytes(2000)))
+    assert drain(decoder) == [DistMessage(bytes(51000), 0, False)]
+    # Sequence 2 is now the oldest: it may grow, and the others are charged again.
+    decoder.receive_data(next_fragment(2, 5, bytes(9000)))
+    assert drain(decoder) == []
+    with pytest.raises(FrameTooLarge, match="input budget"):
+        decoder.receive_data(first_fragment(3, 2, bytes(6000)) + first_fragment(4, 2, bytes(6000)))
+        drain(decoder)
+
+
 def test_a_frame_that_would_overflow_the_budget_is_refused_from_its_length() -> None:
     decoder = FrameDecoder(max_frame_size=10_000, max_buffered=10_000)
-    decoder.receive_data(first_fragment(1, 2, bytes(6000)))
+    decoder.receive_data(first_fragment(1, 2, bytes(100)))  # the oldest: not counted
+    decoder.receive_data(first_fragment(2, 2, bytes(6000)))
     assert drain(decoder) == []
-    decoder.receive_data(struct.pack(">I", 5000))  # 6,000 + 256 held: 5,000 more do not fit
+    decoder.receive_data(struct.pack(">I", 5000))  # 6,000 + 512 charged: 5,000 more do not fit
     with pytest.raises(FrameTooLarge, match="input budget"):
         decoder.next_event()
 

@@ -16,7 +16,8 @@ version bytes) are longer than ``FRAGMENT_SIZE`` (64 KiB, as ERTS) travels as a 
 fragments out one at a time (:meth:`Fragments.next_frame`), slicing the frame's bytes without copying
 them whole, so the caller can send other frames between two fragments (see
 :mod:`philipjose.node.outqueue`). The sequence id must be unique among this connection's open
-sequences; the caller counts them.
+sequences; the caller counts them, from 1: a real OTP 25 node dies of a segmentation fault on a
+fragmented message whose sequence id is 0 (found by ``tests/interop/test_big_messages_erl.py``).
 """
 
 from __future__ import annotations

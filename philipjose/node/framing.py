@@ -37,8 +37,9 @@ bytes more -- are at most ``max_buffered`` (default: twice ``max_frame_size``, 2
 number of sequences may be open but not more bytes. The oldest open sequence is not counted: it may
 grow to ``max_message_size``, so one message of up to that size (1 GiB by default) gets in while
 the budget still bounds what all other open sequences hold (a peer can make the connection hold at
-most ``max_message_size + max_buffered`` bytes of incomplete messages); fragments must arrive in order; a pass-through frame is
-refused when ``pass_through`` is False (the connection negotiated ``DFLAG_FRAGMENTS``).
+most ``max_message_size + max_buffered`` bytes of incomplete messages); fragments must arrive in
+order; a pass-through frame is refused when ``pass_through`` is False (the connection negotiated
+``DFLAG_FRAGMENTS``).
 """
 
 from __future__ import annotations

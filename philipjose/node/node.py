@@ -117,7 +117,7 @@ from philipjose.node.ordering import cheap_to_encode, control_sender, event_send
 from philipjose.node.outqueue import OutQueue, Reserved
 from philipjose.node.ratelimit import RateLimiter
 from philipjose.node.sentinels import NEED_DATA
-from philipjose.node.terms import decode_term
+from philipjose.node.terms import decode_term, without_gc
 from philipjose.node.tls import TLSConfig
 from philipjose.term import Atom, EncodeError, Pid, Reference
 from philipjose.term.styles import DEFAULT_STYLE, TermStyle
@@ -218,7 +218,7 @@ def _payload(event: c.ControlEvent) -> Any:
 def _encode_in_thread(event: c.ControlEvent, flags: int) -> tuple[bytes | None, str]:
     """``event``'s frame, or None and why it does not encode (run in a worker thread)."""
     try:
-        return c.encode_event(event, flags), ""
+        return without_gc(c.encode_event, event, flags), ""
     except (EncodeError, ValueError, TypeError, RecursionError) as exc:
         return None, f"it does not encode: {exc}"
 
@@ -619,8 +619,9 @@ class Node:
     def _submit(self, peer: _Peer, event: c.ControlEvent) -> None:
         """Encode and queue a signal on a live connection: here, or in a thread if it is large.
 
-        A signal over ``max_message_size`` is dropped with a log line (a send raises instead, see
-        :meth:`send`): exits and monitor signals carry reasons that are rarely that large.
+        A signal over ``max_message_size`` is dropped with a log line; for a message (one sent
+        before the connection was up, so :meth:`send` could not raise) its sender also gets an
+        exit signal ``system_limit``.
         """
         sender = event_sender(event)
         payload = _payload(event)
@@ -631,13 +632,9 @@ class Node:
         if frame is None:
             return
         if len(frame) > FRAGMENT_SIZE and len(frame) - 7 > self.max_message_size:
-            log.error(
-                "dropped a %s of %d bytes to %s: over max_message_size (%d bytes)",
-                type(event).__name__,
-                len(frame) - 7,
-                peer.node,
-                self.max_message_size,
-            )
+            limit = self.max_message_size
+            error = f"a message of {len(frame) - 7} bytes is over max_message_size ({limit} bytes)"
+            self._refuse_sent(peer, sender, event, error, _SYSTEM_LIMIT)
             return
         self._queue(peer, frame, sender)
 
@@ -727,8 +724,11 @@ class Node:
     def _refuse_sent(
         self, peer: _Peer, sender: Pid | None, event: c.ControlEvent, error: str, reason: Atom
     ) -> None:
-        """A large signal could not go: log it and tell its sender with an exit signal."""
+        """A signal could not go: log it and, for a message, tell its sender with an exit signal."""
         log.error("dropped a %s from %r to %s: %s", type(event).__name__, sender, peer.node, error)
+        kind = type(event)
+        if kind is not c.Send and kind is not c.RegSend and kind is not c.AliasSend:
+            return
         if sender is not None and (sender.id or sender.serial) and self.rt.is_local_node(sender.node):
             self.rt.exit(sender, sender, reason)
 
@@ -1250,7 +1250,9 @@ class Node:
                     peer.in_waiting -= len(item.data)
                     peer.in_drained.set()
                     async with peer.decoding:
-                        event = await trio.to_thread.run_sync(conn.decode, item, abandon_on_cancel=True)
+                        event = await trio.to_thread.run_sync(
+                            without_gc, conn.decode, item, abandon_on_cancel=True
+                        )
                     peer.reads += 1  # the decode counts as hearing from the peer (it sent this message)
                 else:
                     event = item
@@ -1298,7 +1300,7 @@ class Node:
         two 10^6-deep nests, and leaves the small-message path as it was.)
         """
         async with peer.decoding:
-            event = await trio.to_thread.run_sync(conn.decode, message, abandon_on_cancel=True)
+            event = await trio.to_thread.run_sync(without_gc, conn.decode, message, abandon_on_cancel=True)
         peer.reads += 1  # the decode counts as hearing from the peer (it sent this message)
         key = event_sender(event)
         lane = peer.inlanes.get(key)
@@ -1472,6 +1474,7 @@ class Node:
             "refused %s from %s (%d bytes or more): over max_message_size (%d bytes); the connection goes on",
             what,
             peer,
+            event.size,
             event.limit,
         )
 

@@ -67,7 +67,7 @@ class OutQueue:
         self._batch_size = batch_size
         self._plain: list[bytes] = []  # frames outside lanes, in order
         self._lanes: dict[Any, deque[_Item]] = {}  # sender -> its frames, the first one in progress
-        self._next_seq = 0
+        self._next_seq = 1  # sequence ids 1 .. 2^64 - 1 (see _item)
         self.queued = 0
 
     def __bool__(self) -> bool:
@@ -149,7 +149,7 @@ class OutQueue:
     def _item(self, frame: bytes) -> bytes | Fragments:
         if self._fragments and fragmentable(frame, self._fragment_size):
             seq = self._next_seq
-            self._next_seq = (seq + 1) & 0xFFFFFFFFFFFFFFFF
+            self._next_seq = seq % 0xFFFFFFFFFFFFFFFF + 1  # never 0: OTP 25's beam.smp crashes on it
             return Fragments(frame, seq, self._fragment_size)
         return frame
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from philipjose.actors import current_runtime, receive, reply, send
 from philipjose.rpc.reasons import ERROR, THROW, badarg_stack, exception_term, undef_stack
-from philipjose.rpc.serve import invoke, lookup
-from philipjose.term import Atom, EncodeError, Pid, encode
+from philipjose.rpc.serve import check_encodable, invoke, lookup
+from philipjose.term import Atom, EncodeError, Pid
 
 if TYPE_CHECKING:
     from philipjose.rpc.service import RpcService
@@ -78,7 +78,7 @@ async def rex_result(service: RpcService, module: Any, function: Any, args: Any,
             log.info("rpc %s:%s/%d from %s raised %s: %r", module, function, len(args), peer, kind, exc)
             return _badrpc((reason, stack) if kind == ERROR else reason)
     try:
-        encode(value)
+        await check_encodable(value)
     except (EncodeError, ValueError) as exc:
         kind, reason, stack = exception_term(exc)
         return _badrpc((reason, stack))

@@ -50,6 +50,8 @@ import trio
 from philipjose.actors import Exit, exit, process_flag, receive, self
 from philipjose.io import print_to_group_leader
 from philipjose.node import control as c
+from philipjose.node.ordering import cheap_to_encode
+from philipjose.node.terms import without_gc
 from philipjose.rpc.expose import Exposed, Registry
 from philipjose.rpc.reasons import ERROR, badarg_stack, call_result, undef_stack
 from philipjose.term import Atom, EncodeError, Pid, encode
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from philipjose.rpc.service import RpcService
 
 __all__ = [
+    "check_encodable",
     "execute_call",
     "execute_cast",
     "exit_quietly",
@@ -111,10 +114,19 @@ async def exit_quietly(reason: Any) -> None:
     raise Exit(reason)  # pragma: no cover - only if the signal were somehow not delivered
 
 
-def _encodable(reason: tuple[Any, ...], ref: Any) -> tuple[Any, ...]:
+async def check_encodable(value: Any) -> None:
+    """Raise ``EncodeError`` (or ``ValueError``) if ``value`` has no external form. A large value is
+    tried in a worker thread, as the node encodes it, not on the event loop."""
+    if cheap_to_encode(value):
+        encode(value)
+    else:
+        await trio.to_thread.run_sync(without_gc, encode, value)
+
+
+async def _encodable(reason: tuple[Any, ...], ref: Any) -> tuple[Any, ...]:
     """``reason`` if it has an external form, else the error an unencodable value becomes."""
     try:
-        encode(reason)
+        await check_encodable(reason)
     except (EncodeError, ValueError) as exc:
         return call_result(ref, exc)
     return reason
@@ -171,7 +183,7 @@ async def execute_call(
                     reason = call_result(ref, exc)
                 else:
                     reason = call_result(ref, None, value)
-                reason = _encodable(reason, ref)
+                reason = await _encodable(reason, ref)
     finally:
         if monitor is not None:
             calls.pop(monitor, None)

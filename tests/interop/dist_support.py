@@ -107,7 +107,8 @@ class Peer:
                         return text[len(prefix) :].strip()
                 data = await self.process.stdout.receive_some(65536)
                 if not data:
-                    raise EOFError(f"{self.name} exited; its output was:\n" + "\n".join(self.lines))
+                    output = "\n".join([*self.lines, self._buffer.decode(errors="replace")])
+                    raise EOFError(f"{self.name} exited; its output was:\n" + output)
                 self._buffer += data
 
     def kill(self) -> None:

@@ -330,6 +330,7 @@ def _worker(args: argparse.Namespace) -> int:
             listen_host=args.listen_host,
             tls=tls,
             max_frame_size=frame_limit(size),
+            max_message_size=frame_limit(size),
             hidden=True,
             **options,
         )

@@ -309,8 +309,9 @@ class Farm:
     ``max_message_size`` (default 1 GiB, at most about 4 GiB: the largest pickled task or outcome;
     a larger task raises ``ArgumentsTooLarge`` at submit, a larger outcome fails its task with
     ``ResultTooLarge``, and no worker dies for either; the farmer's node and the workers accept
-    frames of that plus 1 MiB. Inside a running node started without the farm, that node's
-    ``max_frame_size`` less 1 MiB bounds it; see "Size limits" in ``docs/farm.md``).
+    messages (the node option ``max_message_size``) and frames of that plus 1 MiB. Inside a running
+    node started without the farm, that node's ``max_message_size`` less 1 MiB bounds it; see "Size
+    limits" in ``docs/farm.md``).
     """
 
     def __init__(
@@ -461,11 +462,11 @@ class Farm:
         self._farmer_port: int = node.port  # type: ignore[attr-defined]
         self._worker_tls = self._tls_for_workers(getattr(node, "tls", None))
         self._ticktime: float = getattr(node, "net_ticktime", self.net_ticktime)
-        accepted = getattr(node, "max_frame_size", frame_limit(self.max_message_size))
+        accepted = getattr(node, "max_message_size", frame_limit(self.max_message_size))
         self._message_limit = max(1, min(self.max_message_size, accepted - frame_limit(0)))
         if self._message_limit < self.max_message_size:
             _LOG.info(
-                "the running node accepts frames of up to %d bytes: tasks and results of this farm are "
+                "the running node accepts messages of up to %d bytes: tasks and results of this farm are "
                 "limited to %d bytes (not max_message_size=%d)",
                 accepted,
                 self._message_limit,
@@ -511,6 +512,7 @@ class Farm:
             tls=self.tls,
             net_ticktime=self.net_ticktime,
             max_frame_size=frame_limit(self.max_message_size),
+            max_message_size=frame_limit(self.max_message_size),
             hidden=True,
         )
 

@@ -145,7 +145,7 @@ async def serve(
     """The worker's main process: announce itself, run tasks until told or forced to stop.
 
     ``max_message_size`` bounds each task's pickled outcome (see :mod:`philipjose.farm.sizes`); the
-    node must accept frames of ``frame_limit(max_message_size)`` bytes. Raises
+    node must accept messages of ``frame_limit(max_message_size)`` bytes. Raises
     :class:`FarmerUnreachable` if it cannot connect to ``farmer`` at all."""
     farmer_node, farm = Atom(farmer), (Atom(farm_name), Atom(farmer))
     me = pj.self()

@@ -54,6 +54,20 @@ connection is being set up, signals wait as events (their size is not known befo
 once more than ``dist_buf_busy_limit // 256`` messages wait (4096 by default), a message send returns
 ``_Peer.done`` instead, so its sender is held until the connection is up or has failed.
 
+Large messages: a message over 64 KiB goes out in fragments to a peer that negotiated
+``DFLAG_FRAGMENTS``, interleaved with everything else on the connection: the writer's queue
+(:mod:`philipjose.node.outqueue`) keeps a lane per sender with a large message in progress, so
+ticks and other processes' messages never wait behind it and each sender's signals keep their
+order. ``send`` encodes a message at once when a bounded walk (:func:`~.ordering.cheap_to_encode`)
+finds it small; a larger one gets its place in its sender's lane and is encoded in a worker thread
+by the connection's encoder task (one at a time, in order), and its sender is held at its next
+``receive`` until then. Received messages of 64 KiB or more are decoded in a worker thread too,
+per sender (``_decode_later``): the reader reads on and holds back only that sender's later events.
+While a thread codes a large term the cyclic garbage collector is paused
+(:func:`~.terms.without_gc`). ``max_message_size`` bounds a message both ways; over it the message
+alone is refused (``MessageTooLarge`` from ``send``, or an exit signal ``system_limit`` to the
+sender of a thread-encoded one; a received one is skipped and logged) and the connection goes on.
+
 Bad input: anything a peer does wrong (a malformed handshake, a wrong cookie, an oversized or
 undecodable frame, silence) closes that peer's connection and is logged; the node keeps serving.
 """
@@ -1391,7 +1405,7 @@ class Node:
     def _emit_now(self, peer: _Peer, event: c.ControlEvent) -> None:
         frame = self._encode(peer, event)
         if frame is not None:
-            self._queue(peer, frame)
+            self._queue(peer, frame, event_sender(event))
 
     def _on_link(self, peer: _Peer, event: c.Link) -> None:
         self._check_sender(peer, event.sender)

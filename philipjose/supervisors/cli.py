@@ -123,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
         options: dict[str, Any] = {}
         if conf.dist_buf_busy_limit is not None:
             options["dist_buf_busy_limit"] = conf.dist_buf_busy_limit
+        if conf.max_message_size is not None:
+            options["max_message_size"] = conf.max_message_size
         options["hidden"] = conf.hidden or args.hidden
         options["binaries"] = conf.binaries
         options["none"] = conf.none

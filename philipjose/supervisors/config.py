@@ -19,6 +19,7 @@ The format (documented with examples in ``docs/supervision.md``)::
     hidden = false                  # optional: true makes a hidden node (like erl -hidden)
     binaries = "bytes"              # optional: "str" shows UTF-8 binaries from other nodes as str
     none = "undefined"              # optional: "nil" sends None as nil and reads nil as None
+    max_message_size = 1073741824   # optional: the largest message sent or received, in bytes
 
     [[children]]                    # a worker
     id = "cache"
@@ -80,6 +81,7 @@ _NODE_KEYS = (
     "hidden",
     "binaries",
     "none",
+    "max_message_size",
 )
 _TLS_FILE_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile")
 
@@ -91,7 +93,8 @@ class NodeConfig:
     (optional) ``dist_buf_busy_limit`` in bytes (None: the node's default, 1 MiB), and ``hidden``
     (default False: a visible node, like ``erl``; True: like ``erl -hidden``), and ``binaries``
     (``"bytes"`` or ``"str"``) and ``none`` (``"undefined"`` or ``"nil"``), the node options of
-    :mod:`philipjose.term.styles`."""
+    :mod:`philipjose.term.styles`, and ``max_message_size`` in bytes (None: the
+    node's default, 1 GiB)."""
 
     name: str
     cookie: str | None = None
@@ -103,6 +106,7 @@ class NodeConfig:
     hidden: bool = False
     binaries: str = "bytes"
     none: str = "undefined"
+    max_message_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +304,11 @@ class _Loader:
         none = table.get("none", "undefined")
         if none not in NONES:
             raise self.fail("node.none", f'must be "undefined" or "nil", got {none!r}')
+        size = table.get("max_message_size")
+        if size is not None and (type(size) is not int or not 0 < size < 1 << 32):
+            raise self.fail(
+                "node.max_message_size", f"must be a positive integer (bytes) under 4 GiB, got {size!r}"
+            )
         return NodeConfig(
             name,
             cookie,
@@ -308,6 +317,7 @@ class _Loader:
             hidden=hidden,
             binaries=str(binaries),
             none=str(none),
+            max_message_size=size,
             **files,
         )
 

@@ -346,7 +346,7 @@ async def test_a_held_broadcast_fails_when_the_replacement_does_not_come_up(tmp_
         assert len(outcome) == 1 and isinstance(outcome[0], farm.WorkerLost), outcome
 
 
-def test_inside_a_running_node_its_max_frame_size_bounds_the_limit() -> None:
+def test_inside_a_running_node_its_max_message_size_bounds_the_limit() -> None:
     async def main() -> tuple[int, int]:
         async with farm.Farm(workers=1) as f:
             with pytest.raises(farm.ArgumentsTooLarge) as too_many:
@@ -356,6 +356,6 @@ def test_inside_a_running_node_its_max_frame_size_bounds_the_limit() -> None:
             assert await f.submit(len, b"a" * _MB) == _MB
             return too_many.value.limit, too_much.value.limit
 
-    limit = 3 * _MB - (1 << 20)  # the node's max_frame_size less the farm's frame overhead
+    limit = 3 * _MB - (1 << 20)  # the node's max_message_size less the farm's message overhead
     node = "farmtasks-limit@127.0.0.1"
-    assert pj.run(main, node=node, epmd=False, max_frame_size=3 * _MB) == (limit, limit)
+    assert pj.run(main, node=node, epmd=False, max_message_size=3 * _MB) == (limit, limit)

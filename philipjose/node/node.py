@@ -229,10 +229,10 @@ def _payload(event: c.ControlEvent) -> Any:
     return None
 
 
-def _encode_in_thread(event: c.ControlEvent, flags: int) -> tuple[bytes | None, str]:
+def _encode_in_thread(conn: Connection, event: c.ControlEvent) -> tuple[bytes | None, str]:
     """``event``'s frame, or None and why it does not encode (run in a worker thread)."""
     try:
-        return without_gc(c.encode_event, event, flags), ""
+        return without_gc(conn.encode_large, event), ""
     except (EncodeError, ValueError, TypeError, RecursionError) as exc:
         return None, f"it does not encode: {exc}"
 
@@ -706,7 +706,8 @@ class Node:
         sender gets an exit signal (``system_limit`` or ``badarg``, what OTP's send raises), since
         the send has long returned.
         """
-        flags = peer.flags
+        conn = peer.conn
+        assert conn is not None
         while True:
             if not peer.encodes:
                 peer.encoder_wake = trio.Event()
@@ -714,7 +715,7 @@ class Node:
                 continue
             place, event, sender, done = peer.encodes[0]
             frame, error = await trio.to_thread.run_sync(
-                _encode_in_thread, event, flags, abandon_on_cancel=True
+                _encode_in_thread, conn, event, abandon_on_cancel=True
             )
             peer.encodes.popleft()
             if frame is not None and len(frame) - 7 > self.max_message_size:

@@ -209,3 +209,13 @@ def test_the_ordering_key_is_the_same_from_the_event_and_from_the_control_tuple(
         assert control_sender(control) == event_sender(event), event
     assert event_sender(c.Send(TO, b"m")) is None and control_sender((2, Atom(""), TO)) is None
     assert control_sender("junk") is None and control_sender(()) is None
+
+
+def test_a_large_message_encoded_for_a_thread_gets_the_connection_style() -> None:
+    from philipjose.node.connection import Connection
+    from philipjose.term.styles import TermStyle
+
+    conn = Connection(ADVERTISED, style=TermStyle(none="nil"))
+    event = c.Send(TO, [None] * 5000, A)
+    assert conn.encode_large(event) == conn.send(event)
+    assert events(conn.encode_large(event)) == [c.Send(TO, [Atom("nil")] * 5000, A)]

@@ -279,3 +279,41 @@ def test_killed_scope_restarts_empty_on_demand() -> None:
         return [again != scope, pj.pg.get_members(G), pj.whereis("pg") == again, pj.is_alive(pid)]
 
     assert pj.run(main) == [True, [], True, True]
+
+
+async def test_a_hidden_node_answers_discover_and_a_peer_that_exits_takes_its_members() -> None:
+    async with local_nodes(2, hidden=True) as (a, b):
+
+        async def on_a() -> tuple[Pid, Pid]:
+            return spawn_member(G), pj.pg.start()
+
+        m, scope_a = await a.run(on_a)
+        joined, release = trio.Event(), trio.Event()
+        box: list[Pid] = []
+
+        async def fake_peer_on_b() -> None:
+            # Hidden connection: no scope discovers the other (OTP's nodeup is for visible nodes),
+            # but a's scope answers a discover from anyone, as OTP's does: sync, then discover back.
+            assert await pj.node.ping(a.name) and pj.node.nodes("visible") == []
+            me = pj.self()
+            pj.send(("pg", a.name), (Atom("discover"), me))
+            sync = await pj.receive(
+                match=lambda x: type(x) is tuple and x[0] == Atom("$gen_cast"), timeout=10
+            )
+            assert sync == (Atom("$gen_cast"), (Atom("sync"), scope_a, [(G, [m])]))
+            back = await pj.receive(match=lambda x: type(x) is tuple and x[0] == Atom("discover"), timeout=10)
+            assert back == (Atom("discover"), scope_a)
+            pj.send(scope_a, (Atom("join"), me, Atom("fake"), [me]))  # a join from a known peer
+            box.append(me)
+            joined.set()
+            await release.wait()  # then this "peer scope" exits
+
+        async def a_waits(expected: list[Pid]) -> list[Pid]:
+            return await wait_members(Atom("fake"), expected)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b.run, fake_peer_on_b)
+            await joined.wait()
+            assert await a.run(a_waits, box) == box
+            release.set()
+        assert await a.run(a_waits, []) == []  # the peer's DOWN took its members

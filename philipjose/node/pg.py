@@ -34,6 +34,7 @@ serves this node only.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any, Final
@@ -44,6 +45,7 @@ from philipjose.actors.reasons import DOWN, PROCESS
 from philipjose.actors.runtime import current_process
 from philipjose.node.node import Node
 from philipjose.node.pg_state import Effect, ScopeState, Send, Unwatch, Watch, canonical
+from philipjose.node.ratelimit import RateLimiter
 from philipjose.term import Atom, Pid, Reference
 
 __all__ = [
@@ -93,6 +95,7 @@ class _Scope:
         self.refs: dict[Reference, Pid] = {}  # monitors of members and peers -> pid
         self.ref_of: dict[Pid, Reference] = {}
         self.dist: Node | None = None
+        self.limiter = RateLimiter()  # warnings about messages not understood: 5 a minute
 
     def carry(self, effects: Iterable[Effect]) -> None:
         rt = self.rt
@@ -133,7 +136,12 @@ class _Scope:
             return
         effects = self.state.handle(msg)
         if effects is None:
-            log.warning("pg scope %s ignored a message it does not understand: %.200r", self.name, msg)
+            allowed, held = self.limiter.allow(None, time.monotonic())
+            if allowed:
+                more = f" ({held} more not logged)" if held else ""
+                log.warning(
+                    "pg scope %s ignored a message it does not understand%s: %.200r", self.name, more, msg
+                )
         else:
             self.carry(effects)
 

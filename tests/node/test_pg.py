@@ -221,7 +221,7 @@ def test_a_subscriber_that_exits_is_forgotten() -> None:
     assert after == 0 and before in (0, 1, 2)
 
 
-def test_bad_messages_and_unencodable_groups() -> None:
+def test_bad_messages_and_unencodable_groups(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> list[object]:
         pid = spawn_member(G)
         scope = pj.pg.start()
@@ -231,6 +231,8 @@ def test_bad_messages_and_unencodable_groups() -> None:
             (Atom("discover"), Atom("notapid")),
             (Atom("$gen_cast"), (Atom("sync"), pid, Atom("notalist"))),
             (Atom("leave"), pid, [pid], Atom("notalist")),
+            (Atom("$gen_call"), (pid, Atom("tag")), Atom("which_groups")),
+            Atom("junk6"),
         ]:
             pj.send(scope, junk)
         out: list[object] = []
@@ -249,7 +251,10 @@ def test_bad_messages_and_unencodable_groups() -> None:
         out.append(pj.is_alive(scope))
         return out
 
-    assert pj.run(main) == [True, True, True]
+    with caplog.at_level("WARNING", logger="philipjose.node.pg"):
+        assert pj.run(main) == [True, True, True]
+    ignored = [r for r in caplog.records if "does not understand" in r.getMessage()]
+    assert len(ignored) == 5  # 7 junk messages: the warnings are rate limited (5 a minute)
 
 
 def test_groups_are_erlang_terms() -> None:

@@ -159,7 +159,9 @@ async def _serve(scope: _Scope) -> None:
 
 
 def _scope_name(scope: ScopeName) -> Atom:
-    if isinstance(scope, str):  # Atom is a str too
+    if type(scope) is Atom:
+        return scope
+    if isinstance(scope, str):
         return Atom(scope)
     raise BadArg(f"a pg scope is an atom (or str), not {scope!r}")
 

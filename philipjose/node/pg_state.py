@@ -62,6 +62,8 @@ _NODEUP: Final = Atom("nodeup")
 _NODEDOWN: Final = Atom("nodedown")
 _ONE_KEY_MAP: Final = b"\x83t\x00\x00\x00\x01"  # MAP_EXT of arity 1, to decode a group as a map key
 _ZERO: Final = b"a\x00"  # SMALL_INTEGER_EXT 0: the key's value
+_CANONICAL_CACHE: Final = 4096  # groups whose canonical form is kept (the cache is cleared when full)
+_canonical_terms: dict[bytes, Any] = {}  # a group's bytes -> its canonical form (immutable, shareable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +97,13 @@ def canonical(group: Any) -> tuple[bytes, Any]:
     Raises ``philipjose.term.EncodeError`` (a ``TypeError``) for a value with no Erlang form.
     """
     data = encode(group)
-    as_map = decode(_ONE_KEY_MAP + data[1:] + _ZERO)[0]
-    return data, next(iter(as_map))
+    term = _canonical_terms.get(data)
+    if term is None:
+        term = next(iter(decode(_ONE_KEY_MAP + data[1:] + _ZERO)[0]))
+        if len(_canonical_terms) >= _CANONICAL_CACHE:
+            _canonical_terms.clear()
+        _canonical_terms[data] = term
+    return data, term
 
 
 def _minus(items: list[Pid], removed: list[Pid]) -> list[Pid]:

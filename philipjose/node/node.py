@@ -63,8 +63,7 @@ finds it small; a larger one gets its place in its sender's lane and is encoded 
 by the connection's encoder task (one at a time, in order), and its sender is held at its next
 ``receive`` until then. Received messages of 64 KiB or more are decoded in a worker thread too,
 per sender (``_decode_later``): the reader reads on and holds back only that sender's later events.
-While a thread codes a large term the cyclic garbage collector is paused
-(:func:`~.terms.without_gc`). ``max_message_size`` bounds a message both ways; over it the message
+``max_message_size`` bounds a message both ways; over it the message
 alone is refused (``MessageTooLarge`` from ``send``, or an exit signal ``system_limit`` to the
 sender of a thread-encoded one; a received one is skipped and logged) and the connection goes on.
 
@@ -131,7 +130,7 @@ from philipjose.node.ordering import cheap_to_encode, control_sender, event_send
 from philipjose.node.outqueue import OutQueue, Reserved
 from philipjose.node.ratelimit import RateLimiter
 from philipjose.node.sentinels import NEED_DATA
-from philipjose.node.terms import decode_term, without_gc
+from philipjose.node.terms import decode_term
 from philipjose.node.tls import TLSConfig
 from philipjose.term import Atom, EncodeError, Pid, Reference
 from philipjose.term.styles import DEFAULT_STYLE, TermStyle
@@ -232,7 +231,7 @@ def _payload(event: c.ControlEvent) -> Any:
 def _encode_in_thread(conn: Connection, event: c.ControlEvent) -> tuple[bytes | None, str]:
     """``event``'s frame, or None and why it does not encode (run in a worker thread)."""
     try:
-        return without_gc(conn.encode_large, event), ""
+        return conn.encode_large(event), ""
     except (EncodeError, ValueError, TypeError, RecursionError) as exc:
         return None, f"it does not encode: {exc}"
 
@@ -1266,7 +1265,7 @@ class Node:
                     peer.in_drained.set()
                     async with peer.decoding:
                         event = await trio.to_thread.run_sync(
-                            without_gc, conn.decode, item, abandon_on_cancel=True
+                            conn.decode, item, abandon_on_cancel=True
                         )
                     peer.reads += 1  # the decode counts as hearing from the peer (it sent this message)
                 else:
@@ -1315,7 +1314,7 @@ class Node:
         two 10^6-deep nests, and leaves the small-message path as it was.)
         """
         async with peer.decoding:
-            event = await trio.to_thread.run_sync(without_gc, conn.decode, message, abandon_on_cancel=True)
+            event = await trio.to_thread.run_sync(conn.decode, message, abandon_on_cancel=True)
         peer.reads += 1  # the decode counts as hearing from the peer (it sent this message)
         key = event_sender(event)
         lane = peer.inlanes.get(key)

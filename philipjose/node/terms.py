@@ -14,10 +14,7 @@ and its containers are counted against its inflated size.
 
 from __future__ import annotations
 
-import gc
-import threading
-from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from philipjose.node.errors import ProtocolError
 from philipjose.term import DecodeError, decode, encode
@@ -25,9 +22,7 @@ from philipjose.term._decode import container_budget
 from philipjose.term.codec import decode_unversioned as decode_body
 from philipjose.term.codec import encode_unversioned as encode_parts
 
-__all__ = ["CONTAINER_RATIO", "MAX_INFLATED", "decode_term", "encode_parts", "encode_term", "without_gc"]
-
-T = TypeVar("T")
+__all__ = ["CONTAINER_RATIO", "MAX_INFLATED", "decode_term", "encode_parts", "encode_term"]
 
 #: A peer's term may build one container per this many bytes of its frame (plus ``CONTAINER_FLOOR``).
 CONTAINER_RATIO: Final = 3
@@ -48,30 +43,3 @@ def decode_term(data: bytes, offset: int, versioned: bool) -> tuple[Any, int]:
 def encode_term(term: Any) -> bytes:
     """``term`` in the external format, with its 131 version byte (raises ``EncodeError``)."""
     return encode(term)
-
-
-_gc_lock = threading.Lock()
-_gc_paused = 0  # worker threads coding a large term now
-_gc_owner = False  # whether they turned the collector off (it was on)
-
-
-def without_gc(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` with Python's cyclic garbage collector paused (for a worker thread coding a
-    large term): a term of millions of containers would otherwise set off full collections that
-    walk all of them while holding the GIL -- the event loop frozen for a second or more, and the
-    coding twice as slow. The terms built or walked here hold no reference cycles; the collector
-    is turned back on (if it was on) when the last such thread is done."""
-    global _gc_paused, _gc_owner
-    with _gc_lock:
-        if not _gc_paused and gc.isenabled():
-            gc.disable()
-            _gc_owner = True
-        _gc_paused += 1
-    try:
-        return fn(*args)
-    finally:
-        with _gc_lock:
-            _gc_paused -= 1
-            if not _gc_paused and _gc_owner:
-                _gc_owner = False
-                gc.enable()

@@ -51,7 +51,6 @@ from philipjose.actors import Exit, exit, process_flag, receive, self
 from philipjose.io import print_to_group_leader
 from philipjose.node import control as c
 from philipjose.node.ordering import cheap_to_encode
-from philipjose.node.terms import without_gc
 from philipjose.rpc.expose import Exposed, Registry
 from philipjose.rpc.reasons import ERROR, badarg_stack, call_result, undef_stack
 from philipjose.term import Atom, EncodeError, Pid, encode
@@ -120,7 +119,7 @@ async def check_encodable(value: Any) -> None:
     if cheap_to_encode(value):
         encode(value)
     else:
-        await trio.to_thread.run_sync(without_gc, encode, value)
+        await trio.to_thread.run_sync(encode, value)
 
 
 async def _encodable(reason: tuple[Any, ...], ref: Any) -> tuple[Any, ...]:

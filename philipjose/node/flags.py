@@ -89,7 +89,7 @@ MANDATORY = (
 )
 
 #: What philipjose advertises: the mandatory set, the optional features the node layer implements,
-#: and FRAGMENTS (reassembled on receive; philipjose itself never fragments what it sends). Neither
+#: and FRAGMENTS (reassembled on receive; messages over 64 KiB are sent in fragments). Neither
 #: PUBLISHED (the node is hidden) nor DIST_HDR_ATOM_CACHE (peers send pass-through frames).
 ADVERTISED = (
     MANDATORY

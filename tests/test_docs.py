@@ -54,7 +54,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools import require
+from tests.tools import Otp, current, require
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -420,7 +420,9 @@ def _document(tmp_path: Path) -> Iterator[_Doc]:
     ``philipjose`` command is this interpreter's."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # the test's Erlang installation first: shell and python blocks that run erl get the same one
+    path = [*current().path_dirs(), str(Path(sys.executable).parent), env.get("PATH", "")]
+    env["PATH"] = os.pathsep.join(path)
     with ExitStack() as stack:
         yield _Doc(tmp_path, stack, env)
 
@@ -471,8 +473,24 @@ def test_the_runner_checks_exit_status_output_and_joins_continued_blocks(tmp_pat
 
 
 RUNNABLE_DOCS = [path for path in DOCS if any(block.runs for block in ALL_BLOCKS[path])]
+# documents with a real erl or elixir peer: run on each Erlang installation (tests/conftest.py)
+PEER_DOCS = [
+    path
+    for path in RUNNABLE_DOCS
+    if any(
+        b.runs and (b.language in ("erlang", "elixir") or "needs erl" in b.directives)
+        for b in ALL_BLOCKS[path]
+    )
+]
+OTHER_DOCS = [path for path in RUNNABLE_DOCS if path not in PEER_DOCS]
 
 
-@pytest.mark.parametrize("path", RUNNABLE_DOCS, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE_DOCS])
+@pytest.mark.parametrize("path", OTHER_DOCS, ids=[str(p.relative_to(ROOT)) for p in OTHER_DOCS])
 def test_document_blocks_run(path: Path, tmp_path: Path) -> None:
+    run_document(ALL_BLOCKS[path], tmp_path)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("path", PEER_DOCS, ids=[str(p.relative_to(ROOT)) for p in PEER_DOCS])
+def test_document_blocks_run_with_erlang(path: Path, tmp_path: Path, otp: Otp) -> None:
     run_document(ALL_BLOCKS[path], tmp_path)

@@ -33,6 +33,7 @@ import pytest
 _EXTRA_DIRS = ("/usr/sbin", "/usr/lib/erlang/bin")
 # The tools an Erlang/OTP (+ Elixir) installation provides; the others (sshd, openssl...) are the host's.
 OTP_TOOLS = frozenset({"erl", "erlc", "escript", "epmd", "elixir", "elixirc", "iex", "mix", "run_erl"})
+_CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OTP27_ROOT_VARIABLE = "PHILIPJOSE_OTP27_ROOT"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,8 +73,10 @@ class Otp:
             assert self.bin_dir is not None
             self.bin_dir.mkdir(parents=True, exist_ok=True)
             wrapper = self.bin_dir / tool
-            # cd to the caller's directory inside the chroot when it is visible there (chroot(8) cds to /)
-            run = 'cd "$0" 2>/dev/null || cd /; exec "$@"'
+            # cd to the caller's directory inside the chroot when it is visible there (chroot(8) cds to
+            # /); the chroot's own PATH (the host's may hold these wrappers, visible inside: elixir
+            # runs erl from PATH)
+            run = f'cd "$0" 2>/dev/null || cd /; PATH={_CHROOT_PATH}; exec "$@"'
             wrapper.write_text(
                 "#!/bin/sh\n"
                 f"exec {shlex.quote(_chroot())} {shlex.quote(str(self.root))} /bin/sh -c "
@@ -82,6 +85,29 @@ class Otp:
             wrapper.chmod(0o755)
             self._wrappers[tool] = str(wrapper)
         return self._wrappers[tool]
+
+    def major(self) -> int:
+        """The OTP major release of this installation's ``erl`` (run once, then remembered)."""
+        if not self.release:
+            erl = require("erl", self)
+            code = 'io:format("~s", [erlang:system_info(otp_release)]), halt().'
+            done = subprocess.run(
+                [erl, "-noshell", "-start_epmd", "false", "-eval", code],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            self.release = done.stdout.strip()
+        return int(self.release)
+
+    def path_dirs(self) -> list[str]:
+        """Directories to put first on ``PATH`` so that a shell finds this installation's tools."""
+        if self.root is None:
+            return []
+        for tool in OTP_TOOLS:
+            self.tool(tool)
+        return [str(self.bin_dir)]
 
     def __str__(self) -> str:
         return self.name
@@ -111,6 +137,11 @@ def using(otp: Otp | None) -> Iterator[None]:
         yield
     finally:
         _current = previous
+
+
+def current() -> Otp:
+    """The installation of the running test (the host's when it has none)."""
+    return _current or HOST
 
 
 def require(tool: str, otp: Otp | None = None) -> str:

@@ -33,7 +33,7 @@ from philipjose.term import term_to_binary
 from tests.interop.dist_support import Peer, private_epmd, python_node, start_peer
 from tests.node.hostile import HalfOpen, authenticated, spoof
 from tests.node.support import LocalNode, local_nodes, unique
-from tests.tools import require
+from tests.tools import Otp, require
 
 CANARY_SOURCE = Path(__file__).parent / "erl" / "pj_canary.erl"
 COOKIE = "hostile-cookie"
@@ -327,9 +327,10 @@ async def test_out_of_descriptors_on_accept_logs_once_a_second_and_keeps_serving
 
 
 @pytest.fixture(scope="module")
-def canary_beam(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("canary")
-    subprocess.run([require("erlc"), "-o", str(out), str(CANARY_SOURCE)], check=True)
+def canary_beam(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
+    """The canary compiled by ``otp``'s erlc: the tests that use it run on each Erlang installation."""
+    out = tmp_path_factory.mktemp(f"canary-{otp}")
+    subprocess.run([require("erlc", otp), "-o", str(out), str(CANARY_SOURCE)], check=True)
     return out
 
 

@@ -259,6 +259,7 @@ async def unknown_opcodes(port: int, label: str) -> None:
 # --------------------------------------------------------------------------------------------- tests
 
 
+@pytest.mark.usefixtures("otp")  # the erl canary (and target) of each Erlang installation
 async def test_attacks_on_a_philipjose_node(tmp_path: Path) -> None:
     started = time.monotonic()
     figures = await _run(
@@ -298,6 +299,7 @@ async def test_unknown_opcodes_are_logged_with_a_rate_limit(tmp_path: Path) -> N
         assert peer.name in logged()[0]
 
 
+@pytest.mark.usefixtures("otp")
 async def test_the_same_attacks_on_an_erl_node(tmp_path: Path) -> None:
     async def empty_lists_accepted(port: int, label: str) -> None:
         await ten_million_empty_lists(port, label, closes=False)  # OTP takes it (+~160 MB)

@@ -254,6 +254,7 @@ async def run_with_epmd(tree: Path, env: dict[str, str], *extra: str) -> AsyncIt
 
 
 @pytest.mark.interop
+@pytest.mark.usefixtures("otp")  # from erl of each Erlang installation
 async def test_run_with_a_node_table_is_reachable_from_erl(tmp_path: Path) -> None:
     require("epmd")
     erl_path = require("erl")

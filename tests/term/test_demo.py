@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools import require
+from tests.tools import Otp, require
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "term_demo.py"
 
@@ -27,9 +27,11 @@ def _run(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.interop
-def test_demo_with_a_live_erlang(tmp_path: Path) -> None:
+def test_demo_with_a_live_erlang(tmp_path: Path, otp: Otp) -> None:
     require("erl")
-    done = _run(dict(os.environ), tmp_path)
+    env = dict(os.environ)  # the demo runs the erl on PATH: the test's installation's
+    env["PATH"] = os.pathsep.join([*otp.path_dirs(), env.get("PATH", "")])
+    done = _run(env, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all terms round-tripped through Erlang" in done.stdout
     assert "MISMATCH" not in done.stdout

@@ -5,6 +5,9 @@
 compressed and old forms). ``erlang_verdicts`` writes what Python encodes to a file and runs
 ``data/check_terms.escript``, which decodes each with ``binary_to_term``, compares it with an
 Erlang expression, and says whether OTP's own encoding of the result is the same bytes.
+
+Both run on each Erlang installation (``otp25``, ``otp27``); on OTP 26 and later the comparisons use
+OTP 26's port encoding (see ``_ports_as_the_otp_encodes_them``).
 """
 
 from __future__ import annotations
@@ -28,26 +31,27 @@ from philipjose.term import (
     Pid,
     Port,
     Reference,
+    _encode,
     binary_to_term,
     term_to_binary,
 )
-from tests.tools import require
+from tests.tools import Otp, require
 
 pytestmark = pytest.mark.interop
 
 DATA = Path(__file__).parent / "data"
 
 
-def _run_escript(*args: str) -> str:
-    escript = require("escript")
+def _run_escript(*args: str, otp: Otp | None = None) -> str:
+    escript = require("escript", otp)
     done = subprocess.run([escript, *args], capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 @pytest.fixture(scope="session")
-def otp_encodings() -> dict[str, list[tuple[str, list[bytes]]]]:
-    out = _run_escript(str(DATA / "otp_terms.escript"))
+def otp_encodings(otp: Otp) -> dict[str, list[tuple[str, list[bytes]]]]:
+    out = _run_escript(str(DATA / "otp_terms.escript"), otp=otp)
     kinds: dict[str, list[tuple[str, list[bytes]]]] = {"t": [], "z": [], "o": []}
     for line in out.splitlines():
         kind, name, *hexes = line.split()
@@ -55,14 +59,48 @@ def otp_encodings() -> dict[str, list[tuple[str, list[bytes]]]]:
     return kinds
 
 
-def test_otp_produced_every_kind(otp_encodings: dict[str, list[tuple[str, list[bytes]]]]) -> None:
+@pytest.fixture(autouse=True)
+def _ports_as_the_otp_encodes_them(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On OTP 26 and later, compare with philipjose encoding every port as V4_PORT_EXT.
+
+    philipjose encodes as OTP 25 does: NEW_PORT_EXT (tag 89) for port numbers below 2**28, else
+    V4_PORT_EXT (120). OTP 26 made the 64-bit node containers mandatory and its ``term_to_binary``
+    writes every port as V4_PORT_EXT. Both forms decode the same on both releases;
+    ``test_ports_are_the_one_difference_of_otp26`` pins that this is the only difference.
+    """
+    if "otp" in request.fixturenames and request.getfixturevalue("otp").major() >= 26:
+        monkeypatch.setattr(_encode, "_MAX_V3_PORT", -1)
+
+
+def test_otp_produced_every_kind(otp_encodings: dict[str, list[tuple[str, list[bytes]]]], otp: Otp) -> None:
     assert len(otp_encodings["t"]) >= 90
     assert len(otp_encodings["z"]) >= 5
     assert len(otp_encodings["o"]) >= 15
     tags = {data[1] for _, (data,) in otp_encodings["t"]}
-    # Every tag OTP 25 emits for a plain term_to_binary with minor_version 2.
-    assert tags >= {70, 77, 88, 89, 90, 97, 98, 104, 105, 106, 107, 108, 109, 110, 111, 112}
+    # Every tag OTP 25 emits for a plain term_to_binary with minor_version 2 (OTP 26+: no NEW_PORT_EXT).
+    assert tags >= {70, 77, 88, 90, 97, 98, 104, 105, 106, 107, 108, 109, 110, 111, 112}
     assert tags >= {113, 116, 118, 119, 120}
+    assert (89 in tags) == (otp.major() < 26)
+
+
+@pytest.mark.parametrize("otp", ["otp27"], indirect=True)
+def test_ports_are_the_one_difference_of_otp26(
+    otp_encodings: dict[str, list[tuple[str, list[bytes]]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_encode, "_MAX_V3_PORT", (1 << 28) - 1)  # the OTP 25 rule, philipjose's
+    # (name, OTP 27's bytes, philipjose's re-encoding) of every term that differs
+    cases = [(name, data, data) for name, (data,) in otp_encodings["t"]]
+    cases += [(name, old, otp_again) for name, (old, otp_again) in otp_encodings["o"]]
+    differ = {}
+    for name, source, otp_bytes in cases:
+        ours = term_to_binary(binary_to_term(source))
+        if ours != otp_bytes:
+            differ[name] = (otp_bytes, ours)
+    assert sorted(differ) == ["everything", "old_port_ext", "old_v4_port_small_id", "port_ext", "port_local"]
+    for name, (otp_bytes, ours) in differ.items():
+        assert binary_to_term(ours) == binary_to_term(otp_bytes), name
+        assert len(otp_bytes) - len(ours) == 4, name  # a 64-bit port number instead of 32 bits
+        assert b"Y" in ours and b"x" in otp_bytes, name  # NEW_PORT_EXT, V4_PORT_EXT
 
 
 def test_otp_terms_re_encode_byte_exact(
@@ -202,14 +240,17 @@ PY_TO_ERLANG: list[tuple[str, Any, str, bool]] = [
 
 
 @pytest.fixture(scope="session")
-def erlang_verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
-    path = tmp_path_factory.mktemp("terms") / "cases.tsv"
+def erlang_verdicts(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> dict[str, tuple[str, str]]:
+    path = tmp_path_factory.mktemp(f"terms-{otp}") / "cases.tsv"
     lines = []
-    for name, value, expr, _canonical in PY_TO_ERLANG:
-        data = term_to_binary(value, compressed=9 if name == "compressed" else False)
-        lines.append(f"{name}\t{data.hex()}\t{expr}\n")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if otp.major() >= 26:  # as _ports_as_the_otp_encodes_them
+            monkeypatch.setattr(_encode, "_MAX_V3_PORT", -1)
+        for name, value, expr, _canonical in PY_TO_ERLANG:
+            data = term_to_binary(value, compressed=9 if name == "compressed" else False)
+            lines.append(f"{name}\t{data.hex()}\t{expr}\n")
     path.write_text("".join(lines), encoding="utf-8")
-    out = _run_escript(str(DATA / "check_terms.escript"), str(path))
+    out = _run_escript(str(DATA / "check_terms.escript"), str(path), otp=otp)
     verdicts = {}
     for line in out.splitlines():
         name, equal, same = line.split()

@@ -38,6 +38,7 @@ Without erl the documents that need it skip (they fail under ``PHILIPJOSE_REQUIR
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -494,3 +495,38 @@ def test_document_blocks_run(path: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", PEER_DOCS, ids=[str(p.relative_to(ROOT)) for p in PEER_DOCS])
 def test_document_blocks_run_with_erlang(path: Path, tmp_path: Path, otp: Otp) -> None:
     run_document(ALL_BLOCKS[path], tmp_path)
+
+
+ERLANG_TABLE = "## What an Erlang node can do with a philipjose node"
+_TEST_REF = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
+
+
+def _test_functions(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def test_the_erlang_table_names_tests_that_exist() -> None:
+    """Each row of docs/distribution.md's table of what an Erlang node can do names tests that exist
+    (module and function), unless it says the thing is not provided."""
+    text = (ROOT / "docs" / "distribution.md").read_text(encoding="utf-8")
+    assert ERLANG_TABLE in text
+    section = text.split(ERLANG_TABLE, 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| ---")][
+        1:
+    ]
+    assert len(rows) >= 20
+    missing = []
+    for row in rows:
+        status = row.split(" | ")[1]
+        refs = _TEST_REF.findall(row)
+        if status.startswith("not provided"):
+            assert refs == [] and row.rstrip().endswith("| — |"), row
+            continue
+        assert status.startswith(("works", "differs")), row
+        assert refs, f"a row without a test: {row}"
+        for module, function in refs:
+            path = ROOT / module
+            if not path.is_file() or function not in _test_functions(path):
+                missing.append(f"{module}::{function}")
+    assert missing == []

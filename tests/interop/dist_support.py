@@ -63,10 +63,13 @@ async def serve_example() -> None:
 
 
 @asynccontextmanager
-async def python_node(epmd_port: int, *, cookie: str = COOKIE, **options: Any) -> AsyncIterator[LocalNode]:
-    """A Python node registered with the EPMD at ``epmd_port``, serving the example's processes."""
+async def python_node(
+    epmd_port: int, *, cookie: str = COOKIE, name: str | None = None, **options: Any
+) -> AsyncIterator[LocalNode]:
+    """A Python node registered with the EPMD at ``epmd_port``, serving the example's processes
+    (``name``: a fresh one by default)."""
     node = LocalNode(
-        unique("py"),
+        name or unique("py"),
         {"cookie": cookie, "epmd_port": epmd_port, "listen_host": "127.0.0.1", **options},
     )
     async with trio.open_nursery() as nursery:

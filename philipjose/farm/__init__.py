@@ -18,6 +18,7 @@ from philipjose.farm.errors import (
 from philipjose.farm.executor import Executor
 from philipjose.farm.farm import Farm, FarmFuture, WorkerInfo
 from philipjose.farm.machines import Machine
+from philipjose.farm.speculation import Speculation
 
 __all__ = [
     "ArgumentsTooLarge",
@@ -30,6 +31,7 @@ __all__ = [
     "MachinesError",
     "RemoteTraceback",
     "ResultTooLarge",
+    "Speculation",
     "TaskError",
     "TaskTimeout",
     "UnpicklableTask",

@@ -382,6 +382,7 @@ _RUN_OPTIONS = (
     "tls_keyfile",
     "tls_cafile",
     "tls_verify",
+    "speculation",
 )
 
 
@@ -410,6 +411,13 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds after which a silent (stopped, cut off) worker is declared down and its tasks "
         f"run again (default: {_FARM_TICKTIME:g})",
+    )
+    parser.add_argument(
+        "--speculation",
+        action="store_true",
+        default=None,
+        help="give straggling tasks a duplicate on another worker; the first to finish wins "
+        "(Spark's rule: past 1.5x the median runtime once 75%% of the tasks are done)",
     )
     parser.add_argument(
         "--debug",
@@ -537,6 +545,7 @@ def _farm_run(args: argparse.Namespace) -> int:
             progress=args.progress,
             tls=tls,
             net_ticktime=_FARM_TICKTIME if args.net_ticktime is None else args.net_ticktime,
+            speculation=bool(args.speculation),
         )
     except BaseException as exc:  # the script's or its main's error: one line (the traceback with --debug)
         leaf = _leaf(exc)

@@ -79,8 +79,8 @@ class _Future(concurrent.futures.Future[Any]):
         return True
 
 
-# (payload, description, future, timeout)
-_Queued = tuple[bytes, str, _Future, "float | None"]
+# (payload, description, future, the task's options)
+_Queued = tuple[bytes, str, _Future, TaskOptions]
 
 
 class Executor(concurrent.futures.Executor):
@@ -186,7 +186,7 @@ class Executor(concurrent.futures.Executor):
         description = describe_task(fn)
         self._check_size(payload, description)
         future = _Future(self)
-        self._enqueue([(payload, description, future, options.timeout)])
+        self._enqueue([(payload, description, future, options)])
         return future
 
     def _check_open(self) -> None:
@@ -232,12 +232,19 @@ class Executor(concurrent.futures.Executor):
             self._queue.clear()
             self._drain_due = False
         farm = self._farm
-        for payload, description, future, timeout in items:
+        for payload, description, future, options in items:
             if future._cancel_asked:  # cancelled while queued here: it never reaches the farm
                 future.set_running_or_notify_cancel()  # tells wait() and as_completed()
                 continue
             try:
-                farm_future = farm._submit(payload, description, timeout=timeout, dispatch=False)
+                farm_future = farm._submit(
+                    payload,
+                    description,
+                    timeout=options.timeout,
+                    idempotent=options.idempotent,
+                    key=options.key,
+                    dispatch=False,
+                )
             except FarmError as exc:
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
@@ -285,7 +292,7 @@ class Executor(concurrent.futures.Executor):
         for chunk in chunks:
             payload = dumps_task(_run_chunk, (fn, chunk))
             self._check_size(payload, description)
-            queued.append((payload, description, _Future(self), None))
+            queued.append((payload, description, _Future(self), _DEFAULT_OPTIONS))
         self._enqueue(queued)
         return _chain_results([q[2] for q in queued], timeout)
 

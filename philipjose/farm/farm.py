@@ -115,6 +115,7 @@ from philipjose.farm.sizes import (
     frame_limit,
     split_by_size,
 )
+from philipjose.farm.speculation import Attempt, Speculation, speculation_of, stragglers
 from philipjose.farm.stopping import Stopping
 from philipjose.node.tls import TLSConfig, TLSFiles
 from philipjose.term import Atom, Pid
@@ -143,6 +144,7 @@ _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
 _INLINE_DECODE: Final = 16384  # bytes of outcomes in one pj_done decoded on the loop, not in a thread
 _PIPELINE_WORK: Final = 0.010  # seconds of estimated work an adaptive pipeline keeps queued per worker
+_RUNTIME_SAMPLE: Final = 1024  # finished tasks' runtimes kept for speculation's median
 
 
 @dataclass
@@ -170,6 +172,7 @@ class _Slot:
     info: WorkerInfo | None = None
     busy_since: float | None = None  # when it last started or reported work while busy
     per_task: float | None = None  # its estimated seconds per task (moving average)
+    last_report: float = 0.0  # when its worker came up or last reported (speculation's clock)
     doomed: str | None = None  # why the farm is killing its worker on purpose ("race", "cancel", ...)
     replacing: int | None = None  # the generation whose worker was doomed, until its replacement is up
     handover: list[int] = field(default_factory=list)  # held tasks (broadcasts) for that replacement
@@ -311,7 +314,13 @@ class Farm:
     ``ResultTooLarge``, and no worker dies for either; the farmer's node and the workers accept
     messages (the node option ``max_message_size``) and frames of that plus 1 MiB. Inside a running
     node started without the farm, that node's ``max_message_size`` less 1 MiB bounds it; see "Size
-    limits" in ``docs/farm.md``).
+    limits" in ``docs/farm.md``),
+    ``speculation`` (default None: off; True: :class:`~philipjose.farm.speculation.Speculation`'s
+    defaults, Spark's; or a ``Speculation(...)``): a running task that takes much longer than the
+    tasks that finished gets a duplicate on a worker of another machine (another worker when there
+    is one machine); the first copy to succeed resolves it and the others are stopped as a race's
+    losers are. Tasks submitted with ``options(idempotent=False)`` never get one. See
+    "Speculation" in ``docs/farm.md``.
     """
 
     def __init__(
@@ -336,6 +345,7 @@ class Farm:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        speculation: bool | Speculation | None = None,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -357,6 +367,9 @@ class Farm:
         if not net_ticktime > 0:
             raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
         self._machine_list = machine_list
+        self.speculation = speculation_of(speculation)
+        self._runtimes: deque[float] = deque(maxlen=_RUNTIME_SAMPLE)  # finished tasks' seconds
+        self._speculated_at = -math.inf  # when speculation last looked for stragglers
         self._init_payload = None if initializer is None else dumps_task(initializer, tuple(initargs))
         self._policy = FailurePolicy(
             [m.host for m in machine_list],
@@ -975,13 +988,63 @@ class Farm:
 
     def _next_deadline(self) -> float | None:
         """When the farmer process has timers to run: a task's timeout, a stop request's grace."""
-        times = [t for t in (self._sched.next_deadline(), self._stopping.next_deadline()) if t is not None]
+        times = [
+            t
+            for t in (self._sched.next_deadline(), self._stopping.next_deadline(), self._speculation_due())
+            if t is not None
+        ]
         return min(times, default=None)
+
+    def _speculation_due(self) -> float | None:
+        if self.speculation is None or not self._sched.has_running():
+            return None
+        return self._speculated_at + self.speculation.interval
+
+    def _speculate(self, now: float) -> None:
+        """Give the stragglers a duplicate (:mod:`~philipjose.farm.speculation` decides which), each
+        on a worker of another machine when there is one, else on another worker."""
+        policy = self.speculation
+        assert policy is not None
+        self._speculated_at = now
+        live = [s for s in self._slots if s.pid is not None]
+        if len(live) < 2:
+            return
+        holder: dict[int, _Slot] = {}
+        attempts: list[Attempt] = []
+        for slot in live:
+            for r in self._sched.running(slot.pid):
+                holder[r.task_id] = slot
+                started = max(r.assigned_at, slot.last_report)
+                attempts.append(Attempt(r.task_id, started, r.duplicates, r.idempotent))
+        if not attempts:
+            return
+        c = self._sched.counters
+        late = stragglers(
+            policy,
+            attempts,
+            runtimes=self._runtimes,
+            finished=c.completed,
+            total=c.completed + c.submitted - c.resolved,
+            now=now,
+        )
+        for task_id in late:
+            slot = holder[task_id]
+            elsewhere = any(s.machine.host != slot.machine.host for s in live)
+            avoid = frozenset(
+                s.pid for s in live if s is slot or (elsewhere and s.machine.host == slot.machine.host)
+            )
+            self._sched.duplicate(task_id, avoid)
+        if late:
+            _LOG.debug("speculation: duplicating %d straggler(s)", len(late))
+            self._apply([])
 
     def _expire(self, now: float) -> None:
         """Fail the tasks past their timeout (stopping those running), kill the workers that did not
-        stop a task within the grace period."""
+        stop a task within the grace period; look for stragglers when speculation is due."""
         self._apply(self._sched.expire(now), kill="timeout")
+        due = self._speculation_due()
+        if due is not None and due <= now:
+            self._speculate(now)
         for worker, reason in self._stopping.due(now):
             slot = self._by_pid.get(worker)  # type: ignore[call-overload]
             if slot is not None:
@@ -1014,6 +1077,7 @@ class Farm:
         for task_id in held:  # broadcasts meant for the worker this one replaces
             self._sched.pin(task_id, pid)
         slot.busy_since = slot.per_task = None
+        slot.last_report = trio.current_time()
         if self._adaptive:
             self._sched.set_capacity(pid, _PIPELINE_START)
         slot.settled.set()
@@ -1043,15 +1107,26 @@ class Farm:
         outcomes = iter(decoded)
         slot = self._by_pid.get(pid)
         decisions: list[Decision] = []
+        now = trio.current_time()
+        per_task = 0.0
+        if self.speculation is not None and slot is not None and data:
+            # what this report took, shared by its tasks (a worker runs its tasks in order)
+            started = [t for t in (self._sched.assigned_at(i) for i, p in items if p) if t is not None]
+            per_task = (now - max(slot.last_report, min(started, default=now))) / len(data)
         for task_id, payload in items:
             self._stopping.reported(pid, task_id)
             outcome: Returned | TaskError | None = next(outcomes) if payload else None
             if slot is not None and slot.info is not None and payload:
                 slot.info.tasks_done += 1
             try:
-                decisions += self._sched.result(pid, task_id, outcome, ok=isinstance(outcome, Returned))
+                got = self._sched.result(pid, task_id, outcome, ok=isinstance(outcome, Returned))
             except LookupError:
                 continue
+            if self.speculation is not None and got and isinstance(outcome, Returned):
+                self._runtimes.append(per_task)
+            decisions += got
+        if slot is not None:
+            slot.last_report = now
         if slot is not None and slot.pid is not None:
             self._tune(slot, len(data))
         self._apply(decisions)
@@ -1093,9 +1168,10 @@ class Farm:
                     running = self._sched.in_flight(d.worker)[:1] == (d.task_id,)
                     if self._rt is not None:
                         self._rt.send(d.worker, (w.REVOKE, d.task_id))  # a running one is interrupted
-                    if kill is not None and running and slot.process is not None:
+                    reason = d.stop or kill
+                    if reason is not None and running and slot.process is not None:
                         # killed unless it reports the task within the grace period
-                        self._stopping.ask(d.worker, d.task_id, kill, trio.current_time())
+                        self._stopping.ask(d.worker, d.task_id, reason, trio.current_time())
             else:
                 self._resolve(d)
         batches: dict[Any, list[tuple[int, bytes]]] = {}
@@ -1214,7 +1290,13 @@ class Farm:
     def _submit_with(
         self, options: TaskOptions, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> FarmFuture:
-        return self._submit(dumps_task(fn, args, kwargs), describe_task(fn), timeout=options.timeout)
+        return self._submit(
+            dumps_task(fn, args, kwargs),
+            describe_task(fn),
+            timeout=options.timeout,
+            idempotent=options.idempotent,
+            key=options.key,
+        )
 
     def _submit(
         self,
@@ -1225,6 +1307,8 @@ class Farm:
         pin: Any = None,
         held: bool = False,
         dispatch: bool = True,
+        idempotent: bool = True,
+        key: str | bytes | None = None,
     ) -> FarmFuture:
         """Queue one pickled task; ``dispatch=False`` leaves handing it to a worker to the caller's
         next ``_apply`` (a batch of submits then costs one dispatch)."""
@@ -1235,7 +1319,7 @@ class Farm:
         if len(payload) > self._message_limit:
             raise ArgumentsTooLarge(description, len(payload), self._message_limit)
         limit = self.task_timeout if timeout is None else timeout
-        task_id = self._sched.submit(payload, timeout=limit, pin=pin, held=held)
+        task_id = self._sched.submit(payload, timeout=limit, pin=pin, held=held, idempotent=idempotent)
         future = FarmFuture(self, task_id, f"{task_id} ({description})")
         self._futures[task_id] = future
         if dispatch:

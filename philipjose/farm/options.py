@@ -25,10 +25,16 @@ class TaskOptions:
     """The farm's options for one task.
 
     ``timeout``: seconds the task may run on a worker (None: the farm's ``task_timeout``); past it
-    the task fails with ``TaskTimeout`` and is stopped.
+    the task fails with ``TaskTimeout`` and is stopped. ``idempotent`` (default True): False says
+    the task must not run twice at once, so speculation never gives it a duplicate (it may still
+    run again after its worker dies: at-least-once). ``key``: the task's key in the farm's journal
+    (a ``str`` or ``bytes``; default: a digest of what is shipped; see "The journal" in
+    ``docs/farm.md``).
     """
 
     timeout: float | None = None
+    idempotent: bool = True
+    key: str | bytes | None = None
 
     def __post_init__(self) -> None:
         if self.timeout is not None:
@@ -36,6 +42,10 @@ class TaskOptions:
                 raise TypeError(f"timeout must be a number of seconds or None, not {self.timeout!r}")
             if not (self.timeout > 0 and math.isfinite(self.timeout)):
                 raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
+        if not isinstance(self.idempotent, bool):
+            raise TypeError(f"idempotent must be True or False, not {self.idempotent!r}")
+        if self.key is not None and not isinstance(self.key, (str, bytes)):
+            raise TypeError(f"key must be a str, bytes or None, not {type(self.key).__name__}")
 
     def replace(self, **changes: Any) -> TaskOptions:
         """These options with ``changes``; ``TypeError`` naming an option that does not exist."""

@@ -63,6 +63,10 @@ def format_progress(counters: Counters, elapsed: float, *, width: int = 20) -> s
         parts.append(f"failed {counters.failed}")
     if counters.cancelled:
         parts.append(f"cancelled {counters.cancelled}")
+    if counters.duplicates_started:
+        parts.append(f"speculated {counters.duplicates_started} (won {counters.duplicates_won})")
+    if counters.replayed:
+        parts.append(f"from journal {counters.replayed}")
     if counters.machines_down:
         parts.append(f"machines down {counters.machines_down}")
     return "  ".join(parts)

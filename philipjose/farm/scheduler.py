@@ -37,6 +37,17 @@ pinned tasks (a broadcast) become *held*: they wait, assigned nowhere, until the
 the worker that replaces it (:meth:`pin`) or gives them up (:meth:`abandon`, a :class:`Loss`).
 A task can also be submitted held (``held=True``): a broadcast for a worker still being replaced.
 
+Duplicates (speculation: :mod:`philipjose.farm.speculation` decides, :meth:`duplicate` asks): a
+running task may get *copies*, the same task assigned to other workers as well (never to one that
+``avoid`` names). The first copy served is assigned before the queue at the next :meth:`dispatch`
+to the least-loaded worker with room. The task stays one task: the first successful report
+resolves it, and every other worker holding it gets a :class:`Revocation` with ``stop``
+``"speculation"`` (the loop stops a running loser for real); an error report from one copy while
+another still runs only drops that copy (if they all fail, the last error resolves it). A copy's
+worker dying or retiring drops that copy; the death is charged to the task as any other. When the
+first worker holding it is lost, a surviving copy carries the task on (it is not queued again).
+A task submitted with ``idempotent=False`` never gets a copy.
+
 A revoked task stays in its worker's in-flight set, occupying its slot, until that worker reports
 anything for it or dies: a worker cannot be handed more work than it can hold while it may still be
 computing something nobody wants (the loop decides whether a revocation cancels the task in the
@@ -51,7 +62,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -72,6 +83,7 @@ __all__ = [
     "Loss",
     "Resolution",
     "Revocation",
+    "Running",
     "Scheduler",
     "SchedulerError",
     "TaskState",
@@ -122,6 +134,7 @@ class Revocation:
 
     worker: WorkerId
     task_id: int
+    stop: str | None = None  # why the loop must stop it for real if it runs ("speculation"), or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +183,10 @@ class Counters:
     assigned. ``retries`` counts requeues after a worker died, ``duplicates`` the dropped late
     reports; ``workers`` are alive now, ``workers_lost`` have died so far; ``machines_down`` is how many
     machines the farm's failure policy has given up on (the scheduler itself always reports 0; the
-    farm fills it in).
+    farm fills it in). ``duplicates_started``: copies of running tasks handed to a worker
+    (speculation), ``duplicates_won``: tasks a copy resolved first. ``replayed``: tasks resolved
+    from the farm's journal without running (included in ``submitted``, ``resolved``,
+    ``completed`` and ``failed``; the farm fills it in).
     """
 
     submitted: int = 0
@@ -185,6 +201,9 @@ class Counters:
     workers: int = 0
     workers_lost: int = 0
     machines_down: int = 0
+    duplicates_started: int = 0
+    duplicates_won: int = 0
+    replayed: int = 0
 
 
 # -- state ---------------------------------------------------------------------------------------------
@@ -201,6 +220,22 @@ class _Task(Generic[P]):
     generation: int = 0
     deaths: list[WorkerId] = field(default_factory=list)
     held: bool = False  # waits for pin() or abandon(), in no queue
+    idempotent: bool = True
+    assigned_at: float = 0.0  # when it was last assigned (the ``now`` of that dispatch)
+    copies: list[WorkerId] = field(default_factory=list)  # other workers running it (duplicates)
+    duplicates: int = 0  # copies asked for so far
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A task assigned to a worker (as its first holder): its id, when it was assigned, how many
+    copies were asked for it, whether it may be duplicated, and the workers holding copies."""
+
+    task_id: int
+    assigned_at: float
+    duplicates: int
+    idempotent: bool
+    copies: tuple[WorkerId, ...] = ()
 
 
 @dataclass(slots=True)
@@ -238,6 +273,7 @@ class Scheduler(Generic[P]):
         self._queue: deque[int] = deque()
         self._workers: dict[WorkerId, _Worker] = {}
         self._deadlines: list[tuple[float, int, int]] = []
+        self._copy_requests: deque[tuple[int, frozenset[WorkerId]]] = deque()
         self._pending = 0
         self._counts = {
             "submitted": 0,
@@ -247,6 +283,8 @@ class Scheduler(Generic[P]):
             "retries": 0,
             "duplicates": 0,
             "workers_lost": 0,
+            "duplicates_started": 0,
+            "duplicates_won": 0,
         }
 
     # -- queries -------------------------------------------------------------------------------------
@@ -268,6 +306,8 @@ class Scheduler(Generic[P]):
             duplicates=c["duplicates"],
             workers=len(self._workers),
             workers_lost=c["workers_lost"],
+            duplicates_started=c["duplicates_started"],
+            duplicates_won=c["duplicates_won"],
         )
 
     def state(self, task_id: int) -> TaskState:
@@ -298,6 +338,34 @@ class Scheduler(Generic[P]):
         """How many task reports ``worker`` has sent (duplicates included)."""
         return self._worker(worker).reported
 
+    def running(self, worker: WorkerId) -> list[Running]:
+        """The live tasks ``worker`` holds as their first holder (not copies, not revoked ones),
+        oldest first: what speculation looks at."""
+        found = []
+        for task_id in self._worker(worker).in_flight:
+            task = self._tasks.get(task_id)
+            if task is not None and task.worker == worker:
+                found.append(
+                    Running(task_id, task.assigned_at, task.duplicates, task.idempotent, tuple(task.copies))
+                )
+        return found
+
+    def has_running(self) -> bool:
+        """Whether some live task is assigned to a worker."""
+        return len(self._tasks) > self._pending
+
+    def assigned_at(self, task_id: int) -> float | None:
+        """When the live task ``task_id`` was last assigned, or None (queued or resolved)."""
+        task = self._tasks.get(task_id)
+        return None if task is None or task.state is not ASSIGNED else task.assigned_at
+
+    def holders(self, task_id: int) -> tuple[WorkerId, ...]:
+        """The workers the live task ``task_id`` is assigned to: the first, then its copies."""
+        task = self._tasks.get(task_id)
+        if task is None or task.worker is None:
+            return ()
+        return (task.worker, *task.copies)
+
     def live_tasks(self) -> list[int]:
         """The ids of the tasks not yet resolved, in submit order."""
         return sorted(self._tasks)
@@ -321,13 +389,15 @@ class Scheduler(Generic[P]):
         deadline: float | None = None,
         pin: WorkerId | None = None,
         held: bool = False,
+        idempotent: bool = True,
     ) -> int:
         """Queue a task; returns its id (0, 1, 2, ...). Call :meth:`dispatch` to assign it.
 
         ``timeout``: the longest it may run on a worker (seconds, re-armed at each assignment);
         ``deadline``: the time (on the ``now`` scale) by which it must be resolved, queued or not;
         ``pin``: the one worker it must run on (a broadcast); that worker must be up; ``held``: the
-        task waits, assigned nowhere, until :meth:`pin` or :meth:`abandon` (not with ``pin``).
+        task waits, assigned nowhere, until :meth:`pin` or :meth:`abandon` (not with ``pin``);
+        ``idempotent`` False: it never gets a copy (:meth:`duplicate`).
         """
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
@@ -337,7 +407,7 @@ class Scheduler(Generic[P]):
             raise ValueError("a task is either pinned or held, not both")
         task_id = self._next_id
         self._next_id += 1
-        self._tasks[task_id] = _Task(task_id, payload, timeout, pin, held=held)
+        self._tasks[task_id] = _Task(task_id, payload, timeout, pin, held=held, idempotent=idempotent)
         self._counts["submitted"] += 1
         self._pending += 1
         if pin is not None:
@@ -373,9 +443,19 @@ class Scheduler(Generic[P]):
         requeue: list[int] = []
         for task_id in state.in_flight:
             task = self._tasks.get(task_id)
-            if task is None or task.worker != worker:
+            if task is None or (task.worker != worker and worker not in task.copies):
                 continue  # a revoked task, already resolved
             task.deaths.append(worker)
+            if worker in task.copies or task.copies:
+                # a copy carries on (the lost worker held a copy, or the first one and a copy survives)
+                if worker in task.copies:
+                    task.copies.remove(worker)
+                else:
+                    task.worker = task.copies.pop(0)
+                if len(task.deaths) >= self.max_deaths:
+                    decisions += [Revocation(w, task_id) for w in (task.worker, *task.copies)]
+                    decisions.append(self._resolve(Loss(task_id, tuple(task.deaths))))
+                continue
             task.state, task.worker = PENDING, None
             self._pending += 1
             if task.pin is not None or len(task.deaths) >= self.max_deaths:
@@ -403,6 +483,12 @@ class Scheduler(Generic[P]):
         held: list[int] = []
         for task_id in [*state.in_flight, *state.pinned]:
             task = self._tasks.get(task_id)
+            if task is not None and task.state is ASSIGNED and worker in task.copies:
+                task.copies.remove(worker)  # a copy: the task runs on elsewhere
+                continue
+            if task is not None and task.state is ASSIGNED and task.worker == worker and task.copies:
+                task.worker = task.copies.pop(0)  # its copy carries it on
+                continue
             if task is None or (task.state is ASSIGNED and task.worker != worker):
                 continue  # resolved, or revoked and reassigned meanwhile
             if task.state is ASSIGNED:
@@ -453,9 +539,18 @@ class Scheduler(Generic[P]):
         if task is None:
             self._counts["duplicates"] += 1
             return []
-        decisions: list[Decision] = []
-        if task.worker is not None and task.worker != worker:
-            decisions.append(Revocation(task.worker, task_id))
+        holders = [] if task.worker is None else [task.worker, *task.copies]
+        if not ok and worker in holders and len(holders) > 1:
+            # one copy failed while another still runs: drop this one, the others may yet succeed
+            if worker == task.worker:
+                task.worker = task.copies.pop(0)
+            else:
+                task.copies.remove(worker)
+            return []
+        stop = "speculation" if task.copies else None
+        decisions: list[Decision] = [Revocation(w, task_id, stop) for w in holders if w != worker]
+        if worker in task.copies:
+            self._counts["duplicates_won"] += 1
         decisions.append(self._resolve(Completion(task_id, outcome, worker, ok)))
         return decisions
 
@@ -468,9 +563,7 @@ class Scheduler(Generic[P]):
         task = self._tasks.get(task_id)
         if task is None:
             return []
-        decisions: list[Decision] = []
-        if task.worker is not None:
-            decisions.append(Revocation(task.worker, task_id))
+        decisions: list[Decision] = [Revocation(w, task_id) for w in self.holders(task_id)]
         decisions.append(self._resolve(Cancellation(task_id)))
         return decisions
 
@@ -482,11 +575,25 @@ class Scheduler(Generic[P]):
             if not self._deadline_is_current(task_id, generation):
                 continue
             task = self._tasks[task_id]
-            if task.worker is not None:
-                decisions.append(Revocation(task.worker, task_id))
+            decisions += [Revocation(w, task_id) for w in self.holders(task_id)]
             timeout = None if generation == _ABSOLUTE else task.timeout
             decisions.append(self._resolve(Expiry(task_id, timeout)))
         return decisions
+
+    def duplicate(self, task_id: int, avoid: Iterable[WorkerId] = ()) -> bool:
+        """Ask for a copy of the running task ``task_id`` on a worker not in ``avoid`` (nor holding
+        it): :meth:`dispatch` assigns it, before the queue, as soon as such a worker has room.
+
+        Returns False (and does nothing) for a task that is not assigned, is pinned, or was
+        submitted with ``idempotent=False``.
+        """
+        self._check_issued(task_id)
+        task = self._tasks.get(task_id)
+        if task is None or task.state is not ASSIGNED or task.pin is not None or not task.idempotent:
+            return False
+        task.duplicates += 1
+        self._copy_requests.append((task_id, frozenset(avoid)))
+        return True
 
     def dispatch(self, now: float = 0.0) -> list[Assignment[P]]:
         """Assign queued tasks to workers with room; ``now`` starts the run timeouts.
@@ -496,6 +603,8 @@ class Scheduler(Generic[P]):
         for an idle worker and gets it to itself; tasks behind it wait too, so it cannot starve.
         """
         assignments: list[Assignment[P]] = []
+        if self._copy_requests:
+            assignments += self._dispatch_copies()
         for state in self._workers.values():
             while state.pinned and state.exclusive is None and len(state.in_flight) < state.capacity:
                 task = self._tasks.get(state.pinned.popleft())
@@ -554,12 +663,42 @@ class Scheduler(Generic[P]):
 
     def _assign(self, task: _Task[P], state: _Worker, now: float) -> Assignment[P]:
         task.state, task.worker = ASSIGNED, state.worker_id
+        task.assigned_at = now
         task.generation += 1
         self._pending -= 1
         state.in_flight[task.task_id] = None
         if task.timeout is not None:
             heapq.heappush(self._deadlines, (now + task.timeout, task.task_id, task.generation))
         return Assignment(state.worker_id, task.task_id, task.payload)
+
+    def _dispatch_copies(self) -> list[Assignment[P]]:
+        assignments: list[Assignment[P]] = []
+        waiting: deque[tuple[int, frozenset[WorkerId]]] = deque()
+        while self._copy_requests:
+            task_id, avoid = self._copy_requests.popleft()
+            task = self._tasks.get(task_id)
+            if task is None or task.state is not ASSIGNED:
+                continue  # resolved, or queued again meanwhile: no copy needed
+            best: _Worker | None = None
+            for state in self._workers.values():
+                load = len(state.in_flight)
+                if (
+                    state.worker_id not in avoid
+                    and task_id not in state.in_flight
+                    and state.exclusive is None
+                    and load < state.capacity
+                    and (best is None or load < len(best.in_flight))
+                ):
+                    best = state
+            if best is None:
+                waiting.append((task_id, avoid))
+                continue
+            best.in_flight[task_id] = None
+            task.copies.append(best.worker_id)
+            self._counts["duplicates_started"] += 1
+            assignments.append(Assignment(best.worker_id, task_id, task.payload))
+        self._copy_requests = waiting
+        return assignments
 
     def _idle_worker(self) -> _Worker | None:
         for state in self._workers.values():

@@ -133,16 +133,18 @@ def run_script(
     progress: bool | None = None,
     tls: TLSConfig | None = None,
     net_ticktime: float = DEFAULT_FARM_NET_TICKTIME,
+    speculation: bool = False,
 ) -> int:
     """Run ``path``'s ``main(farm)`` on a farm of ``workers`` local workers or of ``machines``.
 
     ``progress``: True draws the bar on stderr, False never, None only when stderr is a terminal.
     ``tls``: TLS between the farmer and its workers (see :class:`~philipjose.farm.farm.Farm`).
-    ``net_ticktime``: the farm's (see :class:`~philipjose.farm.farm.Farm`). Returns the exit status:
-    0, or 130/143 after SIGINT/SIGTERM (see the module docstring); errors from the script propagate.
+    ``net_ticktime``, ``speculation``: the farm's (see :class:`~philipjose.farm.farm.Farm`).
+    Returns the exit status: 0, or 130/143 after SIGINT/SIGTERM (see the module docstring); errors
+    from the script propagate.
     """
     with script_imports(path):
-        return _run_script(path, argv, workers, machines, progress, tls, net_ticktime)
+        return _run_script(path, argv, workers, machines, progress, tls, net_ticktime, speculation)
 
 
 def _run_script(
@@ -153,6 +155,7 @@ def _run_script(
     progress: bool | None,
     tls: TLSConfig | None,
     net_ticktime: float,
+    speculation: bool,
 ) -> int:
     module = load_script(path)
     writer = None if progress is False else ProgressWriter(sys.stderr, force=bool(progress))
@@ -176,7 +179,12 @@ def _run_script(
                 try:
                     with work:
                         async with Farm(
-                            workers, machines, progress=writer, tls=tls, net_ticktime=net_ticktime
+                            workers,
+                            machines,
+                            progress=writer,
+                            tls=tls,
+                            net_ticktime=net_ticktime,
+                            speculation=speculation,
                         ) as farm:
                             farms.append(farm)
                             result = module.main(farm)

@@ -47,3 +47,17 @@ def when_started(fifo: str) -> str:
     """Returns once :func:`stubborn_once_started` is running (blocks on the named pipe)."""
     with open(fifo) as source:
         return source.readline().strip()
+
+
+def fifty_ms_square(x: int) -> int:
+    time.sleep(0.05)  # the workload, not a wait
+    return x * x
+
+
+def logged_square(path: str, x: int) -> int:
+    """Appends ``x`` to the file at ``path`` when it has run (counts executions honestly), after 50 ms
+    of work."""
+    time.sleep(0.05)  # the workload, not a wait
+    with open(path, "a") as out:
+        out.write(f"{x}\n")
+    return x * x

@@ -32,8 +32,14 @@ def test_mp_context_and_max_tasks_per_child_are_refused_clearly() -> None:
 
 def test_task_options_are_validated() -> None:
     assert TaskOptions().replace(timeout=2).timeout == 2
-    with pytest.raises(TypeError, match=r"unknown task option.*timout.*the options are timeout"):
+    options = r"unknown task option.*timout.*the options are idempotent, key, timeout"
+    with pytest.raises(TypeError, match=options):
         TaskOptions().replace(timout=2)
+    assert TaskOptions().replace(idempotent=False, key="k").key == "k"
+    with pytest.raises(TypeError, match="idempotent must be True or False"):
+        TaskOptions(idempotent=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="key must be a str, bytes or None"):
+        TaskOptions(key=3)  # type: ignore[arg-type]
     for bad in (0, -1, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="positive number of seconds"):
             TaskOptions(timeout=bad)

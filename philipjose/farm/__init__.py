@@ -17,6 +17,7 @@ from philipjose.farm.errors import (
 )
 from philipjose.farm.executor import Executor
 from philipjose.farm.farm import Farm, FarmFuture, WorkerInfo
+from philipjose.farm.journal import Journal, JournalError, JournalMismatch
 from philipjose.farm.machines import Machine
 from philipjose.farm.speculation import Speculation
 
@@ -27,6 +28,9 @@ __all__ = [
     "FarmError",
     "FarmFuture",
     "InitializerFailed",
+    "Journal",
+    "JournalError",
+    "JournalMismatch",
     "Machine",
     "MachinesError",
     "RemoteTraceback",

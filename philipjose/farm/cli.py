@@ -33,6 +33,7 @@ from philipjose._argtypes import positive_float, positive_int
 from philipjose.cli import add_log_level_argument
 from philipjose.farm.errors import MachinesError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME as _FARM_TICKTIME
+from philipjose.farm.journal import JournalError, clear_journal, compact_journal, summarize_journal
 from philipjose.farm.machines import (
     Machine,
     add_machine,
@@ -369,6 +370,18 @@ def _add_farm_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     run.add_argument("script", metavar="SCRIPT", type=Path)
     run.add_argument("script_args", metavar="ARG", nargs=argparse.REMAINDER, help="arguments for the script")
     run.set_defaults(func=_farm_run)
+    journal = actions.add_parser(
+        "journal",
+        help="show what a farm journal holds; compact or clear it",
+        description="Show what the journal at PATH (written by `farm run --journal PATH` or "
+        "Farm(journal=PATH)) holds: tasks done and failed, by function, and its size. --compact "
+        "rewrites it smaller; --clear forgets every result and the script it was for.",
+    )
+    journal.add_argument("path", metavar="PATH", type=Path)
+    what = journal.add_mutually_exclusive_group()
+    what.add_argument("--compact", action="store_true", help="checkpoint and VACUUM it")
+    what.add_argument("--clear", action="store_true", help="remove every result (and the script's mark)")
+    journal.set_defaults(func=_farm_journal)
 
 
 _RUN_OPTIONS = (
@@ -383,6 +396,8 @@ _RUN_OPTIONS = (
     "tls_cafile",
     "tls_verify",
     "speculation",
+    "journal",
+    "rerun_failed",
 )
 
 
@@ -418,6 +433,20 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="give straggling tasks a duplicate on another worker; the first to finish wins "
         "(Spark's rule: past 1.5x the median runtime once 75%% of the tasks are done)",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="PATH",
+        type=Path,
+        default=None,
+        help="record every result in the SQLite journal PATH; run again with the same journal, the "
+        "recorded tasks are not run again (a journal of another script is refused)",
+    )
+    parser.add_argument(
+        "--rerun-failed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --journal: run recorded failures again (default), or replay them (--no-rerun-failed)",
     )
     parser.add_argument(
         "--debug",
@@ -495,7 +524,7 @@ def describe_error(exc: BaseException, script: Path) -> str:
     where in the user's code (the script or a module beside it) it was raised."""
     exc = _leaf(exc)
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, (MachinesError, NodeConfigError)) or type(exc).__name__ == "FarmError":
+    if isinstance(exc, (MachinesError, NodeConfigError, JournalError)) or type(exc).__name__ == "FarmError":
         return first_line or type(exc).__name__
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{_shown(exc.filename)}, line {exc.lineno}: {type(exc).__name__}: {exc.msg}"
@@ -504,6 +533,22 @@ def describe_error(exc: BaseException, script: Path) -> str:
     if frame is not None:
         text += f" ({_shown(frame.filename)}, line {frame.lineno}, in {frame.name})"
     return text
+
+
+def _farm_journal(args: argparse.Namespace) -> int:
+    try:
+        if args.clear:
+            print(f"cleared {args.path}: {clear_journal(args.path)} results removed")
+        elif args.compact:
+            before, after = compact_journal(args.path)
+            print(f"compacted {args.path}: {before} -> {after} bytes")
+        else:
+            for line in summarize_journal(args.path).lines():
+                print(line)
+    except JournalError as exc:
+        print(f"philipjose farm journal: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _farm_run(args: argparse.Namespace) -> int:
@@ -546,6 +591,8 @@ def _farm_run(args: argparse.Namespace) -> int:
             tls=tls,
             net_ticktime=_FARM_TICKTIME if args.net_ticktime is None else args.net_ticktime,
             speculation=bool(args.speculation),
+            journal=args.journal,
+            rerun_failed=args.rerun_failed is not False,
         )
     except BaseException as exc:  # the script's or its main's error: one line (the traceback with --debug)
         leaf = _leaf(exc)

@@ -77,6 +77,7 @@ from philipjose.farm.errors import (
     TaskTimeout,
     WorkerLost,
 )
+from philipjose.farm.journal import Journal, explicit_key, payload_key
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
 from philipjose.farm.options import OptionsView, TaskOptions
@@ -320,7 +321,13 @@ class Farm:
     tasks that finished gets a duplicate on a worker of another machine (another worker when there
     is one machine); the first copy to succeed resolves it and the others are stopped as a race's
     losers are. Tasks submitted with ``options(idempotent=False)`` never get one. See
-    "Speculation" in ``docs/farm.md``.
+    "Speculation" in ``docs/farm.md``. ``journal`` (default None; a path, or a
+    :class:`~philipjose.farm.journal.Journal`): every task's outcome is recorded in that SQLite file
+    under the task's key (a digest of what is shipped, or ``options(key=...)``), and a farm started
+    again on it resolves the recorded tasks at once, without running them (recorded failures run
+    again unless ``Journal(..., rerun_failed=False)``); a journal of another script or philipjose
+    version is refused with :class:`~philipjose.farm.journal.JournalMismatch`. See "The journal" in
+    ``docs/farm.md``.
     """
 
     def __init__(
@@ -346,6 +353,7 @@ class Farm:
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         speculation: bool | Speculation | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -368,6 +376,16 @@ class Farm:
             raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
         self._machine_list = machine_list
         self.speculation = speculation_of(speculation)
+        if journal is None or isinstance(journal, Journal):
+            self.journal = journal
+        elif isinstance(journal, (str, os.PathLike)):
+            self.journal = Journal(journal)
+        else:
+            raise TypeError(f"journal must be a path or a farm.Journal, not {type(journal).__name__}")
+        self._keys: dict[int, tuple[bytes, str]] = {}  # journaled tasks: task id -> (key, function)
+        self._journal_dirty = trio.Event()
+        self._replayed = [0, 0]  # tasks resolved from the journal: succeeded, failed
+        self._next_replay_id = -2  # ids of futures resolved from the journal (-1 is the initializer's)
         self._runtimes: deque[float] = deque(maxlen=_RUNTIME_SAMPLE)  # finished tasks' seconds
         self._speculated_at = -math.inf  # when speculation last looked for stragglers
         self._init_payload = None if initializer is None else dumps_task(initializer, tuple(initargs))
@@ -457,6 +475,9 @@ class Farm:
 
     async def _start(self) -> None:
         assert self._nursery is not None
+        if self.journal is not None:  # a journal another script wrote fails the start at once
+            await trio.to_thread.run_sync(self.journal.open)
+            self._nursery.start_soon(self._flush_journal, self.journal)
         try:
             rt = current_runtime()
         except NoProcessError:
@@ -546,10 +567,39 @@ class Farm:
         for future in list(self._futures.values()):
             future._resolve(None, self._broken)
         self._futures.clear()
+        if self.journal is not None:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.journal.close)
         if self._stop_runtime is not None:
             self._stop_runtime.set()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    async def _flush_journal(self, journal: Journal) -> None:
+        """Write the journal's new records in batches, in a thread: ``flush_interval`` seconds after
+        the first of a batch (the last ones are written when the farm closes)."""
+        while True:
+            await self._journal_dirty.wait()
+            await trio.sleep(journal.flush_interval)
+            self._journal_dirty = trio.Event()
+            await trio.to_thread.run_sync(journal.flush)
+
+    def _replay(self, key: bytes, description: str) -> FarmFuture | None:
+        """A future resolved at once from the journal's record of ``key``, or None."""
+        assert self.journal is not None
+        recorded = self.journal.lookup(key)
+        if recorded is None:
+            return None
+        task_id, self._next_replay_id = self._next_replay_id, self._next_replay_id - 1
+        future = FarmFuture(self, task_id, f"{description} (from the journal)")
+        outcome = decode_outcome(recorded.outcome)
+        if isinstance(outcome, Returned):
+            self._replayed[0] += 1
+            future._resolve(outcome, None)
+        else:
+            self._replayed[1] += 1
+            future._resolve(None, outcome)
+        return future
 
     # -- workers --------------------------------------------------------------------------------------
 
@@ -1124,12 +1174,21 @@ class Farm:
                 continue
             if self.speculation is not None and got and isinstance(outcome, Returned):
                 self._runtimes.append(per_task)
+            if self._keys and got and payload:
+                self._record(task_id, payload, isinstance(outcome, Returned))
             decisions += got
         if slot is not None:
             slot.last_report = now
         if slot is not None and slot.pid is not None:
             self._tune(slot, len(data))
         self._apply(decisions)
+
+    def _record(self, task_id: int, payload: bytes, ok: bool) -> None:
+        """Journal the outcome ``payload`` of ``task_id`` (resolved now by this report)."""
+        entry = self._keys.pop(task_id, None)
+        if entry is not None and self.journal is not None:
+            self.journal.record(entry[0], entry[1], ok, payload)
+            self._journal_dirty.set()
 
     async def _on_initialized(self, pid: Any, payload: bytes) -> None:
         """A worker ran the farm's initializer: if it raised, the farm is broken (as a
@@ -1195,6 +1254,8 @@ class Farm:
     def _resolve(self, resolution: Completion | Loss | Expiry | Cancellation | Assignment[Any]) -> None:
         if isinstance(resolution, Assignment):
             return
+        if self._keys:
+            self._keys.pop(resolution.task_id, None)
         future = self._futures.pop(resolution.task_id, None)
         if future is None:
             return
@@ -1240,7 +1301,19 @@ class Farm:
     def counters(self) -> Counters:
         """The progress counters now (``machines_down``: machines the farm has given up on)."""
         down = sum(1 for m in self._policy.status() if m.state is DOWN)
-        return dataclasses.replace(self._sched.counters, machines_down=down)
+        c = self._sched.counters
+        ok, failed = self._replayed
+        if not ok + failed:
+            return dataclasses.replace(c, machines_down=down)
+        return dataclasses.replace(
+            c,
+            machines_down=down,
+            submitted=c.submitted + ok + failed,
+            resolved=c.resolved + ok + failed,
+            completed=c.completed + ok,
+            failed=c.failed + failed,
+            replayed=ok + failed,
+        )
 
     @property
     def machines(self) -> list[MachineStatus]:
@@ -1318,10 +1391,19 @@ class Farm:
             raise FarmError("the farm is not started (use `async with Farm(...) as farm`)")
         if len(payload) > self._message_limit:
             raise ArgumentsTooLarge(description, len(payload), self._message_limit)
+        journaled: bytes | None = None
+        if self.journal is not None and pin is None and not held:
+            journaled = payload_key(payload) if key is None else explicit_key(key)
+            replayed = self._replay(journaled, description)
+            if replayed is not None:
+                self._report()
+                return replayed
         limit = self.task_timeout if timeout is None else timeout
         task_id = self._sched.submit(payload, timeout=limit, pin=pin, held=held, idempotent=idempotent)
         future = FarmFuture(self, task_id, f"{task_id} ({description})")
         self._futures[task_id] = future
+        if journaled is not None:
+            self._keys[task_id] = (journaled, description)
         if dispatch:
             self._apply([])
         return future

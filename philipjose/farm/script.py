@@ -36,6 +36,7 @@ import trio
 
 from philipjose.farm.errors import FarmError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME, Farm
+from philipjose.farm.journal import Journal
 from philipjose.farm.machines import Machine
 from philipjose.farm.progress import ProgressWriter
 from philipjose.farm.shipping import ship_by_value
@@ -134,17 +135,27 @@ def run_script(
     tls: TLSConfig | None = None,
     net_ticktime: float = DEFAULT_FARM_NET_TICKTIME,
     speculation: bool = False,
+    journal: str | os.PathLike[str] | None = None,
+    rerun_failed: bool = True,
 ) -> int:
     """Run ``path``'s ``main(farm)`` on a farm of ``workers`` local workers or of ``machines``.
 
     ``progress``: True draws the bar on stderr, False never, None only when stderr is a terminal.
     ``tls``: TLS between the farmer and its workers (see :class:`~philipjose.farm.farm.Farm`).
     ``net_ticktime``, ``speculation``: the farm's (see :class:`~philipjose.farm.farm.Farm`).
+    ``journal``: the path of the farm's journal, written for this script (``rerun_failed``: see
+    :class:`~philipjose.farm.journal.Journal`).
     Returns the exit status: 0, or 130/143 after SIGINT/SIGTERM (see the module docstring); errors
     from the script propagate.
     """
     with script_imports(path):
-        return _run_script(path, argv, workers, machines, progress, tls, net_ticktime, speculation)
+        book = None if journal is None else Journal(journal, script=path, rerun_failed=rerun_failed)
+        saved = sys.argv
+        sys.argv = [str(path), *argv]  # from the import of the script on, as `python SCRIPT ARGS` has it
+        try:
+            return _run_script(path, argv, workers, machines, progress, tls, net_ticktime, speculation, book)
+        finally:
+            sys.argv = saved
 
 
 def _run_script(
@@ -156,6 +167,7 @@ def _run_script(
     tls: TLSConfig | None,
     net_ticktime: float,
     speculation: bool,
+    journal: Journal | None,
 ) -> int:
     module = load_script(path)
     writer = None if progress is False else ProgressWriter(sys.stderr, force=bool(progress))
@@ -185,6 +197,7 @@ def _run_script(
                             tls=tls,
                             net_ticktime=net_ticktime,
                             speculation=speculation,
+                            journal=journal,
                         ) as farm:
                             farms.append(farm)
                             result = module.main(farm)
@@ -195,12 +208,9 @@ def _run_script(
                 finally:
                     nursery.cancel_scope.cancel()
 
-    saved = sys.argv
-    sys.argv = [str(path), *argv]
     try:
         result = trio.run(go)
     finally:
-        sys.argv = saved
         if writer is not None:
             writer.close()
     if interrupted:

@@ -1,0 +1,419 @@
+"""The farm's journal: every completed task's outcome recorded in SQLite, so that a farm started again
+on the same journal resolves those tasks at once instead of running them (issue 18).
+
+Theory of operation
+-------------------
+A journal is one SQLite file (stdlib :mod:`sqlite3`, WAL mode, ``synchronous=NORMAL``: a commit
+survives the death of the process, SIGKILL included). Two tables: ``meta`` (the journal's format,
+the philipjose version and the fingerprint of the script that wrote it) and ``tasks`` (one row per
+task key: the function's name, whether it succeeded, the outcome exactly as the worker pickled it,
+and when it was recorded).
+
+Keys: every task the farm runs has one. By default it is a digest (BLAKE2b, 128 bits) of the task's
+payload, i.e. of exactly what is shipped to a worker: the function (by reference when it is
+importable, else its pickled code, globals and closure) and its arguments. Pickling the same script's
+function with the same arguments gives the same bytes in every run, so the key is stable across
+runs; what breaks it is an argument that pickles differently each time (a ``set`` of strings under
+hash randomization, an object carrying a timestamp or a random id, a class defined in the script
+and shipped by value). ``options(key=...)`` gives a task an explicit key instead (``str`` or
+``bytes``; explicit keys and digests never collide).
+
+Recording: :meth:`Journal.record` is called on the event loop when a task resolves with an outcome;
+it only appends to a list. The farm's flusher writes the list in one transaction, in a thread (off
+the event loop), ``flush_interval`` seconds (default 0.1) after the first unwritten record, and once
+more when the farm closes. So a farmer killed outright loses at most the last ``flush_interval``
+seconds of results, which run again.
+
+Replaying: :meth:`Journal.open` checks the ``meta`` table (a journal of another script or another
+philipjose version is refused with :class:`JournalMismatch`, never silently reused) and reads the
+index of recorded keys into memory (key -> succeeded); :meth:`Journal.lookup` then costs a dict
+lookup for a key never recorded, and one indexed read for one that was. A recorded failure is
+replayed only with ``rerun_failed=False``; by default it runs again.
+
+Guarantees: execution is at least once (a task may run again after its worker died, or after the
+farmer died before its result was written); results are exactly once per key: the first recorded
+outcome of a key is what every later run gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from philipjose._version import __version__
+from philipjose.farm.errors import FarmError
+
+__all__ = [
+    "DEFAULT_FLUSH_INTERVAL",
+    "Journal",
+    "JournalError",
+    "JournalMismatch",
+    "JournalSummary",
+    "Recorded",
+    "clear_journal",
+    "compact_journal",
+    "explicit_key",
+    "payload_key",
+    "script_fingerprint",
+    "summarize_journal",
+]
+
+FORMAT: Final = "philipjose-farm-journal 1"
+DEFAULT_FLUSH_INTERVAL: Final = 0.1
+"""Seconds between the first unwritten result and the commit that writes it (and those after it)."""
+
+_NO_SCRIPT: Final = "none"
+_AUTO: Final = object()
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    key BLOB PRIMARY KEY,
+    function TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    outcome BLOB NOT NULL,
+    recorded REAL NOT NULL
+);
+"""
+_SCRIPT_MODULE = re.compile(r"pj_farm_script_[0-9a-f]{12}\.")
+
+
+class JournalError(FarmError):
+    """A journal cannot be used: not a journal, unreadable, or (:class:`JournalMismatch`) another's."""
+
+
+class JournalMismatch(JournalError):
+    """The journal was written by another script or another philipjose version."""
+
+
+def payload_key(payload: bytes) -> bytes:
+    """The default key of a task: a 128-bit BLAKE2b digest of its payload (what is shipped)."""
+    return b"#" + hashlib.blake2b(payload, digest_size=16).digest()
+
+
+def explicit_key(key: str | bytes) -> bytes:
+    """The key of a task given ``options(key=...)``: never equal to a :func:`payload_key`."""
+    return b"=" + (key.encode("utf-8") if isinstance(key, str) else bytes(key))
+
+
+def script_fingerprint(path: str | os.PathLike[str] | None) -> str:
+    """``"<absolute path> sha256:<hex>"`` of the script at ``path``, ``"none"`` without one."""
+    if path is None:
+        return _NO_SCRIPT
+    file = Path(path).resolve()
+    try:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError:
+        return _NO_SCRIPT
+    return f"{file} sha256:{digest}"
+
+
+def _main_script() -> str | None:
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    return file if isinstance(file, str) and os.path.isfile(file) else None
+
+
+def _shown_script(fingerprint: str) -> str:
+    if fingerprint == _NO_SCRIPT:
+        return "no script"
+    path, _, digest = fingerprint.rpartition(" ")
+    return f"{path} ({digest[:19]})"
+
+
+def function_name(description: str) -> str:
+    """How a task's function is shown: the private module name of a ``farm run`` script dropped."""
+    return _SCRIPT_MODULE.sub("", description)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A recorded outcome: whether the task succeeded, and its outcome as the worker pickled it."""
+
+    ok: bool
+    outcome: bytes
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: not a farm journal, or not readable ({exc})") from exc
+    return db
+
+
+def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, str] | None:
+    """The journal's meta table; None for an empty database (a new journal)."""
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return None
+        if not {"meta", "tasks"} <= tables:
+            raise JournalError(f"{path}: an SQLite database, but not a farm journal")
+        meta = dict(db.execute("SELECT name, value FROM meta"))
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: not a farm journal ({exc})") from exc
+    if meta and meta.get("format") != FORMAT:
+        raise JournalError(f"{path}: not a farm journal of this format ({meta.get('format')!r})")
+    return meta
+
+
+class Journal:
+    """The durable record of a farm's results (see the module docstring).
+
+    ``Journal(path)``: ``script`` is the script whose results it holds (default: the ``__main__``
+    script's file, if any; ``farm run`` gives its SCRIPT): a journal written for another script (or
+    the same one changed) or by another philipjose version is refused with :class:`JournalMismatch`.
+    ``rerun_failed`` (default True): recorded failures run again; False replays them too (their
+    ``TaskError`` at once). ``flush_interval``: seconds a result may wait before its commit.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        script: str | os.PathLike[str] | object | None = _AUTO,
+        rerun_failed: bool = True,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    ) -> None:
+        if not flush_interval >= 0:
+            raise ValueError(f"flush_interval must be at least 0, not {flush_interval}")
+        self.path = Path(path)
+        chosen = _main_script() if script is _AUTO else script
+        self.fingerprint = script_fingerprint(chosen)  # type: ignore[arg-type]
+        self.rerun_failed = rerun_failed
+        self.flush_interval = flush_interval
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._index: dict[bytes, bool] = {}
+        self._unwritten: dict[bytes, tuple[str, bool, bytes]] = {}
+        self._lock = threading.Lock()  # the unwritten records
+        self._write_lock = threading.Lock()  # the writer connection
+        self.recorded = 0  # results recorded by this run
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.path} {len(self._index)} keys>"
+
+    def open(self) -> None:
+        """Open (or create) the journal; :class:`JournalMismatch` if another script's or version's."""
+        if self.path.is_dir():
+            raise JournalError(f"{self.path}: is a folder, not a journal")
+        if not self.path.parent.is_dir():
+            raise JournalError(f"{self.path}: no such folder {self.path.parent}")
+        writer = _connect(self.path)
+        try:
+            meta = _read_meta(writer, self.path)
+            if meta is not None and "philipjose" in meta:
+                self._check(meta)
+            else:
+                writer.executescript(_SCHEMA)
+                writer.execute("BEGIN")
+                writer.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("format", FORMAT), ("philipjose", __version__), ("script", self.fingerprint)],
+                )
+                writer.execute("COMMIT")
+            reader = _connect(self.path)
+            self._index = {bytes(k): bool(ok) for k, ok in reader.execute("SELECT key, ok FROM tasks")}
+        except sqlite3.Error as exc:
+            writer.close()
+            raise JournalError(f"{self.path}: {exc}") from exc
+        except BaseException:
+            writer.close()
+            raise
+        self._writer, self._reader = writer, reader
+
+    def _check(self, meta: dict[str, str]) -> None:
+        clear = f"clear it with `philipjose farm journal {self.path} --clear`, or use another journal"
+        version = meta.get("philipjose", "?")
+        if version != __version__:
+            raise JournalMismatch(
+                f"journal {self.path} was written by philipjose {version}, this is {__version__}: "
+                f"its results are not reused ({clear})"
+            )
+        script = meta.get("script", _NO_SCRIPT)
+        if script != self.fingerprint:
+            raise JournalMismatch(
+                f"journal {self.path} was written for {_shown_script(script)}, not for "
+                f"{_shown_script(self.fingerprint)}: the script changed, so its results are not reused "
+                f"({clear})"
+            )
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def lookup(self, key: bytes) -> Recorded | None:
+        """The recorded outcome of ``key`` to replay, or None (never recorded, or a failure to rerun)."""
+        ok = self._index.get(key)
+        if ok is None or (not ok and self.rerun_failed):
+            return None
+        with self._lock:
+            unwritten = self._unwritten.get(key)
+        if unwritten is not None:
+            return Recorded(unwritten[1], unwritten[2])
+        assert self._reader is not None, "the journal is not open"
+        row = self._reader.execute("SELECT ok, outcome FROM tasks WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Recorded(bool(row[0]), bytes(row[1]))
+
+    def record(self, key: bytes, function: str, ok: bool, outcome: bytes) -> None:
+        """Record ``key``'s outcome (written by the next :meth:`flush`). A key already recorded as a
+        success keeps its first outcome; a recorded failure is replaced."""
+        if self._index.get(key):
+            return
+        self._index[key] = ok
+        with self._lock:
+            self._unwritten[key] = (function_name(function), ok, outcome)
+        self.recorded += 1
+
+    def unwritten(self) -> int:
+        """How many recorded outcomes wait for :meth:`flush`."""
+        return len(self._unwritten)
+
+    def flush(self) -> int:
+        """Write the unwritten outcomes in one transaction (call it off the event loop); how many."""
+        with self._write_lock:
+            with self._lock:
+                batch, self._unwritten = self._unwritten, {}
+            if not batch or self._writer is None:
+                return 0
+            now = time.time()
+            rows = [(key, fn, int(ok), outcome, now) for key, (fn, ok, outcome) in batch.items()]
+            try:
+                self._writer.execute("BEGIN")
+                self._writer.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)", rows)
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._writer.execute("ROLLBACK")
+                raise JournalError(f"journal {self.path}: could not record results: {exc}") from exc
+            return len(rows)
+
+    def close(self) -> None:
+        """Write what is unwritten and close."""
+        try:
+            self.flush()
+        finally:
+            for db in (self._reader, self._writer):
+                if db is not None:
+                    db.close()
+            self._reader = self._writer = None
+
+
+# -- philipjose farm journal ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSummary:
+    """What a journal holds: its meta, per function ``(done, failed)``, and its size in bytes."""
+
+    path: Path
+    version: str
+    script: str
+    functions: dict[str, tuple[int, int]]
+    size: int
+
+    @property
+    def done(self) -> int:
+        return sum(d for d, _ in self.functions.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(f for _, f in self.functions.values())
+
+    def lines(self) -> list[str]:
+        """The summary as ``philipjose farm journal`` prints it."""
+        out = [
+            f"{self.path}: {self.done} tasks done, {self.failed} failed; {_size(self.size)}",
+            f"written by philipjose {self.version} for {_shown_script(self.script)}"
+            if self.version != "?"
+            else "cleared: the next farm to open it may be any script's",
+        ]
+        if self.functions:
+            width = max(len(name) for name in self.functions)
+            for name, (done, failed) in sorted(self.functions.items()):
+                out.append(f"  {name:<{width}}  {done} done, {failed} failed")
+        return out
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 2**20:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _disk_size(path: Path) -> int:
+    total = 0
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):
+            total += name.stat().st_size
+    return total
+
+
+@contextlib.contextmanager
+def _existing(path: Path) -> Iterator[tuple[sqlite3.Connection, dict[str, str]]]:
+    if not path.exists():
+        raise JournalError(f"{path}: no such journal")
+    if path.is_dir():
+        raise JournalError(f"{path}: is a folder, not a journal")
+    db = _connect(path)
+    try:
+        meta = _read_meta(db, path)
+        if meta is None:
+            raise JournalError(f"{path}: not a farm journal (an empty database)")
+        yield db, meta
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: {exc}") from exc
+    finally:
+        db.close()
+
+
+def summarize_journal(path: str | os.PathLike[str]) -> JournalSummary:
+    """What the journal at ``path`` holds; :class:`JournalError` if it is not one."""
+    file = Path(path)
+    with _existing(file) as (db, meta):
+        functions: dict[str, tuple[int, int]] = {}
+        query = "SELECT function, SUM(ok), SUM(1 - ok) FROM tasks GROUP BY function"
+        for name, done, failed in db.execute(query):
+            functions[name] = (int(done or 0), int(failed or 0))
+    return JournalSummary(
+        file, meta.get("philipjose", "?"), meta.get("script", _NO_SCRIPT), functions, _disk_size(file)
+    )
+
+
+def compact_journal(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Checkpoint the WAL and VACUUM the journal at ``path``; its size before and after."""
+    file = Path(path)
+    before = _disk_size(file)
+    with _existing(file) as (db, _):
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return before, _disk_size(file)
+
+
+def clear_journal(path: str | os.PathLike[str]) -> int:
+    """Forget every result and the script the journal at ``path`` was for; how many results."""
+    file = Path(path)
+    with _existing(file) as (db, _):
+        (count,) = db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+        db.execute("BEGIN")
+        db.execute("DELETE FROM tasks")
+        db.execute("DELETE FROM meta WHERE name != 'format'")  # any script may use it now
+        db.execute("COMMIT")
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return int(count)

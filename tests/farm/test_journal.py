@@ -1,0 +1,349 @@
+"""The farm's journal (issue 18): the SQLite record itself, a Farm resuming from it, and
+``philipjose farm run --journal`` killed with SIGKILL and run again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from philipjose import __version__, farm
+from philipjose.farm import journal as jr
+from philipjose.farm.shipping import Returned, dumps_outcome, dumps_task, outcome_of
+from tests.farm._tasks import logged_square
+
+# -- the journal alone ---------------------------------------------------------------------------------
+
+
+def _ok(value: object) -> bytes:
+    return dumps_outcome(Returned(value))
+
+
+def _failed(message: str) -> bytes:
+    return dumps_outcome(outcome_of(ValueError(message)))
+
+
+def test_records_survive_reopening_and_failures_rerun_unless_asked(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    book = jr.Journal(path, script=None)
+    book.open()
+    good, bad = jr.payload_key(b"a"), jr.payload_key(b"b")
+    assert book.lookup(good) is None
+    book.record(good, "m.f", True, _ok(4))
+    book.record(bad, "m.f", False, _failed("no"))
+    assert book.lookup(good) == jr.Recorded(True, _ok(4))  # before it is written, too
+    assert book.unwritten() == 2 and book.flush() == 2 and book.unwritten() == 0
+    book.record(good, "m.f", True, _ok(5))  # a key keeps its first success
+    book.close()
+    again = jr.Journal(path, script=None)
+    again.open()
+    assert len(again) == 2
+    assert again.lookup(good) == jr.Recorded(True, _ok(4))
+    assert again.lookup(bad) is None  # rerun by default
+    again.close()
+    replaying = jr.Journal(path, script=None, rerun_failed=False)
+    replaying.open()
+    assert replaying.lookup(bad) == jr.Recorded(False, _failed("no"))
+    replaying.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
+
+
+def test_explicit_keys_never_collide_with_digests() -> None:
+    digest = jr.payload_key(b"x")
+    assert len(digest) == 17 and digest != jr.explicit_key(digest[1:])
+    assert jr.explicit_key("k") == jr.explicit_key(b"k") != jr.payload_key(b"k")
+
+
+def test_another_script_or_version_is_refused(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("def main(farm): pass\n")
+    path = tmp_path / "j.sqlite"
+    book = jr.Journal(path, script=script)
+    book.open()
+    book.close()
+    same = jr.Journal(path, script=script)
+    same.open()
+    same.close()
+    script.write_text("def main(farm): return 1\n")
+    with pytest.raises(jr.JournalMismatch, match=r"the script changed.*--clear"):
+        jr.Journal(path, script=script).open()
+    with pytest.raises(jr.JournalMismatch):
+        jr.Journal(path, script=None).open()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '0.0.1' WHERE name = 'philipjose'")
+    db.commit()
+    db.close()
+    with pytest.raises(jr.JournalMismatch, match=rf"written by philipjose 0.0.1, this is {__version__}"):
+        jr.Journal(path, script=script).open()
+    assert issubclass(jr.JournalMismatch, farm.FarmError)
+
+
+def test_what_is_not_a_journal_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, this is not a database at all" * 10)
+    with pytest.raises(jr.JournalError, match="not a farm journal"):
+        jr.Journal(text, script=None).open()
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    with pytest.raises(jr.JournalError, match="not a farm journal"):
+        jr.Journal(other, script=None).open()
+    with pytest.raises(jr.JournalError, match="is a folder"):
+        jr.Journal(tmp_path, script=None).open()
+    with pytest.raises(jr.JournalError, match="no such folder"):
+        jr.Journal(tmp_path / "nowhere" / "j.sqlite", script=None).open()
+
+
+def test_summary_compact_and_clear(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    book = jr.Journal(path, script=None)
+    book.open()
+    for i in range(30):
+        book.record(jr.payload_key(bytes([i])), "map pj_farm_script_0123456789ab.work", i % 10 != 0, _ok(i))
+    book.record(jr.explicit_key("x"), "m.other", True, _ok("x" * 100_000))
+    book.close()
+    summary = jr.summarize_journal(path)
+    assert summary.functions == {"map work": (27, 3), "m.other": (1, 0)}
+    assert (summary.done, summary.failed) == (28, 3) and summary.size > 100_000
+    lines = summary.lines()
+    assert lines[0].startswith(f"{path}: 28 tasks done, 3 failed; ")
+    assert lines[1] == f"written by philipjose {__version__} for no script"
+    before, after = jr.compact_journal(path)
+    assert after <= before
+    assert jr.clear_journal(path) == 31
+    assert jr.summarize_journal(path).functions == {}
+    script = tmp_path / "job.py"
+    script.write_text("def main(farm): pass\n")
+    reused = jr.Journal(path, script=script)  # cleared: any script may take it
+    reused.open()
+    reused.close()
+    with pytest.raises(jr.JournalError, match="no such journal"):
+        jr.summarize_journal(tmp_path / "missing.sqlite")
+
+
+def test_the_default_key_is_stable_across_processes(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("K = {'a': 1}\ndef work(x, y=2):\n    return x * K['a'] + y\ndef main(farm): pass\n")
+    probe = (
+        "import sys\n"
+        "from philipjose.farm.script import load_script, script_imports\n"
+        "from philipjose.farm.shipping import dumps_task\n"
+        "from philipjose.farm.journal import payload_key\n"
+        "with script_imports(sys.argv[1]):\n"
+        "    m = load_script(sys.argv[1])\n"
+        "    print(payload_key(dumps_task(m.work, (3,), {'y': [1, 2]})).hex())\n"
+    )
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", probe, str(script)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in (1, 2)
+    }
+    assert len(keys) == 1
+    assert jr.payload_key(dumps_task(abs, (1,))) != jr.payload_key(dumps_task(abs, (2,)))
+
+
+# -- a farm with a journal -------------------------------------------------------------------------
+
+
+async def test_a_farm_on_an_existing_journal_resolves_recorded_tasks_without_running_them(
+    tmp_path: Path,
+) -> None:
+    path, log = tmp_path / "j.sqlite", tmp_path / "runs.log"
+    async with farm.Farm(workers=2, journal=farm.Journal(path, script=None)) as f:
+        assert await f.map(logged_square, [str(log)] * 10, range(10)) == [x * x for x in range(10)]
+        with pytest.raises(farm.TaskError):
+            await f.submit(int, "not a number")
+        assert await f.options(key="answer").submit(logged_square, str(log), 42) == 1764
+    assert sorted(map(int, log.read_text().split())) == [*range(10), 42]
+    log.unlink()
+    async with farm.Farm(workers=2, journal=farm.Journal(path, script=None)) as f:
+        assert await f.map(logged_square, [str(log)] * 12, range(12)) == [x * x for x in range(12)]
+        # the explicit key is what counts, not the arguments
+        assert await f.options(key="answer").submit(logged_square, str(log), 0) == 1764
+        with pytest.raises(farm.TaskError):  # the failure runs again (and fails again)
+            await f.submit(int, "not a number")
+        c = f.counters
+        assert c.replayed == 11 and c.submitted == 14 and c.completed == 13 and c.failed == 1
+    assert sorted(map(int, log.read_text().split())) == [10, 11]  # only the new tasks ran
+    async with farm.Farm(workers=1, journal=farm.Journal(path, script=None, rerun_failed=False)) as f:
+        with pytest.raises(farm.TaskError, match="invalid literal"):
+            await f.submit(int, "not a number")
+        assert f.counters.replayed == 1
+
+
+def test_the_executor_takes_a_journal(tmp_path: Path) -> None:
+    path, log = tmp_path / "j.sqlite", tmp_path / "runs.log"
+    for _ in range(2):
+        with farm.Executor(2, journal=farm.Journal(path, script=None)) as ex:
+            assert list(ex.map(logged_square, [str(log)] * 5, range(5))) == [x * x for x in range(5)]
+            assert ex.submit(logged_square, str(log), 7).result() == 49
+    assert sorted(map(int, log.read_text().split())) == [0, 1, 2, 3, 4, 7]
+
+
+# -- farm run --journal, killed and run again ------------------------------------------------------------
+
+JOB = """\
+import sys, time
+LOG = sys.argv[1]
+def work(x):
+    time.sleep(0.075)  # the workload
+    with open(LOG, "a") as out:
+        out.write(f"{x}\\n")
+    return x * x
+async def main(farm):
+    return sum(await farm.map(work, range(400)))
+"""
+ANSWER = str(sum(x * x for x in range(400)))
+
+
+def _farm_run(script: Path, journal: Path, log: Path, *more: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "philipjose",
+        "farm",
+        "run",
+        "--workers",
+        "2",
+        "--journal",
+        str(journal),
+        *more,
+        str(script),
+        str(log),
+    ]
+
+
+def _lines(log: Path) -> list[int]:
+    return [int(x) for x in log.read_text().split()] if log.exists() else []
+
+
+def test_farm_run_killed_then_run_again_reruns_almost_nothing(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    # a full run, for the time it takes
+    start = time.monotonic()
+    full = subprocess.run(
+        _farm_run(script, tmp_path / "full.sqlite", tmp_path / "full.log"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    full_time = time.monotonic() - start
+    assert full.returncode == 0, full.stderr
+    assert full.stdout.strip() == ANSWER
+    assert sorted(_lines(tmp_path / "full.log")) == list(range(400))
+    # the same job, SIGKILLed once 160 tasks have run
+    journal, log = tmp_path / "j.sqlite", tmp_path / "runs.log"
+    farmer = subprocess.Popen(
+        _farm_run(script, journal, log), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(_lines(log)) < 160:  # polling another process's progress: nothing to wait on
+            assert farmer.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        workers = psutil.Process(farmer.pid).children(recursive=True)
+        farmer.send_signal(signal.SIGKILL)
+        farmer.communicate(timeout=30)
+        # its workers see their lifeline end and exit; what they finish meanwhile counts as done
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert alive == []
+    finally:
+        for p in [farmer, *workers]:
+            if isinstance(p, subprocess.Popen):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            elif p.is_running():
+                p.kill()
+    done_before = _lines(log)
+    assert 160 <= len(done_before) < 400
+    start = time.monotonic()
+    again = subprocess.run(_farm_run(script, journal, log), capture_output=True, text=True, timeout=300)
+    again_time = time.monotonic() - start
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == ANSWER
+    ran_again = _lines(log)[len(done_before) :]
+    assert set(done_before) | set(ran_again) == set(range(400))
+    repeated = [x for x in ran_again if x in set(done_before)]
+    print(f"done before {len(done_before)}, repeated {len(repeated)}, {again_time:.1f} s of {full_time:.1f} s")
+    assert len(repeated) <= 20, f"{len(repeated)} tasks done before ran again"
+    assert again_time < 0.7 * full_time, f"resumed in {again_time:.1f} s, a full run took {full_time:.1f} s"
+    # a third run has everything recorded: nothing runs
+    third = subprocess.run(_farm_run(script, journal, log), capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0 and third.stdout.strip() == ANSWER
+    assert len(_lines(log)) == len(done_before) + len(ran_again)
+    # the journal command tells what it holds
+    shown = subprocess.run(
+        [sys.executable, "-m", "philipjose", "farm", "journal", str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].startswith(f"{journal}: 400 tasks done, 0 failed; ")
+    assert "  map work  400 done, 0 failed" in shown.stdout
+    assert str(script.resolve()) in shown.stdout
+
+
+def test_a_changed_script_refuses_the_old_journal(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("async def main(farm):\n    return await farm.submit(abs, -3)\n")
+    journal = tmp_path / "j.sqlite"
+    cmd = [sys.executable, "-m", "philipjose", "farm", "run", "--workers", "1", "--journal", str(journal)]
+    first = subprocess.run([*cmd, str(script)], capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and first.stdout == "3\n", first.stderr
+    script.write_text("async def main(farm):\n    return await farm.submit(abs, -4)\n")
+    changed = subprocess.run([*cmd, str(script)], capture_output=True, text=True, timeout=120)
+    assert changed.returncode == 2 and changed.stdout == ""
+    (line,) = changed.stderr.splitlines()
+    assert line.startswith(f"philipjose farm run: error: journal {journal} was written for ")
+    assert "the script changed" in line and "--clear" in line
+    cleared = subprocess.run(
+        [sys.executable, "-m", "philipjose", "farm", "journal", str(journal), "--clear"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cleared.returncode == 0 and cleared.stdout == f"cleared {journal}: 1 results removed\n"
+    after = subprocess.run([*cmd, str(script)], capture_output=True, text=True, timeout=120)
+    assert after.returncode == 0 and after.stdout == "4\n", after.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.sqlite"], "missing.sqlite: no such journal"),
+        (["notes.txt"], "notes.txt: not a farm journal"),
+        (["j.sqlite", "--compact", "--clear"], "not allowed with argument"),
+    ],
+)
+def test_farm_journal_mistakes_are_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "notes.txt").write_text("not sqlite " * 100)
+    done = subprocess.run(
+        [sys.executable, "-m", "philipjose", "farm", "journal", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and message in done.stderr
+    if "not allowed" not in message:
+        assert len(done.stderr.splitlines()) == 1

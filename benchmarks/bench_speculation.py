@@ -1,0 +1,192 @@
+"""Stragglers and the journal (issue 18): the farm with and without speculation against
+``ProcessPoolExecutor`` and Dask, and what the journal costs on trivial tasks. Same run, same tasks.
+
+    python benchmarks/bench_speculation.py [--workers 4] [--tasks 200] [--ms 20] [--runs 3]
+                                           [--trivial 5000] [--only farm,farm-spec,pool,dask]
+
+1. Stragglers: a map of ``--tasks`` tasks of ``--ms`` ms each (sleeping in 1 ms steps, so a task
+   stopped on purpose stops at once) on ``--workers`` workers, one of which is 10 times slower: a
+   task that runs on it (whose process id is in a marker file) takes 10 x ``--ms``. Each system's
+   everyday map: ``Executor.map`` (chunksize 1) for the farm without and with ``speculation=True``
+   and for ``ProcessPoolExecutor``; ``client.map`` then ``client.gather`` for Dask distributed (a
+   ``LocalCluster`` of worker processes with one thread each; skipped when ``distributed`` is not
+   installed: ``pip install -e '.[bench]'``). Printed: the map's wall time, the ideal time with no
+   slow worker (tasks x ms / workers), and the share of the results computed on the slow worker.
+2. Journal overhead: ``--trivial`` individual ``Executor.submit(abs, i)`` then every ``result()``,
+   on a farm of 2 workers without a journal and with one (a fresh file each run, so every task runs
+   and is recorded). Printed: tasks/s of each and the cost of the journal in percent.
+
+Start-up is not timed; every system is warmed up first. The systems take turns, ``--runs`` times;
+the medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from philipjose import farm
+
+
+def stepped(x: int, ms: int, marker: str) -> tuple[int, bool]:
+    """``ms`` ms of work in 1 ms steps, ten times as many on the process named in ``marker``."""
+    try:
+        slow = int(Path(marker).read_text()) == os.getpid()
+    except (OSError, ValueError):
+        slow = False
+    for _ in range(ms * 10 if slow else ms):
+        time.sleep(0.001)  # the workload
+    return x, slow
+
+
+def _mark_slow(marker: Path, pids: Iterator[int]) -> int:
+    pid = next(pids)
+    marker.write_text(str(pid))
+    return pid
+
+
+@contextlib.contextmanager
+def _executor(name: str, workers: int) -> Iterator[Executor]:
+    if name == "pool":
+        with ProcessPoolExecutor(workers) as pool:
+            yield pool
+    else:
+        with farm.Executor(workers, speculation=name == "farm-spec") as ex:
+            yield ex
+
+
+def _straggler_run(name: str, args: argparse.Namespace, marker: Path) -> tuple[float, float]:
+    """(seconds, share of results from the slow worker) of one map on a fresh system."""
+    if name == "dask":
+        return _dask_run(args, marker)
+    with _executor(name, args.workers) as ex:
+        pids = sorted(_pids(ex, args))
+        _mark_slow(marker, iter(pids))
+        list(ex.map(stepped, range(args.workers), [1] * args.workers, [str(marker)] * args.workers))
+        start = time.perf_counter()
+        results = list(ex.map(stepped, range(args.tasks), [args.ms] * args.tasks, [str(marker)] * args.tasks))
+        took = time.perf_counter() - start
+    assert [x for x, _ in results] == list(range(args.tasks))
+    return took, sum(slow for _, slow in results) / args.tasks
+
+
+def _pids(ex: Executor, args: argparse.Namespace) -> set[int]:
+    """The worker processes' ids (each worker answers one of many small tasks)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < args.workers and time.monotonic() < deadline:
+        seen.update(ex.map(_getpid_slowly, range(4 * args.workers)))
+    return seen
+
+
+def _getpid_slowly(_: int) -> int:
+    time.sleep(0.02)  # long enough that every worker gets one
+    return os.getpid()
+
+
+def _dask_run(args: argparse.Namespace, marker: Path) -> tuple[float, float]:
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)
+        _mark_slow(marker, iter(sorted(pids.values())))
+        client.gather(
+            client.map(stepped, range(args.workers), [1] * args.workers, [str(marker)] * args.workers)
+        )
+        start = time.perf_counter()
+        futures = client.map(
+            stepped, range(args.tasks), [args.ms] * args.tasks, [str(marker)] * args.tasks, pure=False
+        )
+        results = client.gather(futures)
+        took = time.perf_counter() - start
+    assert [x for x, _ in results] == list(range(args.tasks))
+    return took, sum(slow for _, slow in results) / args.tasks
+
+
+def _journal_run(journal: bool, args: argparse.Namespace, folder: Path) -> float:
+    """Trivial tasks/s of individual submits, with or without a (fresh) journal."""
+    options: dict[str, Any] = {}
+    if journal:
+        path = folder / f"j{time.monotonic_ns()}.sqlite"
+        options["journal"] = farm.Journal(path, script=None)
+    with farm.Executor(2, **options) as ex:
+        [f.result() for f in [ex.submit(abs, -i) for i in range(200)]]  # warm up (and recorded)
+        start = time.perf_counter()
+        futures = [ex.submit(abs, i) for i in range(1000, 1000 + args.trivial)]
+        for f in futures:
+            f.result()
+        return args.trivial / (time.perf_counter() - start)
+
+
+def _median_line(name: str, values: list[float], fmt: Callable[[float], str]) -> str:
+    return f"{name:<24} {' / '.join(fmt(v) for v in values):<40} median {fmt(statistics.median(values))}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--ms", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--trivial", type=int, default=5000)
+    parser.add_argument("--only", default="farm,farm-spec,pool,dask,journal")
+    args = parser.parse_args()
+    chosen = args.only.split(",")
+    if "dask" in chosen and importlib.util.find_spec("distributed") is None:
+        print("note: dask skipped (distributed is not installed: pip install -e '.[bench]')")
+        chosen.remove("dask")
+    systems = [s for s in ("farm", "farm-spec", "pool", "dask") if s in chosen]
+    times: dict[str, list[float]] = {s: [] for s in systems}
+    shares: dict[str, list[float]] = {s: [] for s in systems}
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for _ in range(args.runs):
+            for name in systems:
+                took, share = _straggler_run(name, args, folder / "slow.pid")
+                times[name].append(took)
+                shares[name].append(share)
+            if "journal" in chosen:
+                for journal in (False, True):
+                    rates[journal].append(_journal_run(journal, args, folder))
+    ideal = args.tasks * args.ms / 1000 / args.workers
+    labels = {
+        "farm": "farm Executor.map",
+        "farm-spec": "farm, speculation=True",
+        "pool": "ProcessPoolExecutor.map",
+        "dask": "Dask client.map",
+    }
+    if systems:
+        print(
+            f"stragglers: {args.tasks} tasks of {args.ms} ms on {args.workers} workers, one 10x slower "
+            f"(ideal without it {ideal:.2f} s)"
+        )
+        for name in systems:
+            print(_median_line(labels[name], times[name], lambda v: f"{v:.2f} s"))
+            print(_median_line("  results from slow one", shares[name], lambda v: f"{100 * v:.1f} %"))
+    if rates[False]:
+        plain, journaled = statistics.median(rates[False]), statistics.median(rates[True])
+        print(f"journal: {args.trivial} individual Executor.submit(abs, i) on 2 workers")
+        print(_median_line("without a journal", rates[False], lambda v: f"{v:,.0f}/s"))
+        print(_median_line("with a journal", rates[True], lambda v: f"{v:,.0f}/s"))
+        print(f"cost of the journal: {100 * (1 - journaled / plain):.1f} % of the throughput (medians)")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,3 +34,28 @@ def test_race_example() -> None:
     assert lines[0].startswith("pi ~ 3.1")
     assert lines[1].startswith("first nonce found: ") and "-> 00000" in lines[1]
     assert lines[2] == "sum of squares below 1000: 332833500"
+
+
+def test_speculation_example() -> None:
+    lines = _run(str(EXAMPLES / "farm_speculation.py"), "10").splitlines()
+    assert lines[0] == f"sum of squares below 60: {sum(x * x for x in range(60))}"
+    took = float(lines[1].split("the map took ")[1].split(" s")[0])
+    assert lines[1].startswith("one worker stopped for 10 s") and took < 10
+    started, won = (int(w) for w in lines[2].replace(",", "").split()[2::2])
+    assert started >= 1 and won >= 1
+
+
+def test_journal_example(tmp_path: Path) -> None:
+    journal = str(tmp_path / "squares.sqlite")
+    run = ("-m", "philipjose", "farm", "run", str(EXAMPLES / "farm_journal.py"), "--workers", "2")
+    total = sum(x * x for x in range(50))
+    assert (
+        _run(*run, "--journal", journal, "50")
+        == f"sum of squares below 50: {total} (0 of 50 tasks from the journal)\n"
+    )
+    assert (
+        _run(*run, "--journal", journal, "50")
+        == f"sum of squares below 50: {total} (50 of 50 tasks from the journal)\n"
+    )
+    shown = _run("-m", "philipjose", "farm", "journal", journal)
+    assert "50 tasks done, 0 failed" in shown and "map work  50 done, 0 failed" in shown

@@ -190,7 +190,8 @@ async def test_a_farm_on_an_existing_journal_resolves_recorded_tasks_without_run
 def test_the_executor_takes_a_journal(tmp_path: Path) -> None:
     path, log = tmp_path / "j.sqlite", tmp_path / "runs.log"
     for _ in range(2):
-        with farm.Executor(2, journal=farm.Journal(path, script=None)) as ex:
+        with farm.Executor(2, journal=farm.Journal(path, script=None), speculation=True) as ex:
+            assert ex.farm.speculation == farm.Speculation()
             assert list(ex.map(logged_square, [str(log)] * 5, range(5))) == [x * x for x in range(5)]
             assert ex.submit(logged_square, str(log), 7).result() == 49
     assert sorted(map(int, log.read_text().split())) == [0, 1, 2, 3, 4, 7]
@@ -283,7 +284,7 @@ def test_farm_run_killed_then_run_again_reruns_almost_nothing(tmp_path: Path) ->
     ran_again = _lines(log)[len(done_before) :]
     assert set(done_before) | set(ran_again) == set(range(400))
     repeated = [x for x in ran_again if x in set(done_before)]
-    print(f"done before {len(done_before)}, repeated {len(repeated)}, {again_time:.1f} s of {full_time:.1f} s")
+    print(f"done before {len(done_before)}, repeated {len(repeated)}, {again_time:.1f} of {full_time:.1f} s")
     assert len(repeated) <= 20, f"{len(repeated)} tasks done before ran again"
     assert again_time < 0.7 * full_time, f"resumed in {again_time:.1f} s, a full run took {full_time:.1f} s"
     # a third run has everything recorded: nothing runs
@@ -307,7 +308,8 @@ def test_a_changed_script_refuses_the_old_journal(tmp_path: Path) -> None:
     script = tmp_path / "job.py"
     script.write_text("async def main(farm):\n    return await farm.submit(abs, -3)\n")
     journal = tmp_path / "j.sqlite"
-    cmd = [sys.executable, "-m", "philipjose", "farm", "run", "--workers", "1", "--journal", str(journal)]
+    cmd = [sys.executable, "-m", "philipjose", "farm", "run", "--workers", "1", "--speculation"]
+    cmd += ["--journal", str(journal)]
     first = subprocess.run([*cmd, str(script)], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0 and first.stdout == "3\n", first.stderr
     script.write_text("async def main(farm):\n    return await farm.submit(abs, -4)\n")

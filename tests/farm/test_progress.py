@@ -140,3 +140,10 @@ def test_a_log_line_clears_the_bar_and_the_bar_is_redrawn_after_it() -> None:
 def test_the_progress_line_counts_machines_down() -> None:
     assert "machines down 1" in format_progress(Counters(submitted=1, machines_down=1), 1.0)
     assert "machines down" not in format_progress(Counters(submitted=1), 1.0)
+
+
+def test_the_progress_line_counts_duplicates_and_replays() -> None:
+    line = format_progress(Counters(submitted=9, duplicates_started=3, duplicates_won=2, replayed=4), 1.0)
+    assert "speculated 3 (won 2)" in line and "from journal 4" in line
+    plain = format_progress(Counters(submitted=9), 1.0)
+    assert "speculated" not in plain and "journal" not in plain

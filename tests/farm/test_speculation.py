@@ -278,6 +278,7 @@ async def test_non_idempotent_tasks_never_get_duplicates(tmp_path: Path) -> None
     watch = Watch()
     async with farm.Farm(workers=3, speculation=True, max_in_flight=1, progress=watch) as f:
         assert await f.map(fifty_ms_square, range(20)) == [x * x for x in range(20)]  # runtimes known
+        before = f.counters.duplicates_started  # a loaded machine may have made that map straggle
         victim = f.workers[0].os_pid
         assert victim is not None
         with _resumed_at_the_end(victim):
@@ -290,11 +291,11 @@ async def test_non_idempotent_tasks_never_get_duplicates(tmp_path: Path) -> None
             assert len(stuck) <= 1
             deadline = time.monotonic() + 1.0  # 10 speculation intervals past the threshold
             while time.monotonic() < deadline:
-                assert f.counters.duplicates_started == 0
+                assert f.counters.duplicates_started == before
                 await trio.sleep(0.05)  # watching that nothing happens: there is no event to wait for
             os.kill(victim, signal.SIGCONT)
             assert [await fut for fut in futures] == [x * x for x in range(20)]
-        assert f.counters.duplicates_started == 0
+        assert f.counters.duplicates_started == before
         assert sorted(int(line) for line in log.read_text().split()) == list(range(20))  # each ran once
         # the same scenario with idempotent tasks does start duplicates (the test can fail)
         victim = f.workers[1].os_pid
@@ -303,5 +304,5 @@ async def test_non_idempotent_tasks_never_get_duplicates(tmp_path: Path) -> None
             os.kill(victim, signal.SIGSTOP)
             results = await f.map(fifty_ms_square, range(20))
         assert results == [x * x for x in range(20)]
-        assert f.counters.duplicates_started >= 1
+        assert f.counters.duplicates_started > before
         assert not psutil.pid_exists(victim) or psutil.Process(victim).status() != psutil.STATUS_STOPPED

@@ -41,14 +41,16 @@ import contextlib
 import hashlib
 import os
 import re
-import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import sqlite3
 
 from philipjose._version import __version__
 from philipjose.farm.errors import FarmError
@@ -144,6 +146,7 @@ class Recorded:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    import sqlite3  # here: the workers import the farm, never a journal
     try:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -156,6 +159,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, str] | None:
     """The journal's meta table; None for an empty database (a new journal)."""
+    import sqlite3  # here: the workers import the farm, never a journal
     try:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
@@ -208,6 +212,7 @@ class Journal:
 
     def open(self) -> None:
         """Open (or create) the journal; :class:`JournalMismatch` if another script's or version's."""
+        import sqlite3  # here: the workers import the farm, never a journal
         if self.path.is_dir():
             raise JournalError(f"{self.path}: is a folder, not a journal")
         if not self.path.parent.is_dir():
@@ -283,6 +288,7 @@ class Journal:
 
     def flush(self) -> int:
         """Write the unwritten outcomes in one transaction (call it off the event loop); how many."""
+        import sqlite3  # here: the workers import the farm, never a journal
         with self._write_lock:
             with self._lock:
                 batch, self._unwritten = self._unwritten, {}
@@ -365,6 +371,7 @@ def _disk_size(path: Path) -> int:
 
 @contextlib.contextmanager
 def _existing(path: Path) -> Iterator[tuple[sqlite3.Connection, dict[str, str]]]:
+    import sqlite3  # here: the workers import the farm, never a journal
     if not path.exists():
         raise JournalError(f"{path}: no such journal")
     if path.is_dir():

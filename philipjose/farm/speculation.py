@@ -24,7 +24,6 @@ Time is whatever monotonic number the caller passes as ``now``; nothing here rea
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +96,14 @@ def threshold(policy: Speculation, runtimes: Sequence[float]) -> float | None:
     ``runtimes``, and at least ``min_runtime``; None without any runtime."""
     if not runtimes:
         return None
-    return max(policy.multiplier * statistics.median(runtimes), policy.min_runtime)
+    return max(policy.multiplier * _median(runtimes), policy.min_runtime)
+
+
+def _median(values: Sequence[float]) -> float:
+    """The median (``statistics.median``'s, without importing ``statistics`` into every worker)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def stragglers(

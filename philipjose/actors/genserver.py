@@ -252,11 +252,6 @@ async def _loop(server: GenServer, me: Process, parent: Pid | None, starter: Pid
         try:
             if type(msg) is tuple and msg:
                 kind = msg[0]
-                if kind == SYSTEM and is_system(msg):
-                    _system(server, me, parent, starter, system, msg)
-                    if system.terminating:
-                        raise Stop(system.reason)
-                    continue
                 if kind == GEN_CALL and len(msg) == 3 and type(msg[1]) is tuple and len(msg[1]) == 2:
                     caller = msg[1]
                     result = await _invoke(server.handle_call(msg[2], msg[1]))
@@ -269,6 +264,11 @@ async def _loop(server: GenServer, me: Process, parent: Pid | None, starter: Pid
                     result = await _invoke(server.handle_cast(msg[1]))
                     if isinstance(result, Stop):
                         raise result
+                    continue
+                if kind == SYSTEM and is_system(msg):
+                    _system(server, me, parent, starter, system, msg)
+                    if system.terminating:
+                        raise Stop(system.reason)
                     continue
                 if kind == EXIT and len(msg) == 3 and msg[1] == parent and me.trap_exit:
                     raise Exit(msg[2])  # the parent (start_link's caller) is going away

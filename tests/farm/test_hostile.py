@@ -83,8 +83,10 @@ def _reap(process: trio.Process) -> None:
 
 @pytest.fixture
 async def farmer() -> LocalNode:
+    # Long names on both sides, as a farm names its nodes (OTP refuses a long name connecting to a short one).
     node = LocalNode(
-        unique("farmer"), {"cookie": "the-farm-secret", "epmd": False, "listen_host": "127.0.0.1"}
+        unique("farmer").replace("@localhost", "@127.0.0.1"),
+        {"cookie": "the-farm-secret", "epmd": False, "listen_host": "127.0.0.1"},
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(node.serve)

@@ -1,5 +1,8 @@
 """``global`` on a philipjose node: the ``global_name_server`` of OTP's ``global`` (protocol version 8,
 OTP 25+), so that a visible Python node takes part in global name registration and global locks.
+Where OTP 27 changed the server (an ``init_connect`` that finds an attempt pending restarts and is
+dropped; a restarted connection forgets the names and locks of that node's processes) this does as
+27 does; the messages on the wire are the same in 25 and 27.
 
 Python API (``pj.global_``)::
 
@@ -336,6 +339,19 @@ class _Server:
             if resource == _GLOBAL:
                 self.t.global_lock_down = down
 
+    def delete_node_resources(self, node: Atom) -> None:
+        """Forget the names and locks held by processes of ``node`` (as their DOWN would)."""
+        for ref, (kind, key) in list(self.t.by_ref.items()):
+            if kind == "name":
+                row = self.t.names.get(key)
+                pid = row[1] if row is not None else None
+            else:
+                lock = self.t.locks.get(key)
+                pid = next((p for p, r in lock[2] if r == ref), None) if lock is not None else None
+            if pid is not None and pid.node == node:
+                _demonitor(ref, flush=True)
+                self.on_down(ref, pid)
+
     def on_down(self, ref: Reference, pid: Any) -> None:
         entry = self.t.by_ref.pop(ref, None)
         if entry is None:
@@ -377,8 +393,10 @@ class _Server:
                 log.error("global: out of sync connection attempt from old version %d node %s", his_vsn, node)
                 self.dist.disconnect(node)
                 return
+            # OTP 27's rule (25 went on with this init_connect): cancel, start over, drop this one
             self.send_cancel_connect_message(node, his_tag)
             self.restart_connect(node, self.get("sync_tag_my", node))
+            return
         self.put("prot_vsn", node, vsn)
         self.put("sync_tag_his", node, his_tag)
         resolver = self.resolvers.get(node)
@@ -399,6 +417,7 @@ class _Server:
         self.cancel_locker(node, my_tag)
         self.reset_node_state(node)
         self.pending.pop(node, None)
+        self.delete_node_resources(node)  # OTP 27: the names and locks of that node's processes go
         if type(my_tag) is int:
             self.handle_nodeup(node)
 

@@ -149,6 +149,9 @@ async def serve(
     :class:`FarmerUnreachable` if it cannot connect to ``farmer`` at all."""
     farmer_node, farm = Atom(farmer), (Atom(farm_name), Atom(farmer))
     me = pj.self()
+    # A worker's name is the farm's label for it: whatever its kind, it may reach its farmer (a
+    # philipjose node, the only node it connects to) even where OTP would refuse short/long mixing.
+    pj.node.current().allow_mixed_names = True
     if not await pj.node.connect(farmer):
         reason = pj.node.current().connect_errors.get(farmer_node, "the connection failed")
         raise FarmerUnreachable(f"cannot connect to the farmer {farmer}: {reason}")

@@ -335,7 +335,10 @@ class Node:
     connection before a process sending to it is held back (see *Back-pressure* above).
     ``max_message_size`` (bytes, default 1 GiB): the largest message sent or received (see *Large
     messages* above). ``connect_errors``: node name -> why the last attempt to connect to it
-    failed (removed when an attempt succeeds; the most recent 256 are kept).
+    failed (removed when an attempt succeeds; the most recent 256 are kept). ``hidden``: the node
+    was started hidden. ``allow_mixed_names`` (default False): when True the node connects to long
+    and short names alike instead of refusing as OTP does (see ``docs/distribution.md``); the
+    farm's workers set it, since their names are labels and they connect only to their farmer.
     """
 
     def __init__(
@@ -359,6 +362,7 @@ class Node:
     ) -> None:
         self.rt = rt
         self.hidden = hidden
+        self.allow_mixed_names = False  # True: connect to long and short names alike (farm workers)
         self.style = style
         self.flags = ADVERTISED if hidden else ADVERTISED | DFLAG_PUBLISHED  # what we advertise
         self.max_message_size = max_message_size
@@ -794,7 +798,7 @@ class Node:
 
     async def _open_stream(self, node: Atom) -> trio.abc.Stream:
         alive, host = split_node_name(str(node))
-        refusal = mixed_names_refusal(str(self.name), str(node))
+        refusal = None if self.allow_mixed_names else mixed_names_refusal(str(self.name), str(node))
         if refusal is not None:  # OTP's initiating side refuses it too (inet_tcp_dist:splitnode)
             log.error("cannot connect to %s: %s", node, refusal)
             raise ConnectionError(refusal)

@@ -20,14 +20,7 @@ from tests.tools import HOST, ROOT, Otp, chroot_installation, using
 
 # Known differences on OTP 27: these tests fail there (strict xfail: when fixed, they fail as XPASS so
 # the entry is removed). Each says why; docs/distribution.md's table says the same.
-_SYS_REPLIES = (
-    "OTP 27's sys:get_state/replace_state expect {ok, State} from the process; the Python "
-    "GenServer and supervisors answer OTP 25's bare State, so an OTP 27 caller gets a case_clause"
-)
-KNOWN_ON_OTP27 = {
-    "tests/interop/test_sys_erl.py::test_erl_sys_and_supervisor_calls_match_otp": _SYS_REPLIES,
-    "tests/interop/test_sys_elixir.py::test_elixir_sys_and_supervisor_calls": _SYS_REPLIES,
-}
+KNOWN_ON_OTP27: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

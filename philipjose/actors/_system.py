@@ -100,6 +100,14 @@ def _debug(what: Any) -> Any:
     return _UNKNOWN_DEBUG
 
 
+def wants_release(request: Any) -> bool:
+    """True for the requests whose reply depends on the caller's OTP release (``get_state`` and
+    ``{replace_state, Fun}``: ``{ok, State}`` since OTP 26, the bare ``State`` before)."""
+    if request == _GET_STATE:
+        return True
+    return type(request) is tuple and len(request) == 2 and request[0] == _REPLACE_STATE
+
+
 def handle_system(
     request: Any,
     state: SystemState,
@@ -114,17 +122,20 @@ def handle_system(
     module: Atom,
     label: str = "generic server",
     initial_call: tuple[Any, Any, int] | None = None,
+    ok_state: bool = True,
 ) -> Any:
     """The reply to one system ``request``, updating ``state`` (suspended, terminating).
 
     ``get_state()`` returns the state; ``replace_state(fun)`` replaces it and returns the new state,
     raising to refuse; ``status_data()`` gives the server-specific part of ``get_status``'s misc
     (gen_server's default is ``[{data, [{"State", State}]}]``); ``pid`` and ``name`` (registered
-    name or None) are the server's own.
+    name or None) are the server's own. With ``ok_state`` (the caller runs OTP 26 or later, or is a
+    philipjose process) ``get_state`` and ``replace_state`` answer ``{ok, State}``, as gen_server does
+    since OTP 26; without it the bare ``State`` that OTP 25's ``sys`` expects.
     """
     if request == _GET_STATE:
         try:
-            return get_state()
+            return (_OK, get_state()) if ok_state else get_state()
         except Exception as exc:
             return (_ERROR, (_CALLBACK_FAILED, (module, Atom("system_get_state")), _raised(exc)))
     if type(request) is tuple and len(request) == 2 and request[0] == _REPLACE_STATE:
@@ -135,9 +146,10 @@ def handle_system(
                 (_CALLBACK_FAILED, (module, Atom("system_replace_state")), (_ERROR, (Atom("badfun"), fun))),
             )
         try:
-            return replace_state(fun)
+            new = replace_state(fun)
         except Exception as exc:
             return (_ERROR, (_CALLBACK_FAILED, (module, Atom("system_replace_state")), _raised(exc)))
+        return (_OK, new) if ok_state else new
     if request == _GET_STATUS:
         sys_state = _SUSPENDED if state.suspended else _RUNNING
         pdict: list[Any] = []

@@ -52,7 +52,15 @@ import logging
 from typing import Any, Final
 
 from philipjose.actors import api
-from philipjose.actors._system import SYSTEM, SystemState, charlist, handle_system, is_system, unencodable
+from philipjose.actors._system import (
+    SYSTEM,
+    SystemState,
+    charlist,
+    handle_system,
+    is_system,
+    unencodable,
+    wants_release,
+)
 from philipjose.actors.errors import BadArg, Exit, StartError, Stop
 from philipjose.actors.process import Process
 from philipjose.actors.reasons import DOWN, EXIT, KILL, NORMAL, crash_reason
@@ -266,7 +274,7 @@ async def _loop(server: GenServer, me: Process, parent: Pid | None, starter: Pid
                         raise result
                     continue
                 if kind == SYSTEM and is_system(msg):
-                    _system(server, me, parent, starter, system, msg)
+                    await _system(server, me, parent, starter, system, msg)
                     if system.terminating:
                         raise Stop(system.reason)
                     continue
@@ -292,12 +300,13 @@ async def _loop(server: GenServer, me: Process, parent: Pid | None, starter: Pid
             raise Exit(reason) from exc  # the same reason terminate saw; logged as a crash
 
 
-def _system(
+async def _system(
     server: GenServer, me: Process, parent: Pid | None, starter: Pid, system: SystemState, msg: Any
 ) -> None:
     """Answer one ``{system, From, Request}`` as gen_server does (see :mod:`philipjose.actors.sys`)."""
     cls = type(server)
     request = msg[2]
+    ok_state = await wants_ok_state(msg[1][0], request)
     answer = handle_system(
         request,
         system,
@@ -310,8 +319,53 @@ def _system(
         ancestors=[starter],
         module=_GEN_SERVER,
         initial_call=(Atom(f"{cls.__module__}.{cls.__qualname__}"), _INIT, 1),
+        ok_state=ok_state,
     )
     reply_system(msg[1], request, answer)
+
+
+# The OTP release of the nodes that sent system messages, by (node, creation): OTP 26 changed the
+# reply to get_state/replace_state from State to {ok, State}, and nothing in the handshake tells the
+# releases apart, so the first such request from a node asks that node's rex (one round trip).
+_RELEASES: dict[tuple[Atom, int], int | None] = {}
+_OK_STATE_SINCE: Final = 26
+_REX: Final = Atom("rex")
+_RELEASE_CALL: Final = (Atom("call"), Atom("erlang"), Atom("system_info"), [Atom("otp_release")])
+
+
+async def wants_ok_state(caller: Any, request: Any) -> bool:
+    """Whether the ``sys`` ``request`` of the process ``caller`` is answered ``{ok, State}`` (OTP 26+,
+    a philipjose process, a node whose release cannot be learnt) or with the bare ``State`` (OTP 25
+    and older), for the requests where the two differ (:func:`~._system.wants_release`)."""
+    if not wants_release(request) or type(caller) is not Pid:
+        return True
+    release = await otp_release(caller.node, caller.creation)
+    return release is None or release >= _OK_STATE_SINCE
+
+
+async def otp_release(node: Atom, creation: int | None = None) -> int | None:
+    """The OTP release of ``node`` (``erlang:system_info(otp_release)`` asked of its ``rex``), or
+    None for this node, a philipjose node (its rex serves only exposed functions) or a node that
+    does not answer within 2 s. Remembered by ``(node, creation)`` when ``creation`` is given."""
+    if current_runtime().is_local_node(node):
+        return None
+    key = (node, creation) if creation is not None else None
+    if key is not None and key in _RELEASES:
+        return _RELEASES[key]
+    try:
+        answer = await call((_REX, node), (*_RELEASE_CALL, api.self()), timeout=2.0)
+    except (Exit, TimeoutError):
+        answer = None
+    release: int | None = None
+    if type(answer) is list and answer and all(type(c) is int and 48 <= c <= 57 for c in answer):
+        release = int(bytes(answer).decode())
+    elif isinstance(answer, bytes | str) and answer.isdigit():  # under a node's binaries="str" option
+        release = int(answer)
+    if key is not None:
+        if len(_RELEASES) >= 4096:
+            _RELEASES.clear()
+        _RELEASES[key] = release
+    return release
 
 
 def reply_system(caller: Caller, request: Any, answer: Any) -> None:

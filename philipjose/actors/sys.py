@@ -8,8 +8,8 @@ supervisor answer them as gen_server does (the facts are OTP 25's ``sys.erl`` an
 ============================ ======================================================================
 request                      reply
 ============================ ======================================================================
-``get_state``                the state (see below)
-``{replace_state, Fun}``     the new state, ``Fun(State)``; ``{error, {callback_failed, ...}}`` when
+``get_state``                ``{ok, State}`` (see below); to a caller on an OTP 25 node, ``State``
+``{replace_state, Fun}``     ``{ok, NewState}`` (OTP 25 callers: ``NewState``), ``Fun(State)``; ``{error, {callback_failed, ...}}`` when
                              ``Fun`` raises, is not a Python callable (an Erlang fun cannot run on a
                              Python node: ``{error, {callback_failed, {gen_server,
                              system_replace_state}, {error, {badfun, Fun}}}}``), or returns a state
@@ -42,6 +42,11 @@ holds a Python object with no Erlang form), ``get_state`` and ``replace_state`` 
 ``{error, {callback_failed, {gen_server, system_get_state}, {error, {unencodable, Repr}}}}`` and
 ``get_status`` shows the state as its ``repr`` (a binary).
 
+OTP 26 changed the reply to ``get_state`` and ``replace_state`` from ``State`` to ``{ok, State}`` and
+OTP 25's ``sys`` cannot read the new one (nor OTP 27's the old): a server asks the caller's node for its
+release (``erlang:system_info(otp_release)`` through its ``rex``, once per node incarnation) and answers
+in that release's shape; philipjose callers get ``{ok, State}``.
+
 From Python, ``pj.sys.get_state(dest)``, :func:`get_status`, :func:`suspend`, :func:`resume`,
 :func:`replace_state` (a Python callable: it runs in the server, so only on a server of the same
 node; a callable cannot be sent to another node), :func:`change_code` and :func:`terminate` work on
@@ -55,8 +60,8 @@ from typing import Any, Final
 
 from philipjose.actors._system import SYSTEM
 from philipjose.actors.errors import ActorError, as_reason
-from philipjose.actors.genserver import gen_call
-from philipjose.term import Atom
+from philipjose.actors.genserver import gen_call, otp_release
+from philipjose.term import Atom, Pid
 
 __all__ = [
     "SysError",
@@ -70,6 +75,7 @@ __all__ = [
 ]
 
 _ERROR: Final = Atom("error")
+_OK: Final = Atom("ok")
 _SYS: Final = Atom("sys")
 _INFINITY: Final = Atom("infinity")
 
@@ -95,6 +101,17 @@ async def _call(dest: Any, request: Any, timeout: float | None, function: str, a
     return await gen_call(dest, SYSTEM, request, timeout, where, f"sys:{function} on {dest!r}")
 
 
+async def _state(dest: Any, result: Any) -> Any:
+    """The state in a ``get_state``/``replace_state`` reply: ``{ok, State}`` from an OTP 26+ server or
+    a philipjose one, the bare ``State`` from OTP 25 and older (``dest``'s node tells which)."""
+    node = dest.node if type(dest) is Pid else dest[1] if type(dest) is tuple and len(dest) == 2 else None
+    release = None if node is None else await otp_release(node, dest.creation if type(dest) is Pid else None)
+    modern = release is None or release >= 26
+    if modern and type(result) is tuple and len(result) == 2 and result[0] == _OK:
+        return result[1]
+    return _or_raise(result)
+
+
 def _or_raise(result: Any) -> Any:
     if type(result) is tuple and len(result) == 2 and result[0] == _ERROR:
         raise SysError(result[1])
@@ -104,7 +121,7 @@ def _or_raise(result: Any) -> Any:
 async def get_state(dest: Any, timeout: float | None = 5.0) -> Any:
     """The state of the server ``dest`` (``sys:get_state/2``). Raises :class:`SysError` when the
     server answers ``{error, Reason}``, ``pj.Exit`` when it is not there, ``TimeoutError``."""
-    return _or_raise(await _call(dest, Atom("get_state"), timeout, "get_state", []))
+    return await _state(dest, await _call(dest, Atom("get_state"), timeout, "get_state", []))
 
 
 async def replace_state(dest: Any, fun: Callable[[Any], Any], timeout: float | None = 5.0) -> Any:
@@ -114,7 +131,8 @@ async def replace_state(dest: Any, fun: Callable[[Any], Any], timeout: float | N
     raised or the server refused its result (the state is then unchanged)."""
     if not callable(fun):
         raise TypeError(f"replace_state expects a callable, not {fun!r}")
-    return _or_raise(await _call(dest, (Atom("replace_state"), fun), timeout, "replace_state", [fun]))
+    answer = await _call(dest, (Atom("replace_state"), fun), timeout, "replace_state", [fun])
+    return await _state(dest, answer)
 
 
 async def get_status(dest: Any, timeout: float | None = 5.0) -> Any:

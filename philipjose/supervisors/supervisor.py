@@ -44,7 +44,7 @@ import trio
 
 from philipjose import actors
 from philipjose.actors._system import SystemState, charlist, handle_system, is_system
-from philipjose.actors.genserver import reply_system
+from philipjose.actors.genserver import reply_system, wants_ok_state
 from philipjose.rpc.expose import default_registry
 from philipjose.supervisors import _reports
 from philipjose.supervisors.errors import SpecError, SupervisorError
@@ -820,7 +820,7 @@ class Supervisor:
             [],
         )
 
-    def system(self, message: Any, state: SystemState) -> None:
+    async def system(self, message: Any, state: SystemState) -> None:
         """Answer one ``{system, From, Request}`` as OTP's supervisor (a gen_server) does. The state
         cannot be replaced: ``replace_state`` answers ``{error, {callback_failed, ...}}``."""
 
@@ -828,6 +828,7 @@ class Supervisor:
             raise actors.BadArg("a philipjose supervisor's state cannot be replaced")
 
         request = message[2]
+        ok_state = await wants_ok_state(message[1][0], request)
         answer = handle_system(
             request,
             state,
@@ -843,6 +844,7 @@ class Supervisor:
             ancestors=[] if self.starter is None else [self.starter],
             module=Atom("gen_server"),
             initial_call=(Atom("supervisor"), CALLBACK, 1),
+            ok_state=ok_state,
         )
         reply_system(message[1], request, answer)
 
@@ -920,7 +922,7 @@ async def supervisor_main(
                 except EncodeError:  # an answer a caller on another node cannot get
                     actors.reply(message[1], (ERROR, (Atom("unencodable"), repr(answer).encode())))
             elif is_system(message):
-                sup.system(message, system)
+                await sup.system(message, system)
                 if system.terminating:
                     raise _Stop(system.reason)
             elif type(message) is tuple and len(message) == 2 and message[0] == TRY_AGAIN:

@@ -9,7 +9,8 @@ supervisor answer them as gen_server does (the facts are OTP 25's ``sys.erl`` an
 request                      reply
 ============================ ======================================================================
 ``get_state``                ``{ok, State}`` (see below); to a caller on an OTP 25 node, ``State``
-``{replace_state, Fun}``     ``{ok, NewState}`` (OTP 25 callers: ``NewState``), ``Fun(State)``; ``{error, {callback_failed, ...}}`` when
+``{replace_state, Fun}``     ``{ok, NewState}``, ``NewState = Fun(State)`` (OTP 25 callers: the bare
+                             ``NewState``); ``{error, {callback_failed, ...}}`` when
                              ``Fun`` raises, is not a Python callable (an Erlang fun cannot run on a
                              Python node: ``{error, {callback_failed, {gen_server,
                              system_replace_state}, {error, {badfun, Fun}}}}``), or returns a state

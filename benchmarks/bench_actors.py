@@ -281,21 +281,27 @@ def main() -> None:
     only = set(filter(None, args.only.split(","))) or {"one-way", "ping-pong", "spawn", "memory", "million"}
     repeat = args.repeat
 
-    print(f"python {sys.version.split()[0]}, trio {trio.__version__}, {os.cpu_count()} CPUs, "
-          f"reductions budget {pj.actors.REDUCTIONS}, {'wall' if args.wall else 'CPU'} time, "
-          f"best of {repeat}")
+    print(
+        f"python {sys.version.split()[0]}, trio {trio.__version__}, {os.cpu_count()} CPUs, "
+        f"reductions budget {pj.actors.REDUCTIONS}, {'wall' if args.wall else 'CPU'} time, "
+        f"best of {repeat}"
+    )
     if "one-way" in only:
         t_pj, t_tr = best_pair(
             lambda: pj_one_way(n_one_way), lambda: trio_one_way(n_one_way, nowait=False), repeat
         )
         _, t_nw = best_pair(lambda: 0.0, lambda: trio_one_way(n_one_way, nowait=True), repeat)
-        print(f"one-way {n_one_way:,} msgs: philipjose {n_one_way / t_pj:,.0f}/s | "
-              f"trio await send {n_one_way / t_tr:,.0f}/s (ratio {t_tr / t_pj:.2f}x) | "
-              f"trio send_nowait {n_one_way / t_nw:,.0f}/s (ratio {t_nw / t_pj:.2f}x)")
+        print(
+            f"one-way {n_one_way:,} msgs: philipjose {n_one_way / t_pj:,.0f}/s | "
+            f"trio await send {n_one_way / t_tr:,.0f}/s (ratio {t_tr / t_pj:.2f}x) | "
+            f"trio send_nowait {n_one_way / t_nw:,.0f}/s (ratio {t_nw / t_pj:.2f}x)"
+        )
     if "ping-pong" in only:
         t_pj, t_tr = best_pair(lambda: pj_ping_pong(n_ping), lambda: trio_ping_pong(n_ping), repeat)
-        print(f"ping-pong {n_ping:,} round trips: philipjose {n_ping / t_pj:,.0f}/s | "
-              f"trio channels {n_ping / t_tr:,.0f}/s (ratio {t_tr / t_pj:.2f}x)")
+        print(
+            f"ping-pong {n_ping:,} round trips: philipjose {n_ping / t_pj:,.0f}/s | "
+            f"trio channels {n_ping / t_tr:,.0f}/s (ratio {t_tr / t_pj:.2f}x)"
+        )
     if "spawn" in only:
         runs_pj, runs_tr = [], []
         for _ in range(repeat):
@@ -303,22 +309,30 @@ def main() -> None:
             runs_tr.append(trio_spawn(k_spawn))
         c_pj, p_pj = min(r[0] for r in runs_pj), min(r[1] for r in runs_pj)
         c_tr, p_tr = min(r[0] for r in runs_tr), min(r[1] for r in runs_tr)
-        print(f"spawn {k_spawn:,}, until all parked: philipjose {k_spawn / p_pj:,.0f}/s | "
-              f"trio tasks {k_spawn / p_tr:,.0f}/s (ratio {p_tr / p_pj:.2f}x)")
-        print(f"spawn {k_spawn:,}, the spawn calls alone: philipjose pj.spawn {k_spawn / c_pj:,.0f}/s | "
-              f"trio start_soon {k_spawn / c_tr:,.0f}/s (ratio {c_tr / c_pj:.2f}x)")
+        print(
+            f"spawn {k_spawn:,}, until all parked: philipjose {k_spawn / p_pj:,.0f}/s | "
+            f"trio tasks {k_spawn / p_tr:,.0f}/s (ratio {p_tr / p_pj:.2f}x)"
+        )
+        print(
+            f"spawn {k_spawn:,}, the spawn calls alone: philipjose pj.spawn {k_spawn / c_pj:,.0f}/s | "
+            f"trio start_soon {k_spawn / c_tr:,.0f}/s (ratio {c_tr / c_pj:.2f}x)"
+        )
     if "memory" in only:
         m_pj = run_child("pj", k_memory)
         m_tr = run_child("trio", k_memory)
-        print(f"memory over {k_memory:,} idle: philipjose {m_pj['per_process']:,.0f} B/process | "
-              f"trio task {m_tr['per_process']:,.0f} B/task | "
-              f"difference {m_pj['per_process'] - m_tr['per_process']:,.0f} B")
+        print(
+            f"memory over {k_memory:,} idle: philipjose {m_pj['per_process']:,.0f} B/process | "
+            f"trio task {m_tr['per_process']:,.0f} B/task | "
+            f"difference {m_pj['per_process'] - m_tr['per_process']:,.0f} B"
+        )
     if "million" in only:
         m_pj = run_child("pj", k_million)
         m_tr = run_child("trio", k_million)
-        print(f"{k_million:,} idle processes: philipjose RSS {m_pj['rss_after'] / 2**30:.2f} GiB "
-              f"(spawned in {m_pj['seconds']:.1f} s) | trio tasks RSS {m_tr['rss_after'] / 2**30:.2f} GiB "
-              f"(in {m_tr['seconds']:.1f} s)")
+        print(
+            f"{k_million:,} idle processes: philipjose RSS {m_pj['rss_after'] / 2**30:.2f} GiB "
+            f"(spawned in {m_pj['seconds']:.1f} s) | trio tasks RSS {m_tr['rss_after'] / 2**30:.2f} GiB "
+            f"(in {m_tr['seconds']:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

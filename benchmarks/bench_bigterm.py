@@ -102,7 +102,10 @@ def main() -> None:
             wait_line(py, "ready")
             codec = subprocess.run(
                 [sys.executable, "-c", "from philipjose import term; print(term.accelerated())"],
-                env=env, capture_output=True, text=True, check=True,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
             print(f"philipjose term codec accelerated: {codec}; {args.runs} runs, targets in turn")
             print(f"{'run':<5}{'workload':<10}{'erl -> erl':>14}{'erl -> philipjose':>20}{'ratio':>9}")

@@ -175,8 +175,10 @@ def main() -> None:
             )
             procs.append(py)
             wait_line(py, "ready")
-            print(f"workload: {n} one-way messages {{row, 1, <<32 bytes>>, 2.5, [1,2,3]}}, "
-                  f"{r} ping-pong round trips; {args.runs} runs, drivers in turn")
+            print(
+                f"workload: {n} one-way messages {{row, 1, <<32 bytes>>, 2.5, [1,2,3]}}, "
+                f"{r} ping-pong round trips; {args.runs} runs, drivers in turn"
+            )
             print(f"{'run':<5}{'driver -> target':<22}{'one-way msg/s':>16}{'round trips/s':>16}  sink count")
             for i in range(1, args.runs + 1):
                 run = (
@@ -188,9 +190,11 @@ def main() -> None:
                 for label, (one, ping, count) in zip(LABELS, run, strict=True):
                     print(f"{i:<5}{label:<22}{one:>16,.0f}{ping:>16,.0f}  {count}", flush=True)
                 e, p, x = run
-                print(f"{'':<5}philipjose/erl: one-way {p[0] / e[0]:.1%}, ping-pong {p[1] / e[1]:.1%}; "
-                      f"philipjose driving: one-way {x[0] / e[0]:.1%}, ping-pong {x[1] / e[1]:.1%}",
-                      flush=True)
+                print(
+                    f"{'':<5}philipjose/erl: one-way {p[0] / e[0]:.1%}, ping-pong {p[1] / e[1]:.1%}; "
+                    f"philipjose driving: one-way {x[0] / e[0]:.1%}, ping-pong {x[1] / e[1]:.1%}",
+                    flush=True,
+                )
         finally:
             for proc in reversed(procs):
                 proc.kill()

@@ -12,9 +12,10 @@
    ``LocalCluster`` of worker processes with one thread each; skipped when ``distributed`` is not
    installed: ``pip install -e '.[bench]'``). Printed: the map's wall time, the ideal time with no
    slow worker (tasks x ms / workers), and the share of the results computed on the slow worker.
-2. Journal overhead: ``--trivial`` individual ``Executor.submit(abs, i)`` then every ``result()``,
-   on a farm of 2 workers without a journal and with one (a fresh file each run, so every task runs
-   and is recorded). Printed: tasks/s of each and the cost of the journal in percent.
+2. Journal overhead: batches of ``--trivial`` individual ``Executor.submit(abs, i)`` then every
+   ``result()``, on two farms of 2 workers up at once, one without a journal and one with (new
+   tasks each batch, so every task runs and is recorded), taking turns batch by batch (5 x
+   ``--runs`` batches each). Printed: tasks/s of each batch, the medians and the cost in percent.
 
 Start-up is not timed; every system is warmed up first. The systems take turns, ``--runs`` times;
 the medians are printed.
@@ -32,7 +33,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from philipjose import farm
 
@@ -117,19 +117,31 @@ def _dask_run(args: argparse.Namespace, marker: Path) -> tuple[float, float]:
     return took, sum(slow for _, slow in results) / args.tasks
 
 
-def _journal_run(journal: bool, args: argparse.Namespace, folder: Path) -> float:
-    """Trivial tasks/s of individual submits, with or without a (fresh) journal."""
-    options: dict[str, Any] = {}
-    if journal:
-        path = folder / f"j{time.monotonic_ns()}.sqlite"
-        options["journal"] = farm.Journal(path, script=None)
-    with farm.Executor(2, **options) as ex:
-        [f.result() for f in [ex.submit(abs, -i) for i in range(200)]]  # warm up (and recorded)
-        start = time.perf_counter()
-        futures = [ex.submit(abs, i) for i in range(1000, 1000 + args.trivial)]
-        for f in futures:
-            f.result()
-        return args.trivial / (time.perf_counter() - start)
+def _journal_runs(
+    args: argparse.Namespace, folder: Path
+) -> tuple[dict[bool, list[float]], dict[bool, list[float]]]:
+    """Trivial tasks/s of individual submits, without and with a (fresh) journal: both farms up at
+    once, taking turns batch by batch (``--runs`` x 5 batches), so a slow spell hits both; and the
+    farmer's CPU time per task (all its threads: ``time.process_time``), which the machine's load
+    disturbs far less than wall time."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    book = farm.Journal(folder / f"j{time.monotonic_ns()}.sqlite", script=None)
+    with farm.Executor(2) as plain, farm.Executor(2, journal=book) as journaled:
+        executors = {False: plain, True: journaled}
+        for ex in executors.values():
+            [f.result() for f in [ex.submit(abs, -i) for i in range(200)]]  # warm up
+        first = 1000
+        for _ in range(5 * args.runs):
+            for journal, ex in executors.items():
+                start, used = time.perf_counter(), time.process_time()
+                futures = [ex.submit(abs, i) for i in range(first, first + args.trivial)]
+                for f in futures:
+                    f.result()
+                rates[journal].append(args.trivial / (time.perf_counter() - start))
+                cpu[journal].append((time.process_time() - used) / args.trivial * 1e6)
+            first += args.trivial  # new tasks every batch: each one runs and is recorded
+    return rates, cpu
 
 
 def _median_line(name: str, values: list[float], fmt: Callable[[float], str]) -> str:
@@ -144,7 +156,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--ms", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--trivial", type=int, default=5000)
+    parser.add_argument("--trivial", type=int, default=2000, help="tasks per batch (journal)")
     parser.add_argument("--only", default="farm,farm-spec,pool,dask,journal")
     args = parser.parse_args()
     chosen = args.only.split(",")
@@ -155,6 +167,7 @@ def main() -> None:
     times: dict[str, list[float]] = {s: [] for s in systems}
     shares: dict[str, list[float]] = {s: [] for s in systems}
     rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for _ in range(args.runs):
@@ -162,9 +175,8 @@ def main() -> None:
                 took, share = _straggler_run(name, args, folder / "slow.pid")
                 times[name].append(took)
                 shares[name].append(share)
-            if "journal" in chosen:
-                for journal in (False, True):
-                    rates[journal].append(_journal_run(journal, args, folder))
+        if "journal" in chosen:
+            rates, cpu = _journal_runs(args, folder)
     ideal = args.tasks * args.ms / 1000 / args.workers
     labels = {
         "farm": "farm Executor.map",
@@ -182,10 +194,22 @@ def main() -> None:
             print(_median_line("  results from slow one", shares[name], lambda v: f"{100 * v:.1f} %"))
     if rates[False]:
         plain, journaled = statistics.median(rates[False]), statistics.median(rates[True])
-        print(f"journal: {args.trivial} individual Executor.submit(abs, i) on 2 workers")
+        print(
+            f"journal: batches of {args.trivial} individual Executor.submit(abs, i) on 2 workers, alternating"
+        )
         print(_median_line("without a journal", rates[False], lambda v: f"{v:,.0f}/s"))
         print(_median_line("with a journal", rates[True], lambda v: f"{v:,.0f}/s"))
         print(f"cost of the journal: {100 * (1 - journaled / plain):.1f} % of the throughput (medians)")
+        plain_cpu, journal_cpu = statistics.median(cpu[False]), statistics.median(cpu[True])
+        print(
+            f"farmer CPU per task: {plain_cpu:.0f} us without, {journal_cpu:.0f} us with "
+            f"(+{100 * (journal_cpu / plain_cpu - 1):.1f} %, medians)"
+        )
+        best_plain, best_journaled = max(rates[False]), max(rates[True])
+        print(
+            f"best batches: {best_plain:,.0f}/s without, {best_journaled:,.0f}/s with: "
+            f"{100 * (1 - best_journaled / best_plain):.1f} % (the least disturbed by the machine's load)"
+        )
 
 
 if __name__ == "__main__":

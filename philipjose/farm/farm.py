@@ -145,6 +145,7 @@ _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
 _INLINE_DECODE: Final = 16384  # bytes of outcomes in one pj_done decoded on the loop, not in a thread
 _PIPELINE_WORK: Final = 0.010  # seconds of estimated work an adaptive pipeline keeps queued per worker
+_INLINE_JOURNAL: Final = 1 << 20  # bytes of journal records written on the loop, not in a thread
 _RUNTIME_SAMPLE: Final = 1024  # finished tasks' runtimes kept for speculation's median
 
 
@@ -576,13 +577,19 @@ class Farm:
             self._nursery.cancel_scope.cancel()
 
     async def _flush_journal(self, journal: Journal) -> None:
-        """Write the journal's new records in batches, in a thread: ``flush_interval`` seconds after
-        the first of a batch (the last ones are written when the farm closes)."""
+        """Write the journal's new records in batches, ``flush_interval`` seconds after the first of
+        a batch (the last ones are written when the farm closes): a batch of at most
+        ``_INLINE_JOURNAL`` bytes of outcomes on the loop (a thread hop, and the writer thread taking
+        the GIL row by row, would cost the loop more: measured in ``docs/benchmarks.md``), a larger
+        one in a thread."""
         while True:
             await self._journal_dirty.wait()
             await trio.sleep(journal.flush_interval)
             self._journal_dirty = trio.Event()
-            await trio.to_thread.run_sync(journal.flush)
+            if journal.unwritten_bytes() <= _INLINE_JOURNAL:
+                journal.flush()
+            else:
+                await trio.to_thread.run_sync(journal.flush)
 
     def _replay(self, key: bytes, description: str) -> FarmFuture | None:
         """A future resolved at once from the journal's record of ``key``, or None."""

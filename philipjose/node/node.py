@@ -1307,12 +1307,13 @@ class Node:
         peer's other processes and its ticks are served during the decode. A large message whose
         control message is not in its first 4 KiB is decoded here by the reader itself, which reads
         nothing more meanwhile. The event loop goes on serving every other connection, the ticks and
-        the processes. The decoder is pure Python and holds the
-        GIL while it runs, but CPython hands the GIL to a waiting thread every
-        ``sys.getswitchinterval()`` (5 ms), and the decoder makes no C call that works on more than
-        about a million elements at once, so the event loop waits a few milliseconds at a time,
-        not for the whole decode. (A budgeted incremental decoder on the loop was the alternative;
-        measured by ``tests/node/test_hostile_input.py`` on a loaded 2-core VM, the thread keeps
+        the processes. The decoder holds the GIL while it runs, but the term codec's C
+        accelerator lets it go every 4,096 elements, and with the pure-Python codec CPython hands
+        the GIL to a waiting thread every ``sys.getswitchinterval()`` (5 ms) and no C call of it
+        works on more than about a million elements at once, so the event loop waits a few
+        milliseconds at a time, not for the whole decode. (A budgeted incremental decoder on the
+        loop was the alternative; measured by ``tests/node/test_hostile_input.py`` on a loaded
+        2-core VM, the thread keeps
         the worst ping of an ``erl`` canary at about 0.2 s during a 10 MB frame of ten million
         empty lists (refused by the container budget after about 4.4 million) and about 0.4 s during
         two 10^6-deep nests, and leaves the small-message path as it was.)

@@ -371,7 +371,7 @@ sp_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (held) {
         gc_hold();
     }
-    PyObject *value = NULL, *result = NULL;
+    PyObject *value = NULL;
     unsigned int tick = 0;
 
 #define NEED(k)                    \
@@ -683,13 +683,13 @@ sp_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         /* Hand the value to the frame on top; close every frame this value completes. */
         for (;;) {
             if (sp == 0) {
-                result = Py_BuildValue("(Nn)", value, pos);
-                value = NULL;
                 PyMem_Free(stack);
                 if (held) {
+                    /* Collector back on before the result tuple is allocated: the collection the
+                     * decode's allocations are due is run by this (the decoding) thread. */
                     gc_release();
                 }
-                return result;
+                return Py_BuildValue("(Nn)", value, pos);
             }
             DFrame *f = &stack[sp];
             PyObject *tail = NULL;

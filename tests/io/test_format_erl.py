@@ -67,9 +67,13 @@ def _multikey_map(term: Any) -> bool:
 @pytest.mark.parametrize("index", range(len(CASES)))
 def test_same_as_erl(erl_results: list[Any], index: int, otp: Otp) -> None:
     fmt, args = CASES[index]
-    if otp.name != "otp25" and _multikey_map(args):
-        pytest.skip("OTP 26+ prints map keys in its internal atom-table order, which no other node can know")
     theirs = erl_results[index]
     if theirs != Atom("error"):
         theirs = (theirs[0], theirs[1].decode())
-    assert _ours(fmt, args) == theirs, (fmt, args)
+    ours = _ours(fmt, args)
+    if otp.name != "otp25" and _multikey_map(args) and ours != Atom("error") and theirs != Atom("error"):
+        # OTP 26+ prints a map's atom keys in its internal atom-table order, which no other node can
+        # know: the same characters, maybe in another order (the keys' order is the only freedom)
+        assert sorted(ours[1]) == sorted(theirs[1]), (fmt, args, ours, theirs)
+        return
+    assert ours == theirs, (fmt, args)

@@ -22,13 +22,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_dist import COOKIE, ROOT, erl, free_port, wait_line
+from bench_dist import erl, targets, wait_line
 
 ERLANG = r"""
 -module(pyexample).
@@ -76,49 +74,24 @@ def main() -> None:
     for w in workloads:
         if w not in WORKLOADS:
             parser.error(f"unknown workload {w!r} (choose from {', '.join(WORKLOADS)})")
-    epmd_port = free_port()
-    env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port), PYTHONPATH=str(ROOT))
-    procs: list[subprocess.Popen[str]] = []
     times: dict[str, list[tuple[float, float]]] = {w: [] for w in workloads}
-    with tempfile.TemporaryDirectory() as tmp:
-        beam = Path(tmp)
-        (beam / "pyexample.erl").write_text(ERLANG)
-        subprocess.run(["erlc", "-o", str(beam), str(beam / "pyexample.erl")], check=True)
-        try:
-            procs.append(subprocess.Popen(["epmd", "-port", str(epmd_port)], env=env))
-            time.sleep(0.5)  # a benchmark, not a test: give epmd a moment to listen
-            erl_target = f"bigerl{os.getpid()}@localhost"
-            py_target = f"bigpy{os.getpid()}@localhost"
-            target = erl(beam, erl_target, "-run", "pyexample", "serve", env=env)
-            procs.append(target)
-            wait_line(target, "ready")
-            py = subprocess.Popen(
-                [sys.executable, str(ROOT / "examples" / "interop_node.py"), py_target, COOKIE],
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            procs.append(py)
-            wait_line(py, "ready")
-            codec = subprocess.run(
-                [sys.executable, "-c", "from philipjose import term; print(term.accelerated())"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            print(f"philipjose term codec accelerated: {codec}; {args.runs} runs, targets in turn")
-            print(f"{'run':<5}{'workload':<10}{'erl -> erl':>14}{'erl -> philipjose':>20}{'ratio':>9}")
-            for i in range(1, args.runs + 1):
-                for w in workloads:
-                    e = echo_once(beam, erl_target, w, env)
-                    p = echo_once(beam, py_target, w, env)
-                    times[w].append((e, p))
-                    print(f"{i:<5}{w:<10}{e * 1e3:>11.0f} ms{p * 1e3:>17.0f} ms{p / e:>8.2f}x", flush=True)
-        finally:
-            for proc in reversed(procs):
-                proc.kill()
-                proc.wait()
+    with targets("pyexample", ERLANG, "big") as t:
+        beam, env, erl_target, py_target = t
+        codec = subprocess.run(
+            [sys.executable, "-c", "from philipjose import term; print(term.accelerated())"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        print(f"philipjose term codec accelerated: {codec}; {args.runs} runs, targets in turn")
+        print(f"{'run':<5}{'workload':<10}{'erl -> erl':>14}{'erl -> philipjose':>20}{'ratio':>9}")
+        for i in range(1, args.runs + 1):
+            for w in workloads:
+                e = echo_once(beam, erl_target, w, env)
+                p = echo_once(beam, py_target, w, env)
+                times[w].append((e, p))
+                print(f"{i:<5}{w:<10}{e * 1e3:>11.0f} ms{p * 1e3:>17.0f} ms{p / e:>8.2f}x", flush=True)
     med = statistics.median
     print("medians (per echo, wall time; ratio = median of the per-run ratios):")
     for w, pairs in times.items():

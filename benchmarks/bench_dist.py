@@ -17,6 +17,7 @@ philipjose node is ``examples/interop_node.py`` in its own process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 COOKIE = "bench-cookie"
@@ -94,6 +97,42 @@ def erl(beam: Path, name: str, *args: str, env: dict[str, str]) -> subprocess.Po
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
 
 
+class Targets(NamedTuple):
+    """What :func:`targets` started: compiled beams, the environment, the two target node names."""
+
+    beam: Path
+    env: dict[str, str]
+    erl: str
+    py: str
+
+
+@contextlib.contextmanager
+def targets(module: str, source: str, prefix: str) -> Iterator[Targets]:
+    """A private ``epmd``, an OTP node running ``module:serve()`` (``source`` compiled with ``erlc``)
+    and ``examples/interop_node.py``, both printing ``ready`` once up; all killed on leaving."""
+    env = dict(os.environ, ERL_EPMD_PORT=str(free_port()), PYTHONPATH=str(ROOT))
+    procs: list[subprocess.Popen[str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        beam = Path(tmp)
+        (beam / f"{module}.erl").write_text(source)
+        subprocess.run(["erlc", "-o", str(beam), str(beam / f"{module}.erl")], check=True)
+        try:
+            procs.append(subprocess.Popen(["epmd", "-port", env["ERL_EPMD_PORT"]], env=env))
+            time.sleep(0.5)  # a benchmark, not a test: give epmd a moment to listen
+            erl_target = f"erl{prefix}{os.getpid()}@localhost"
+            py_target = f"py{prefix}{os.getpid()}@localhost"
+            procs.append(erl(beam, erl_target, "-run", module, "serve", env=env))
+            wait_line(procs[-1], "ready")
+            interop = [sys.executable, str(ROOT / "examples" / "interop_node.py"), py_target, COOKIE]
+            procs.append(subprocess.Popen(interop, env=env, stdout=subprocess.PIPE, text=True))
+            wait_line(procs[-1], "ready")
+            yield Targets(beam, env, erl_target, py_target)
+        finally:
+            for proc in reversed(procs):
+                proc.kill()
+                proc.wait()
+
+
 def drive_from_erl(beam: Path, target: str, n: int, r: int, env: dict[str, str]) -> tuple[float, float, int]:
     name = f"drv{os.getpid()}{target[:4]}"
     driver = erl(beam, name, "-run", "pj_bench", "drive", target, str(n), str(r), env=env)
@@ -150,55 +189,29 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="how many times each driver runs, in turn")
     args = parser.parse_args()
     n, r = args.messages, args.round_trips
-    epmd_port = free_port()
-    env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port), PYTHONPATH=str(ROOT))
-    procs: list[subprocess.Popen[str]] = []
     runs: list[tuple[tuple[float, float, int], ...]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        beam = Path(tmp)
-        (beam / "pj_bench.erl").write_text(ERLANG)
-        subprocess.run(["erlc", "-o", str(beam), str(beam / "pj_bench.erl")], check=True)
-        try:
-            procs.append(subprocess.Popen(["epmd", "-port", str(epmd_port)], env=env))
-            time.sleep(0.5)  # a benchmark, not a test: give epmd a moment to listen
-            host = "localhost"
-            erl_target = f"erltarget{os.getpid()}@{host}"
-            py_target = f"pytarget{os.getpid()}@{host}"
-            target = erl(beam, erl_target.split("@")[0] + "@" + host, "-run", "pj_bench", "serve", env=env)
-            procs.append(target)
-            wait_line(target, "ready")
-            py = subprocess.Popen(
-                [sys.executable, str(ROOT / "examples" / "interop_node.py"), py_target, COOKIE],
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
+    with targets("pj_bench", ERLANG, "target") as t:
+        beam, env, erl_target, py_target = t
+        print(
+            f"workload: {n} one-way messages {{row, 1, <<32 bytes>>, 2.5, [1,2,3]}}, "
+            f"{r} ping-pong round trips; {args.runs} runs, drivers in turn"
+        )
+        print(f"{'run':<5}{'driver -> target':<22}{'one-way msg/s':>16}{'round trips/s':>16}  sink count")
+        for i in range(1, args.runs + 1):
+            run = (
+                drive_from_erl(beam, erl_target, n, r, env),
+                drive_from_erl(beam, py_target, n, r, env),
+                drive_from_python(erl_target, n, r, env),
             )
-            procs.append(py)
-            wait_line(py, "ready")
+            runs.append(run)
+            for label, (one, ping, count) in zip(LABELS, run, strict=True):
+                print(f"{i:<5}{label:<22}{one:>16,.0f}{ping:>16,.0f}  {count}", flush=True)
+            e, p, x = run
             print(
-                f"workload: {n} one-way messages {{row, 1, <<32 bytes>>, 2.5, [1,2,3]}}, "
-                f"{r} ping-pong round trips; {args.runs} runs, drivers in turn"
+                f"{'':<5}philipjose/erl: one-way {p[0] / e[0]:.1%}, ping-pong {p[1] / e[1]:.1%}; "
+                f"philipjose driving: one-way {x[0] / e[0]:.1%}, ping-pong {x[1] / e[1]:.1%}",
+                flush=True,
             )
-            print(f"{'run':<5}{'driver -> target':<22}{'one-way msg/s':>16}{'round trips/s':>16}  sink count")
-            for i in range(1, args.runs + 1):
-                run = (
-                    drive_from_erl(beam, erl_target, n, r, env),
-                    drive_from_erl(beam, py_target, n, r, env),
-                    drive_from_python(erl_target, n, r, env),
-                )
-                runs.append(run)
-                for label, (one, ping, count) in zip(LABELS, run, strict=True):
-                    print(f"{i:<5}{label:<22}{one:>16,.0f}{ping:>16,.0f}  {count}", flush=True)
-                e, p, x = run
-                print(
-                    f"{'':<5}philipjose/erl: one-way {p[0] / e[0]:.1%}, ping-pong {p[1] / e[1]:.1%}; "
-                    f"philipjose driving: one-way {x[0] / e[0]:.1%}, ping-pong {x[1] / e[1]:.1%}",
-                    flush=True,
-                )
-        finally:
-            for proc in reversed(procs):
-                proc.kill()
-                proc.wait()
     med = statistics.median
     print("medians:")
     for k, label in enumerate(LABELS):

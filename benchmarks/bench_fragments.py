@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_dist import COOKIE, ROOT, erl, free_port, wait_line
+from bench_dist import erl, targets, wait_line
 
 ERLANG = r"""
 -module(pj_frag).
@@ -85,47 +82,19 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000_000, help="bytes of the binary echoed")
     parser.add_argument("--runs", type=int, default=3, help="how many times each target runs, in turn")
     args = parser.parse_args()
-    epmd_port = free_port()
-    env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port), PYTHONPATH=str(ROOT))
-    procs: list[subprocess.Popen[str]] = []
     runs: list[tuple[tuple[float, int, float, float], ...]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        beam = Path(tmp)
-        (beam / "pj_frag.erl").write_text(ERLANG)
-        subprocess.run(["erlc", "-o", str(beam), str(beam / "pj_frag.erl")], check=True)
-        try:
-            procs.append(subprocess.Popen(["epmd", "-port", str(epmd_port)], env=env))
-            time.sleep(0.5)  # a benchmark, not a test: give epmd a moment to listen
-            erl_target = f"fragerl{os.getpid()}@localhost"
-            py_target = f"fragpy{os.getpid()}@localhost"
-            target = erl(beam, erl_target, "-run", "pj_frag", "serve", env=env)
-            procs.append(target)
-            wait_line(target, "ready")
-            py = subprocess.Popen(
-                [sys.executable, str(ROOT / "examples" / "interop_node.py"), py_target, COOKIE],
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            procs.append(py)
-            wait_line(py, "ready")
-            print(
-                f"workload: a {args.size:,}-byte binary echoed; net_adm:ping every 10 ms meanwhile; "
-                f"{args.runs} runs, targets in turn"
-            )
-            print(
-                f"{'run':<5}{'driver -> target':<22}{'echo s':>9}{'pings':>7}"
-                f"{'median ms':>11}{'worst ms':>10}"
-            )
-            for i in range(1, args.runs + 1):
-                run = (drive(beam, erl_target, args.size, env), drive(beam, py_target, args.size, env))
-                runs.append(run)
-                for label, (secs, count, median, worst) in zip(LABELS, run, strict=True):
-                    print(f"{i:<5}{label:<22}{secs:>9.2f}{count:>7}{median:>11.1f}{worst:>10.1f}", flush=True)
-        finally:
-            for proc in reversed(procs):
-                proc.kill()
-                proc.wait()
+    with targets("pj_frag", ERLANG, "frag") as t:
+        beam, env, erl_target, py_target = t
+        print(
+            f"workload: a {args.size:,}-byte binary echoed; net_adm:ping every 10 ms meanwhile; "
+            f"{args.runs} runs, targets in turn"
+        )
+        print(f"{'run':<5}{'driver -> target':<22}{'echo s':>9}{'pings':>7}{'median ms':>11}{'worst ms':>10}")
+        for i in range(1, args.runs + 1):
+            run = (drive(beam, erl_target, args.size, env), drive(beam, py_target, args.size, env))
+            runs.append(run)
+            for label, (secs, count, median, worst) in zip(LABELS, run, strict=True):
+                print(f"{i:<5}{label:<22}{secs:>9.2f}{count:>7}{median:>11.1f}{worst:>10.1f}", flush=True)
     med = statistics.median
     print("medians:")
     for k, label in enumerate(LABELS):

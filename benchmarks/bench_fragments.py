@@ -48,9 +48,11 @@ drive([TargetS, SizeS]) ->
     Us = erlang:monotonic_time(microsecond) - T0,
     Pinger ! stop,
     Rtts = receive {rtts, R} -> lists:sort(R) end,
-    Median = lists:nth((length(Rtts) + 1) div 2, Rtts),
-    io:format("RESULT ~s ~p ~p ~p ~p ~p~n",
-              [TargetS, Back =:= B, Us, length(Rtts), Median, lists:last(Rtts)]),
+    {Median, Worst} = case Rtts of
+        [] -> {0, 0};  % an echo quicker than the first ping (a small --size)
+        _ -> {lists:nth((length(Rtts) + 1) div 2, Rtts), lists:last(Rtts)}
+    end,
+    io:format("RESULT ~s ~p ~p ~p ~p ~p~n", [TargetS, Back =:= B, Us, length(Rtts), Median, Worst]),
     halt().
 
 pings(T, Me, Acc) ->

@@ -136,13 +136,67 @@ async def start_peer(argv: Sequence[str], epmd_port: int, name: str) -> AsyncIte
 
 @asynccontextmanager
 async def erl_peer(
-    beam_dir: Path, epmd_port: int, py_node: str, scenario: str, *, cookie: str = COOKIE
+    beam_dir: Path,
+    epmd_port: int,
+    py_node: str,
+    scenario: str,
+    *,
+    cookie: str = COOKIE,
+    module: str = "pj_peer",
 ) -> AsyncIterator[Peer]:
-    """``erl`` running ``pj_peer:main([py_node, scenario])``; waits for its READY line."""
+    """``erl`` running ``module:main([py_node, scenario])``; waits for its READY line."""
     erl = require("erl")
     name = unique("erl")
     argv = [erl, "-noshell", "-sname", name, "-setcookie", cookie, "-pa", str(beam_dir)]
-    argv += ["-run", "pj_peer", "main", py_node, scenario]
+    argv += ["-run", module, "main", py_node, scenario]
     async with start_peer(argv, epmd_port, name) as peer:
         await peer.line("READY")
         yield peer
+
+
+# The Erlang side of a scenario peer (:func:`compile_scenario_peer`): ``main([Py, Scenario])`` pings the
+# Python node, prints READY, runs ``scenario(Scenario, Py)`` (a list of ``check(Name, Fun)``
+# results), prints one ``CHECK Name ok`` or ``CHECK Name BAD Term`` line each and DONE, then waits
+# for ``stop``. ``check(Name, Fun)``: ``Fun`` returns true, or anything else (reported as bad).
+_SCENARIO_HARNESS = r"""
+-export([main/1]).
+
+main([PyS, ScenarioS]) ->
+    Py = list_to_atom(PyS),
+    register(main, self()),
+    pong = net_adm:ping(Py),
+    io:format("READY~n"),
+    Checks = try scenario(list_to_atom(ScenarioS), Py)
+             catch C:R:S -> [{crashed, {bad, {C, R, S}}}]
+             end,
+    [report(Name, Outcome) || {Name, Outcome} <- Checks],
+    io:format("DONE~n"),
+    receive stop -> ok after 120000 -> ok end,
+    halt().
+
+report(Name, ok) -> io:format("CHECK ~w ok~n", [Name]);
+report(Name, {bad, Got}) -> io:format("CHECK ~w BAD ~w~n", [Name, Got]).
+
+check(Name, Fun) ->
+    Outcome = try Fun() of
+                  true -> ok;
+                  Other -> {bad, Other}
+              catch C:R:S -> {bad, {C, R, S}}
+              end,
+    {Name, Outcome}.
+"""
+
+
+def compile_scenario_peer(out: Path, module: str, scenarios: str, otp: Any) -> Path:
+    """Compile the scenario peer ``module`` (the harness above, then ``scenarios``: its
+    ``scenario/2`` clauses and helpers) into ``out`` with the real ``erlc`` of ``otp``."""
+    path = out / f"{module}.erl"
+    path.write_text(f"-module({module}).\n{_SCENARIO_HARNESS}\n{scenarios}")
+    subprocess.run([require("erlc", otp), "-o", str(out), str(path)], check=True)
+    return out
+
+
+async def scenario_checks(peer: Peer) -> dict[str, str]:
+    """A scenario peer's ``CHECK`` lines up to DONE: name -> ``ok`` or ``BAD term``."""
+    await peer.line("DONE", timeout=120)
+    return {line.split()[1]: line.split(maxsplit=2)[2] for line in peer.lines if line.startswith("CHECK ")}

@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -29,38 +27,20 @@ from philipjose.actors import current_runtime
 from tests.node.support import LocalNode, unique
 from tests.tools import Otp, require
 
-from .dist_support import COOKIE, Peer, private_epmd, python_node, start_peer
+from .dist_support import (
+    COOKIE,
+    Peer,
+    compile_scenario_peer,
+    erl_peer,
+    private_epmd,
+    python_node,
+    scenario_checks,
+    start_peer,
+)
 
 pytestmark = pytest.mark.interop
 
 PEER = r"""
--module(pj_io_peer).
--export([main/1]).
-
-main([PyS, ScenarioS]) ->
-    Py = list_to_atom(PyS),
-    register(main, self()),
-    pong = net_adm:ping(Py),
-    io:format("READY~n"),
-    Checks = try scenario(list_to_atom(ScenarioS), Py)
-             catch C:R:S -> [{crashed, {bad, {C, R, S}}}]
-             end,
-    [report(Name, Outcome) || {Name, Outcome} <- Checks],
-    io:format("DONE~n"),
-    receive stop -> ok after 120000 -> ok end,
-    halt().
-
-report(Name, ok) -> io:format("CHECK ~w ok~n", [Name]);
-report(Name, {bad, Got}) -> io:format("CHECK ~w BAD ~w~n", [Name, Got]).
-
-check(Name, Fun) ->
-    Outcome = try Fun() of
-                  true -> ok;
-                  Other -> {bad, Other}
-              catch C:R:S -> {bad, {C, R, S}}
-              end,
-    {Name, Outcome}.
-
 %% An io server that answers ok and tells main what it got.
 capture(Main) ->
     receive
@@ -137,11 +117,7 @@ class Collector:
 
 @pytest.fixture(scope="module")
 def beam_dir(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
-    out = tmp_path_factory.mktemp(f"io_beam-{otp}")
-    source = out / "pj_io_peer.erl"
-    source.write_text(PEER)
-    subprocess.run([require("erlc", otp), "-o", str(out), str(source)], check=True)
-    return out
+    return compile_scenario_peer(tmp_path_factory.mktemp(f"io_beam-{otp}"), "pj_io_peer", PEER, otp)
 
 
 @pytest.fixture
@@ -170,20 +146,8 @@ def exposed() -> Any:
     rpc.unexpose("pytest_io")
 
 
-@asynccontextmanager
-async def erl_node(beam_dir: Path, epmd: int, py: LocalNode, scenario: str) -> AsyncIterator[Peer]:
-    erl = require("erl")
-    name = unique("erl")
-    argv = [erl, "-noshell", "-sname", name, "-setcookie", COOKIE, "-pa", str(beam_dir)]
-    argv += ["-run", "pj_io_peer", "main", py.name, scenario]
-    async with start_peer(argv, epmd, name) as peer:
-        await peer.line("READY")
-        yield peer
-
-
-async def checks(peer: Peer) -> dict[str, str]:
-    await peer.line("DONE", timeout=120)
-    return {line.split()[1]: line.split(maxsplit=2)[2] for line in peer.lines if line.startswith("CHECK ")}
+def erl_node(beam_dir: Path, epmd: int, py: LocalNode, scenario: str) -> AbstractAsyncContextManager[Peer]:
+    return erl_peer(beam_dir, epmd, py.name, scenario, module="pj_io_peer")
 
 
 async def test_erlang_io_against_python(beam_dir: Path, exposed: Any) -> None:
@@ -193,7 +157,7 @@ async def test_erlang_io_against_python(beam_dir: Path, exposed: Any) -> None:
         python_node(epmd, io_output=out) as py,
         erl_node(beam_dir, epmd, py, "io") as erl,
     ):
-        results = await checks(erl)
+        results = await scenario_checks(erl)
         await out.wait_for("req1 req2\n")
     assert len(results) == 22, erl.lines
     assert {name: outcome for name, outcome in results.items() if outcome != "ok"} == {}

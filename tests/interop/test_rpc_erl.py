@@ -12,9 +12,7 @@ The Erlang side is the module below, compiled with the real ``erlc``: it runs on
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,42 +21,21 @@ import trio
 
 import philipjose as pj
 from philipjose import Atom, rpc
-from tests.node.support import LocalNode, unique
-from tests.tools import Otp, require
+from tests.node.support import LocalNode
+from tests.tools import Otp
 
-from .dist_support import COOKIE, Peer, private_epmd, python_node, start_peer
+from .dist_support import (
+    Peer,
+    compile_scenario_peer,
+    erl_peer,
+    private_epmd,
+    python_node,
+    scenario_checks,
+)
 
 pytestmark = pytest.mark.interop
 
 PEER = r"""
--module(pj_rpc_peer).
--export([main/1]).
-
-main([PyS, ScenarioS]) ->
-    Py = list_to_atom(PyS),
-    register(main, self()),
-    pong = net_adm:ping(Py),
-    io:format("READY~n"),
-    Checks = try scenario(list_to_atom(ScenarioS), Py)
-             catch C:R:S -> [{crashed, {bad, {C, R, S}}}]
-             end,
-    [report(Name, Outcome) || {Name, Outcome} <- Checks],
-    io:format("DONE~n"),
-    receive stop -> ok after 120000 -> ok end,
-    halt().
-
-report(Name, ok) -> io:format("CHECK ~w ok~n", [Name]);
-report(Name, {bad, Got}) -> io:format("CHECK ~w BAD ~w~n", [Name, Got]).
-
-%% check(Name, Fun): Fun returns true, or anything else (reported as bad).
-check(Name, Fun) ->
-    Outcome = try Fun() of
-                  true -> ok;
-                  Other -> {bad, Other}
-              catch C:R:S -> {bad, {C, R, S}}
-              end,
-    {Name, Outcome}.
-
 down(Ref) -> receive {'DOWN', Ref, process, _, Reason} -> Reason after 10000 -> no_down end.
 
 scenario(idle, _Py) -> [];
@@ -153,33 +130,16 @@ scenario(timeout, Py) ->
 
 @pytest.fixture(scope="module")
 def beam_dir(tmp_path_factory: pytest.TempPathFactory, otp: Otp) -> Path:
-    out = tmp_path_factory.mktemp(f"rpc_beam-{otp}")
-    source = out / "pj_rpc_peer.erl"
-    source.write_text(PEER)
-    subprocess.run([require("erlc", otp), "-o", str(out), str(source)], check=True)
-    return out
+    return compile_scenario_peer(tmp_path_factory.mktemp(f"rpc_beam-{otp}"), "pj_rpc_peer", PEER, otp)
 
 
-@asynccontextmanager
-async def erl_node(beam_dir: Path, epmd: int, py: LocalNode, scenario: str) -> AsyncIterator[Peer]:
-    erl = require("erl")
-    name = unique("erl")
-    argv = [erl, "-noshell", "-sname", name, "-setcookie", COOKIE, "-pa", str(beam_dir)]
-    argv += ["-run", "pj_rpc_peer", "main", py.name, scenario]
-    async with start_peer(argv, epmd, name) as peer:
-        await peer.line("READY")
-        yield peer
-
-
-async def checks(peer: Peer) -> dict[str, str]:
-    """The ``CHECK`` lines up to ``DONE``: name -> ``ok`` or ``BAD term``."""
-    await peer.line("DONE", timeout=120)
-    return {line.split()[1]: line.split(maxsplit=2)[2] for line in peer.lines if line.startswith("CHECK ")}
+def erl_node(beam_dir: Path, epmd: int, py: LocalNode, scenario: str) -> AbstractAsyncContextManager[Peer]:
+    return erl_peer(beam_dir, epmd, py.name, scenario, module="pj_rpc_peer")
 
 
 async def test_erlang_calls_python(beam_dir: Path) -> None:
     async with private_epmd() as epmd, python_node(epmd) as py, erl_node(beam_dir, epmd, py, "calls") as erl:
-        results = await checks(erl)
+        results = await scenario_checks(erl)
     assert len(results) == 25, erl.lines
     assert {name: outcome for name, outcome in results.items() if outcome != "ok"} == {}
 
@@ -202,7 +162,7 @@ async def test_erpc_timeout_cancels_the_python_work(beam_dir: Path) -> None:
             python_node(epmd) as py,
             erl_node(beam_dir, epmd, py, "timeout") as erl,
         ):
-            results = await checks(erl)
+            results = await scenario_checks(erl)
             with trio.fail_after(30):
                 while len(cancelled) < 2:
                     await changed.wait()

@@ -200,3 +200,27 @@ async def scenario_checks(peer: Peer) -> dict[str, str]:
     """A scenario peer's ``CHECK`` lines up to DONE: name -> ``ok`` or ``BAD term``."""
     await peer.line("DONE", timeout=120)
     return {line.split()[1]: line.split(maxsplit=2)[2] for line in peer.lines if line.startswith("CHECK ")}
+
+
+ELIXIR_SCENARIO = r"""
+[py_s] = System.argv()
+py = String.to_atom(py_s)
+true = Node.connect(py)
+IO.puts("READY")
+
+check = fn name, f ->
+  outcome =
+    try do
+      case f.() do
+        true -> "ok"
+        other -> "BAD #{inspect(other)}"
+      end
+    catch
+      kind, reason -> "BAD #{inspect({kind, reason})}"
+    end
+  IO.puts("CHECK #{name} #{outcome}")
+end
+"""
+"""The start of an Elixir scenario script run as ``elixir -e SCRIPT -- PyNode``: it connects to the
+Python node ``py``, prints READY and defines ``check.(name, fn)``, which prints the ``CHECK`` line
+:func:`scenario_checks` reads (the script prints DONE at its end)."""

@@ -13,28 +13,13 @@ from philipjose import Atom, rpc
 from tests.node.support import unique
 from tests.tools import require
 
-from .dist_support import COOKIE, Peer, private_epmd, python_node, start_peer
+from .dist_support import COOKIE, ELIXIR_SCENARIO, private_epmd, python_node, scenario_checks, start_peer
 
 pytestmark = pytest.mark.interop
 
-SCRIPT = r"""
-[py_s] = System.argv()
-py = String.to_atom(py_s)
-true = Node.connect(py)
-IO.puts("READY")
-
-check = fn name, f ->
-  outcome =
-    try do
-      case f.() do
-        true -> "ok"
-        other -> "BAD #{inspect(other)}"
-      end
-    catch
-      kind, reason -> "BAD #{inspect({kind, reason})}"
-    end
-  IO.puts("CHECK #{name} #{outcome}")
-end
+SCRIPT = (
+    ELIXIR_SCENARIO
+    + r"""
 
 down = fn ref ->
   receive do
@@ -112,11 +97,7 @@ after
   120_000 -> :ok
 end
 """
-
-
-async def checks(peer: Peer) -> dict[str, str]:
-    await peer.line("DONE", timeout=120)
-    return {line.split()[1]: line.split(maxsplit=2)[2] for line in peer.lines if line.startswith("CHECK ")}
+)
 
 
 async def test_elixir_and_python_call_each_other() -> None:
@@ -126,7 +107,7 @@ async def test_elixir_and_python_call_each_other() -> None:
         argv = [elixir, "--sname", name, "--cookie", COOKIE, "-e", SCRIPT, "--", py.name]
         async with start_peer(argv, epmd, name) as ex:
             await ex.line("READY", timeout=120)
-            results = await checks(ex)
+            results = await scenario_checks(ex)
 
             async def go() -> list[Any]:
                 out: list[Any] = [await rpc.call(name, "Elixir.String", "upcase", ["grüße"], timeout=10)]

@@ -13,28 +13,13 @@ from philipjose import Atom, Pid, rpc, supervisors
 from tests.node.support import unique
 from tests.tools import require
 
-from .dist_support import COOKIE, private_epmd, python_node, start_peer
+from .dist_support import COOKIE, ELIXIR_SCENARIO, private_epmd, python_node, scenario_checks, start_peer
 
 pytestmark = pytest.mark.interop
 
-SCRIPT = r"""
-[py_s] = System.argv()
-py = String.to_atom(py_s)
-true = Node.connect(py)
-IO.puts("READY")
-
-check = fn name, f ->
-  outcome =
-    try do
-      case f.() do
-        true -> "ok"
-        other -> "BAD #{inspect(other)}"
-      end
-    catch
-      kind, reason -> "BAD #{inspect({kind, reason})}"
-    end
-  IO.puts("CHECK #{name} #{outcome}")
-end
+SCRIPT = (
+    ELIXIR_SCENARIO
+    + r"""
 
 counter = {:counter, py}
 top = {:app_top, py}
@@ -117,6 +102,7 @@ after
   120_000 -> :ok
 end
 """
+)
 
 
 def start_worker() -> tuple[Atom, Pid]:
@@ -150,10 +136,7 @@ async def test_elixir_sys_and_supervisor_calls(exposed: None) -> None:
         argv = [elixir, "--sname", name, "--cookie", COOKIE, "-e", SCRIPT, "--", py.name]
         async with start_peer(argv, epmd, name) as ex:
             await ex.line("READY", timeout=120)
-            await ex.line("DONE", timeout=120)
-            results = {
-                line.split()[1]: line.split(maxsplit=2)[2] for line in ex.lines if line.startswith("CHECK ")
-            }
+            results = await scenario_checks(ex)
             assert len(results) == 16, results
             bad = {k: v for k, v in results.items() if v != "ok"}
             assert bad == {}, "\n".join(f"{k}: {v}" for k, v in bad.items())

@@ -208,14 +208,7 @@ def binary_to_term(
             raise TypeError(f"expected bytes, bytearray or memoryview, not {type(data).__name__}")
         data = bytes(data)
     if len(data) > 1 and data[0] == 131 and data[1] != 80:
-        try:
-            term, end = _loop(data, 1, UNLIMITED)
-        except (IndexError, struct.error):
-            raise DecodeError("truncated term: the input ends inside a term") from None
-        except RecursionError:  # Python's own hash or == of a deep map key
-            raise DecodeError("term nested too deeply for Python to hash or compare it") from None
-        except MemoryError:
-            raise DecodeError("term too large to decode in the memory available") from None
+        term, end = decode_unversioned(data, 1)
     else:
         term, end = decode(data, 0, max_decompressed=max_decompressed)
     if end != len(data):

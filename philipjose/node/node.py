@@ -1137,12 +1137,18 @@ class Node:
             peer.direct = _DIRECT_WRITES
             conn.receive_data(data)
             large = self._dispatch(peer, conn)
-            while large is not None:
-                await self._decode_off_loop(peer, conn, large)
-                large = self._dispatch(peer, conn)
-            while peer.in_waiting > self.max_frame_size:  # large messages pile up: stop reading
-                peer.in_drained = trio.Event()
-                await peer.in_drained.wait()
+            if large is not None or peer.in_waiting > self.max_frame_size:
+                await self._large_input(peer, conn, large)
+
+    async def _large_input(self, peer: _Peer, conn: Connection, large: DistMessage | None) -> None:
+        """A reader's slow path after a chunk: decode the ``large`` messages off the loop, handling the
+        frames after each, and stop reading while large messages pile up undelivered."""
+        while large is not None:
+            await self._decode_off_loop(peer, conn, large)
+            large = self._dispatch(peer, conn)
+        while peer.in_waiting > self.max_frame_size:
+            peer.in_drained = trio.Event()
+            await peer.in_drained.wait()
 
     async def _read_socket(self, peer: _Peer, sock: socket.socket, conn: Connection) -> None:
         """The reader for plain TCP, straight from the (non-blocking) socket.
@@ -1184,12 +1190,8 @@ class Node:
             peer.direct = _DIRECT_WRITES
             conn.receive_data(data)
             large = self._dispatch(peer, conn)
-            while large is not None:
-                await self._decode_off_loop(peer, conn, large)
-                large = self._dispatch(peer, conn)
-            while peer.in_waiting > self.max_frame_size:  # large messages pile up: stop reading
-                peer.in_drained = trio.Event()
-                await peer.in_drained.wait()
+            if large is not None or peer.in_waiting > self.max_frame_size:
+                await self._large_input(peer, conn, large)
             if len(data) == _RECV_SIZE:  # more is probably waiting
                 budget -= 1
                 if not budget:

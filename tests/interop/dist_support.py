@@ -100,7 +100,7 @@ class Peer:
     async def line(self, prefix: str, timeout: float = 60) -> str:
         """The next stdout line starting with ``prefix`` (earlier lines are kept in ``lines``)."""
         assert self.process.stdout is not None
-        with trio.fail_after(timeout):
+        with trio.move_on_after(timeout):
             while True:
                 while b"\n" in self._buffer:
                     raw, self._buffer = self._buffer.split(b"\n", 1)
@@ -113,6 +113,10 @@ class Peer:
                     output = "\n".join([*self.lines, self._buffer.decode(errors="replace")])
                     raise EOFError(f"{self.name} exited; its output was:\n" + output)
                 self._buffer += data
+        output = "\n".join([*self.lines, self._buffer.decode(errors="replace")])
+        raise TimeoutError(
+            f"no line starting with {prefix!r} from {self.name} in {timeout} s; its output:\n{output}"
+        )
 
     def kill(self) -> None:
         if self.process.returncode is None:

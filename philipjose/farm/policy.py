@@ -226,10 +226,11 @@ class FailurePolicy:
             return None
         return health.retry_at if health.state is RETRYING else float("-inf")
 
-    def all_down(self) -> bool:
-        """True when no machine can run a worker any more: every one is down, and no worker started
-        before its machine went down is still up."""
-        return all(h.state is DOWN and h.workers == 0 for h in self._machines.values())
+    def all_down(self, hosts: Iterable[str] | None = None) -> bool:
+        """True when no machine (of ``hosts``, default all) can run a worker any more: every one is
+        down, and no worker started before its machine went down is still up."""
+        chosen = self._machines.values() if hosts is None else [self._machines[h] for h in hosts]
+        return all(h.state is DOWN and h.workers == 0 for h in chosen)
 
     def give_up_message(self) -> str:
         """Why the farm gives up: each machine and its last error."""

@@ -53,6 +53,13 @@ anything for it or dies: a worker cannot be handed more work than it can hold wh
 computing something nobody wants (the loop decides whether a revocation cancels the task in the
 worker or kills the worker).
 
+Kinds: every task and every worker has a *kind* (any hashable; the farm uses ``"python"``, the
+default, and ``"erlang"``). A task is only ever assigned to a worker of its kind (pinned to one,
+copied to one), and each kind has its own queue, so tasks of a kind with no worker with room never
+hold back the others. A worker's kind and its capacity limit are given when it comes up
+(:meth:`worker_up`); a worker of another kind may hold more than ``max_in_flight`` (an Erlang node
+runs as many tasks at once as it has schedulers).
+
 Memory: only live tasks and in-flight ids are kept; a resolved task is forgotten, and a report for
 it is recognized as a duplicate because task ids are issued in increasing order.
 """
@@ -70,6 +77,7 @@ from philipjose.farm.errors import FarmError
 
 __all__ = [
     "ASSIGNED",
+    "DEFAULT_KIND",
     "DEFAULT_MAX_DEATHS",
     "DEFAULT_MAX_IN_FLIGHT",
     "PENDING",
@@ -94,6 +102,9 @@ WorkerId = Hashable
 
 DEFAULT_MAX_IN_FLIGHT = 2
 """Tasks a worker holds at once by default: the one it runs and the next one."""
+
+DEFAULT_KIND = "python"
+"""The kind of a task or worker unless told otherwise."""
 
 DEFAULT_MAX_DEATHS = 3
 """Worker deaths a task may be in flight for before it fails with a :class:`Loss`."""
@@ -224,6 +235,7 @@ class _Task(Generic[P]):
     assigned_at: float = 0.0  # when it was last assigned (the ``now`` of that dispatch)
     copies: list[WorkerId] = field(default_factory=list)  # other workers running it (duplicates)
     duplicates: int = 0  # copies asked for so far
+    kind: Hashable = DEFAULT_KIND
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +258,8 @@ class _Worker:
     exclusive: int | None = None  # the suspect task it runs alone
     pinned: deque[int] = field(default_factory=deque)
     reported: int = 0
+    kind: Hashable = DEFAULT_KIND
+    limit: int = DEFAULT_MAX_IN_FLIGHT  # the most set_capacity may give it
 
 
 _ABSOLUTE = -1  # the generation of a heap entry for an absolute deadline
@@ -270,7 +284,7 @@ class Scheduler(Generic[P]):
         self.max_deaths = max_deaths
         self._next_id = 0
         self._tasks: dict[int, _Task[P]] = {}
-        self._queue: deque[int] = deque()
+        self._queues: dict[Hashable, deque[int]] = {}  # by kind
         self._workers: dict[WorkerId, _Worker] = {}
         self._deadlines: list[tuple[float, int, int]] = []
         self._copy_requests: deque[tuple[int, frozenset[WorkerId]]] = deque()
@@ -326,9 +340,20 @@ class Scheduler(Generic[P]):
         task = self._tasks.get(task_id)
         return () if task is None else tuple(task.deaths)
 
-    def workers(self) -> list[WorkerId]:
-        """The workers alive, in the order they came up."""
-        return list(self._workers)
+    def workers(self, kind: Hashable | None = None) -> list[WorkerId]:
+        """The workers alive (of ``kind``, or all), in the order they came up."""
+        if kind is None:
+            return list(self._workers)
+        return [w for w, state in self._workers.items() if state.kind == kind]
+
+    def worker_kind(self, worker: WorkerId) -> Hashable:
+        """The kind ``worker`` (up) was registered with."""
+        return self._worker(worker).kind
+
+    def task_kind(self, task_id: int) -> Hashable | None:
+        """The kind of the live task ``task_id``, or None (resolved)."""
+        task = self._tasks.get(task_id)
+        return None if task is None else task.kind
 
     def in_flight(self, worker: WorkerId) -> tuple[int, ...]:
         """The task ids ``worker`` holds (revoked ones included), oldest first."""
@@ -366,9 +391,11 @@ class Scheduler(Generic[P]):
             return ()
         return (task.worker, *task.copies)
 
-    def live_tasks(self) -> list[int]:
-        """The ids of the tasks not yet resolved, in submit order."""
-        return sorted(self._tasks)
+    def live_tasks(self, kind: Hashable | None = None) -> list[int]:
+        """The ids of the tasks not yet resolved (of ``kind``, or all), in submit order."""
+        if kind is None:
+            return sorted(self._tasks)
+        return sorted(t for t, task in self._tasks.items() if task.kind == kind)
 
     def next_deadline(self) -> float | None:
         """The earliest time at which :meth:`expire` has something to do, or None."""
@@ -390,6 +417,7 @@ class Scheduler(Generic[P]):
         pin: WorkerId | None = None,
         held: bool = False,
         idempotent: bool = True,
+        kind: Hashable = DEFAULT_KIND,
     ) -> int:
         """Queue a task; returns its id (0, 1, 2, ...). Call :meth:`dispatch` to assign it.
 
@@ -397,7 +425,8 @@ class Scheduler(Generic[P]):
         ``deadline``: the time (on the ``now`` scale) by which it must be resolved, queued or not;
         ``pin``: the one worker it must run on (a broadcast); that worker must be up; ``held``: the
         task waits, assigned nowhere, until :meth:`pin` or :meth:`abandon` (not with ``pin``);
-        ``idempotent`` False: it never gets a copy (:meth:`duplicate`).
+        ``idempotent`` False: it never gets a copy (:meth:`duplicate`); ``kind``: only workers of that
+        kind run it (a pinned task's worker must be of its kind).
         """
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
@@ -405,35 +434,50 @@ class Scheduler(Generic[P]):
             raise SchedulerError(f"cannot pin a task to {pin!r}: no such worker is up")
         if pin is not None and held:
             raise ValueError("a task is either pinned or held, not both")
+        if pin is not None and self._workers[pin].kind != kind:
+            raise SchedulerError(
+                f"cannot pin a task of kind {kind!r} to the {self._workers[pin].kind!r} worker {pin!r}"
+            )
         task_id = self._next_id
         self._next_id += 1
-        self._tasks[task_id] = _Task(task_id, payload, timeout, pin, held=held, idempotent=idempotent)
+        self._tasks[task_id] = _Task(
+            task_id, payload, timeout, pin, held=held, idempotent=idempotent, kind=kind
+        )
         self._counts["submitted"] += 1
         self._pending += 1
         if pin is not None:
             self._workers[pin].pinned.append(task_id)
         elif not held:
-            self._queue.append(task_id)
+            self._queue(kind).append(task_id)
         if deadline is not None:
             heapq.heappush(self._deadlines, (deadline, task_id, _ABSOLUTE))
         return task_id
 
-    def worker_up(self, worker: WorkerId) -> None:
-        """``worker`` is connected and ready for tasks. Call :meth:`dispatch` to give it some."""
+    def worker_up(
+        self, worker: WorkerId, *, kind: Hashable = DEFAULT_KIND, capacity: int | None = None
+    ) -> None:
+        """``worker`` is connected and ready for tasks of ``kind``. Call :meth:`dispatch` to give it
+        some. ``capacity``: the most tasks it holds at once, and the most :meth:`set_capacity` may
+        give it (default ``max_in_flight``; any number from 1)."""
         if worker in self._workers:
             raise SchedulerError(f"worker {worker!r} is already up")
-        self._workers[worker] = _Worker(worker, self.max_in_flight)
+        limit = self.max_in_flight if capacity is None else capacity
+        if limit < 1:
+            raise ValueError(f"capacity must be at least 1, not {limit}")
+        self._workers[worker] = _Worker(worker, limit, kind=kind, limit=limit)
 
     def set_capacity(self, worker: WorkerId, capacity: int) -> None:
-        """Let ``worker`` hold at most ``capacity`` tasks (1 to ``max_in_flight``, the default).
+        """Let ``worker`` hold at most ``capacity`` tasks (1 to its limit: ``max_in_flight``, the
+        default, or the ``capacity`` it came up with).
 
         The loop may tune it to how fast the worker gets through its tasks: deep pipelines for tiny
         tasks, shallow ones for long tasks (better balance at the end of a batch). Tasks it already
         holds beyond a lowered capacity stay with it.
         """
-        if not 1 <= capacity <= self.max_in_flight:
-            raise ValueError(f"capacity must be from 1 to {self.max_in_flight}, not {capacity}")
-        self._worker(worker).capacity = capacity
+        state = self._worker(worker)
+        if not 1 <= capacity <= state.limit:
+            raise ValueError(f"capacity must be from 1 to {state.limit}, not {capacity}")
+        state.capacity = capacity
 
     def worker_down(self, worker: WorkerId) -> list[Decision]:
         """``worker`` died or was cut off: requeue its live tasks or resolve them as a :class:`Loss`."""
@@ -467,7 +511,7 @@ class Scheduler(Generic[P]):
             if task is not None and task.state is PENDING:
                 decisions.append(self._resolve(Loss(task_id, (worker,))))
         self._counts["retries"] += len(requeue)
-        self._queue.extendleft(reversed(requeue))
+        self._queue(state.kind).extendleft(reversed(requeue))
         return decisions
 
     def retire(self, worker: WorkerId) -> list[int]:
@@ -499,7 +543,7 @@ class Scheduler(Generic[P]):
                 held.append(task_id)
             elif task_id not in requeue:
                 requeue.append(task_id)
-        self._queue.extendleft(reversed(requeue))
+        self._queue(state.kind).extendleft(reversed(requeue))
         return held
 
     def pin(self, task_id: int, worker: WorkerId) -> None:
@@ -510,7 +554,12 @@ class Scheduler(Generic[P]):
             return  # resolved meanwhile (cancelled, or the farm broke)
         if not task.held:
             raise SchedulerError(f"task {task_id} is not held")
-        self._worker(worker).pinned.append(task_id)
+        state = self._worker(worker)
+        if state.kind != task.kind:
+            raise SchedulerError(
+                f"cannot pin task {task_id} of kind {task.kind!r} to a {state.kind!r} worker"
+            )
+        state.pinned.append(task_id)
         task.pin, task.held = worker, False
 
     def abandon(self, task_id: int, workers: tuple[WorkerId, ...] = ()) -> list[Decision]:
@@ -598,9 +647,10 @@ class Scheduler(Generic[P]):
     def dispatch(self, now: float = 0.0) -> list[Assignment[P]]:
         """Assign queued tasks to workers with room; ``now`` starts the run timeouts.
 
-        Pinned tasks go to their worker; then the queue is served in order, each task to the
-        least-loaded worker (earliest joined on ties). A suspect task (one whose worker died) waits
-        for an idle worker and gets it to itself; tasks behind it wait too, so it cannot starve.
+        Pinned tasks go to their worker; then each kind's queue is served in order, each task to the
+        least-loaded worker of its kind (earliest joined on ties). A suspect task (one whose worker
+        died) waits for an idle worker and gets it to itself; tasks of its kind behind it wait too,
+        so it cannot starve.
         """
         assignments: list[Assignment[P]] = []
         if self._copy_requests:
@@ -610,21 +660,28 @@ class Scheduler(Generic[P]):
                 task = self._tasks.get(state.pinned.popleft())
                 if task is not None and task.state is PENDING:
                     assignments.append(self._assign(task, state, now))
-        while self._queue:
-            task = self._tasks.get(self._queue[0])
-            if task is None or task.state is not PENDING:
-                self._queue.popleft()  # resolved while queued
-                continue
-            chosen = self._idle_worker() if task.deaths else self._least_loaded_worker()
-            if chosen is None:
-                break
-            self._queue.popleft()
-            if task.deaths:
-                chosen.exclusive = task.task_id
-            assignments.append(self._assign(task, chosen, now))
+        for kind, queue in self._queues.items():
+            while queue:
+                task = self._tasks.get(queue[0])
+                if task is None or task.state is not PENDING:
+                    queue.popleft()  # resolved while queued
+                    continue
+                chosen = self._idle_worker(kind) if task.deaths else self._least_loaded_worker(kind)
+                if chosen is None:
+                    break
+                queue.popleft()
+                if task.deaths:
+                    chosen.exclusive = task.task_id
+                assignments.append(self._assign(task, chosen, now))
         return assignments
 
     # -- helpers -------------------------------------------------------------------------------------
+
+    def _queue(self, kind: Hashable) -> deque[int]:
+        queue = self._queues.get(kind)
+        if queue is None:
+            queue = self._queues[kind] = deque()
+        return queue
 
     def _worker(self, worker: WorkerId) -> _Worker:
         state = self._workers.get(worker)
@@ -683,7 +740,8 @@ class Scheduler(Generic[P]):
             for state in self._workers.values():
                 load = len(state.in_flight)
                 if (
-                    state.worker_id not in avoid
+                    state.kind == task.kind
+                    and state.worker_id not in avoid
                     and task_id not in state.in_flight
                     and state.exclusive is None
                     and load < state.capacity
@@ -700,18 +758,19 @@ class Scheduler(Generic[P]):
         self._copy_requests = waiting
         return assignments
 
-    def _idle_worker(self) -> _Worker | None:
+    def _idle_worker(self, kind: Hashable) -> _Worker | None:
         for state in self._workers.values():
-            if not state.in_flight and state.exclusive is None:
+            if state.kind == kind and not state.in_flight and state.exclusive is None:
                 return state
         return None
 
-    def _least_loaded_worker(self) -> _Worker | None:
+    def _least_loaded_worker(self, kind: Hashable) -> _Worker | None:
         best: _Worker | None = None
         for state in self._workers.values():
             load = len(state.in_flight)
             if (
-                state.exclusive is None
+                state.kind == kind
+                and state.exclusive is None
                 and load < state.capacity
                 and (best is None or load < len(best.in_flight))
             ):

@@ -183,3 +183,10 @@ def test_bad_options() -> None:
         FailurePolicy(["a"], intensity=-1)
     with pytest.raises(ValueError):
         FailurePolicy([])
+
+
+def test_all_down_of_some_hosts_is_a_kind_of_workers_given_up() -> None:
+    policy = FailurePolicy(["py", "e1@h", "e2@h"], max_launch_failures=1)
+    for node in ("e1@h", "e2@h"):
+        policy.lost(node, 0.0, token=policy.launching(node), came_up=False, how="pang")
+    assert policy.all_down(["e1@h", "e2@h"]) and not policy.all_down(["py"]) and not policy.all_down()

@@ -372,6 +372,81 @@ def test_a_worker_may_come_back_under_the_same_name() -> None:
     assert s.deaths(t) == ("w",)
 
 
+# -- kinds (Erlang workers beside Python ones) ---------------------------------------------------------
+
+
+def test_tasks_run_only_on_workers_of_their_kind() -> None:
+    s: Scheduler[str] = Scheduler(max_in_flight=2)
+    py = [s.submit(p) for p in "ab"]
+    erl = [s.submit(p, kind="erlang") for p in "xyz"]
+    s.worker_up("py1")
+    assert _assigned(s.dispatch()) == [("py1", py[0]), ("py1", py[1])]
+    s.worker_up("e1", kind="erlang", capacity=3)  # more than max_in_flight: its schedulers
+    assert _assigned(s.dispatch()) == [("e1", t) for t in erl]
+    assert s.workers() == ["py1", "e1"] and s.workers("erlang") == ["e1"]
+    assert s.worker_kind("e1") == "erlang" and s.task_kind(erl[0]) == "erlang"
+    assert s.live_tasks("erlang") == erl and s.live_tasks("python") == py
+
+
+def test_a_kind_without_room_does_not_hold_back_another() -> None:
+    s: Scheduler[str] = Scheduler(max_in_flight=1)
+    first = s.submit("x", kind="erlang")
+    second = s.submit("y", kind="erlang")
+    py = s.submit("a")
+    s.worker_up("e1", kind="erlang", capacity=1)
+    s.worker_up("py1")
+    assert _assigned(s.dispatch()) == [("e1", first), ("py1", py)]
+    assert s.state(second) is PENDING
+    s.result("py1", py, "A")
+    assert s.dispatch() == []  # the Python worker never takes the Erlang task
+    s.result("e1", first, "X")
+    assert _assigned(s.dispatch()) == [("e1", second)]
+
+
+def test_a_lost_workers_tasks_wait_for_a_worker_of_their_kind() -> None:
+    s: Scheduler[str] = Scheduler()
+    t = s.submit("x", kind="erlang")
+    s.worker_up("e1", kind="erlang")
+    s.worker_up("py1")
+    assert _assigned(s.dispatch()) == [("e1", t)]
+    assert s.worker_down("e1") == []
+    assert s.dispatch() == []  # requeued, suspect, and no idle Erlang worker
+    s.worker_up("e2", kind="erlang")
+    assert _assigned(s.dispatch()) == [("e2", t)]
+    assert s.deaths(t) == ("e1",)
+
+
+def test_copies_and_pins_stay_within_a_kind() -> None:
+    s: Scheduler[str] = Scheduler()
+    s.worker_up("e1", kind="erlang", capacity=4)
+    s.worker_up("py1")
+    s.worker_up("e2", kind="erlang", capacity=4)
+    t = s.submit("x", kind="erlang")
+    assert _assigned(s.dispatch()) == [("e1", t)]
+    assert s.duplicate(t, avoid={"e1"})
+    assert _assigned(s.dispatch()) == [("e2", t)]  # not py1, although it is idle
+    pinned = s.submit("b", pin="e2", kind="erlang")
+    assert _assigned(s.dispatch()) == [("e2", pinned)]
+    with pytest.raises(SchedulerError, match="kind"):
+        s.submit("c", pin="py1", kind="erlang")
+    held = s.submit("d", held=True)
+    with pytest.raises(SchedulerError, match="kind"):
+        s.pin(held, "e1")
+
+
+def test_capacity_limit_is_the_one_given_at_worker_up() -> None:
+    s: Scheduler[str] = Scheduler(max_in_flight=2)
+    s.worker_up("e1", kind="erlang", capacity=8)
+    s.set_capacity("e1", 6)
+    with pytest.raises(ValueError, match="from 1 to 8"):
+        s.set_capacity("e1", 9)
+    with pytest.raises(ValueError, match="at least 1"):
+        s.worker_up("e2", kind="erlang", capacity=0)
+    for p in "abcdefg":
+        s.submit(p, kind="erlang")
+    assert len(s.dispatch()) == 6
+
+
 # -- the state machine ---------------------------------------------------------------------------------
 
 

@@ -14,7 +14,13 @@ PHILIP-JOSE's "register and unregister machines". The file (default
     python = "/opt/python3.12/bin/python3"
     ssh_options = ["Port=2222", "User=farm", "IdentityFile=~/.ssh/farm_ed25519"]
 
-Each ``[machines.HOST]`` table is one :class:`Machine`; every key is optional. Reading checks
+    [machines."calc@build-8"]
+    kind = "erlang"          # an Erlang/Elixir node already running: an Erlang worker
+    workers = 16             # tasks it runs at once (default: its schedulers_online)
+
+Each ``[machines.HOST]`` table is one :class:`Machine`; every key is optional. ``kind`` says how the
+farm gets workers there (:data:`KINDS`: which keys each kind takes): ``"ssh"`` (the default) starts
+Python workers, ``"erlang"`` uses the node named by HOST as an Erlang worker. Reading checks
 everything and raises :class:`~philipjose.farm.errors.MachinesError` naming the file, the key and the
 problem; unknown keys are errors (a typo must not be silently ignored). Writing goes through a
 temporary file and ``os.replace``, so a reader never sees half a file.
@@ -40,6 +46,7 @@ from philipjose.farm.errors import MachinesError
 
 __all__ = [
     "FORMAT_VERSION",
+    "KINDS",
     "LOCALHOST",
     "MAX_WORKERS",
     "Machine",
@@ -61,6 +68,12 @@ LOCALHOST = "localhost"
 MAX_WORKERS = 4096
 """The largest ``workers`` a machine may declare."""
 
+KINDS: dict[str, tuple[str, ...]] = {
+    "ssh": ("workers", "python", "ssh_options"),
+    "erlang": ("workers",),
+}
+"""Each machine ``kind`` and the keys (besides ``kind``) its table may have."""
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*=\S.*", re.DOTALL)
 _FILE_HEADER = (
@@ -80,6 +93,14 @@ def _host_problem(host: object) -> str | None:
         return f"must not start with '-' (it would read as an ssh option): {host!r}"
     if _CONTROL.search(host) or any(c.isspace() for c in host):
         return f"must not contain spaces or control characters: {host!r}"
+    return None
+
+
+def _kind_problem(kind: object, host: object) -> str | None:
+    if kind not in KINDS:
+        return f"must be one of {', '.join(map(repr, KINDS))}, not {kind!r}"
+    if kind == "erlang" and (not isinstance(host, str) or host.count("@") != 1 or host[0] == "@"):
+        return f"'erlang' needs the host to be a node name (name@host), not {host!r}"
     return None
 
 
@@ -128,6 +149,9 @@ class Machine:
       expanded by the remote shell.
     - ``ssh_options``: ``ssh_config`` options as ``"Key=Value"`` strings, each passed as ``-o
       Key=Value`` (``Port=2222``, ``User=farm``, ``IdentityFile=...``). Ignored for ``localhost``.
+    - ``kind``: ``"ssh"`` (the default: Python workers started there) or ``"erlang"``: ``host`` is an
+      Erlang/Elixir node already running (``name@host``), used as an Erlang worker; ``workers`` is
+      then how many tasks it runs at once (default: its ``erlang:system_info(schedulers_online)``).
 
     Constructing a bad record raises :class:`MachinesError`.
     """
@@ -136,6 +160,7 @@ class Machine:
     workers: int | None = None
     python: str | None = None
     ssh_options: tuple[str, ...] = ()
+    kind: str = "ssh"
 
     def __post_init__(self) -> None:
         options: object = self.ssh_options
@@ -146,9 +171,13 @@ class Machine:
             ("workers", _workers_problem(self.workers)),
             ("python", _python_problem(self.python)),
             ("ssh_options", _ssh_options_problem(self.ssh_options)),
+            ("kind", _kind_problem(self.kind, self.host)),
         ):
             if problem is not None:
                 raise MachinesError(f"machine {key} {problem}")
+        for key in ("python", "ssh_options"):
+            if getattr(self, key) and key not in KINDS[self.kind]:
+                raise MachinesError(f"machine {key} does not apply to a machine of kind {self.kind!r}")
 
     @property
     def is_local(self) -> bool:
@@ -183,6 +212,8 @@ class Machine:
     def to_table(self) -> dict[str, object]:
         """This machine's keys as they are written under ``[machines.HOST]`` (defaults left out)."""
         table: dict[str, object] = {}
+        if self.kind != "ssh":
+            table["kind"] = self.kind
         if self.workers is not None:
             table["workers"] = self.workers
         if self.python is not None:
@@ -241,11 +272,14 @@ def parse_machines(text: str, source: str = "<machines>") -> dict[str, Machine]:
             raise fail(where, f"host name {problem}")
         if not isinstance(table, dict):
             raise fail(where, f"must be a table, not {type(table).__name__}")
+        kind = table.get("kind", "ssh")
+        if (problem := _kind_problem(kind, host)) is not None:
+            raise fail(_key_path("machines", host, "kind"), problem)
         for key in table:
-            if key not in ("workers", "python", "ssh_options"):
+            if key != "kind" and key not in KINDS[kind]:
                 raise fail(
                     _key_path("machines", host, key),
-                    "unknown key (expected workers, python, ssh_options)",
+                    f"unknown key (expected {', '.join(KINDS[kind])}, kind; for kind {kind!r})",
                 )
         checks = (
             ("workers", _workers_problem),
@@ -260,6 +294,7 @@ def parse_machines(text: str, source: str = "<machines>") -> dict[str, Machine]:
             workers=table.get("workers"),
             python=table.get("python"),
             ssh_options=tuple(table.get("ssh_options", ())),
+            kind=kind,
         )
     return machines
 

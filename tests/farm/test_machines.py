@@ -226,6 +226,15 @@ def test_any_registry_round_trips(machines: list[Machine]) -> None:
             '[machines.box]\nssh_options = ["Port 1"]\n',
             'm.toml: machines.box.ssh_options: [0] must look like "Key=Value"',
         ),
+        ('[machines.box]\nkind = "slurmish"\n', "m.toml: machines.box.kind: must be one of 'ssh', 'erlang'"),
+        (
+            '[machines.box]\nkind = "erlang"\n',
+            "m.toml: machines.box.kind: 'erlang' needs the host to be a node",
+        ),
+        (
+            '[machines."e@h"]\nkind = "erlang"\npython = "python3"\n',
+            "m.toml: machines.\"e@h\".python: unknown key (expected workers, kind; for kind 'erlang')",
+        ),
     ],
 )
 def test_parse_errors_name_file_key_and_problem(text: str, message: str) -> None:
@@ -283,3 +292,13 @@ def test_default_path_follows_xdg(tmp_path: Path) -> None:
     assert default_machines_path({"HOME": home}) == expected
     assert default_machines_path({"XDG_CONFIG_HOME": "", "HOME": home}) == expected
     assert default_machines_path({"XDG_CONFIG_HOME": "relative/dir", "HOME": home}) == expected
+
+
+def test_erlang_nodes_are_machines_of_kind_erlang() -> None:
+    text = '[machines."calc@build-8"]\nkind = "erlang"\nworkers = 16\n\n[machines.localhost]\nworkers = 2\n'
+    machines = parse_machines(text)
+    assert machines["calc@build-8"] == Machine("calc@build-8", 16, kind="erlang")
+    assert machines["localhost"].kind == "ssh"
+    assert parse_machines(dump_machines(machines.values())) == machines
+    with pytest.raises(MachinesError, match="does not apply"):
+        Machine("e@h", kind="erlang", ssh_options=("Port=2",))

@@ -3,6 +3,7 @@
 See ``docs/farm.md``. The public names are re-exported here.
 """
 
+from philipjose.farm.erlang import Erl, ErlFunction, elixir, erl
 from philipjose.farm.errors import (
     ArgumentsTooLarge,
     FarmError,
@@ -23,6 +24,8 @@ from philipjose.farm.speculation import Speculation
 
 __all__ = [
     "ArgumentsTooLarge",
+    "Erl",
+    "ErlFunction",
     "Executor",
     "Farm",
     "FarmError",
@@ -41,4 +44,6 @@ __all__ = [
     "UnpicklableTask",
     "WorkerInfo",
     "WorkerLost",
+    "elixir",
+    "erl",
 ]

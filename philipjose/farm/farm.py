@@ -68,6 +68,18 @@ from philipjose import supervisors
 from philipjose.actors import NoProcessError, Runtime, current_runtime, run_async
 from philipjose.farm import worker as w
 from philipjose.farm.console import console_for
+from philipjose.farm.erlang import (
+    ERLANG,
+    PYTHON,
+    ErlangWorkers,
+    encode_task,
+    erlang_function,
+    erlang_machine,
+    farmer_host_for,
+    map_tasks,
+    no_workers_error,
+    reduce_task,
+)
 from philipjose.farm.errors import (
     ArgumentsTooLarge,
     FarmError,
@@ -355,6 +367,8 @@ class Farm:
         initargs: tuple[Any, ...] = (),
         speculation: bool | Speculation | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
+        erlang_nodes: Sequence[str | Machine] | None = None,
+        cookie: str | None = None,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -365,12 +379,18 @@ class Farm:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         if machines is None:
-            machine_list = [Machine("localhost", workers)]
+            machine_list = [] if erlang_nodes and workers is None else [Machine("localhost", workers)]
         elif isinstance(machines, (str, os.PathLike)):
             machine_list = list(load_machines(Path(machines)).values())
         else:
             machine_list = list(machines)
-        if not machine_list:
+        erlang_list = [
+            erlang_machine(m)
+            for m in [*machine_list, *(erlang_nodes or ())]
+            if isinstance(m, str) or m.kind == ERLANG
+        ]
+        machine_list = [m for m in machine_list if m.kind != ERLANG]
+        if not machine_list and not erlang_list:
             raise ValueError("a farm needs at least one machine")
         supervisors.SupFlags("one_for_one", restart_intensity, restart_period)  # SpecError if invalid
         if not net_ticktime > 0:
@@ -390,8 +410,12 @@ class Farm:
         self._runtimes: deque[float] = deque(maxlen=_RUNTIME_SAMPLE)  # finished tasks' seconds
         self._speculated_at = -math.inf  # when speculation last looked for stragglers
         self._init_payload = None if initializer is None else dumps_task(initializer, tuple(initargs))
+        self._erlang = ErlangWorkers(self, erlang_list)
+        self._kind_hosts = {PYTHON: [m.host for m in machine_list], ERLANG: self._erlang.hosts}
+        self._kind_down: dict[str, FarmError] = {}  # kinds whose machines are all down
+        self.cookie = cookie
         self._policy = FailurePolicy(
-            [m.host for m in machine_list],
+            [m.host for m in machine_list] + self._erlang.hosts,
             max_launch_failures=max_launch_failures,
             intensity=restart_intensity,
             period=restart_period,
@@ -410,7 +434,9 @@ class Farm:
         self.epmd = epmd
         self._worker_tls: TLSFiles | None = None
         all_local = all(m.is_local for m in machine_list)
-        self.farmer_host = farmer_host or ("127.0.0.1" if all_local else _fqdn())
+        self.farmer_host = (
+            farmer_host or farmer_host_for(erlang_list) or ("127.0.0.1" if all_local else _fqdn())
+        )
         self._listen_host = (
             "127.0.0.1" if self.farmer_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
         )
@@ -520,10 +546,11 @@ class Farm:
             # while it retries), and some worker is up
             for slot in self._slots:
                 await slot.settled.wait()
+            await self._erlang.settled()
             await self._first_up.wait()
         if self._broken is not None:
             raise self._broken
-        if not any(s.pid is not None for s in self._slots):
+        if not any(s.pid is not None for s in self._slots) and not self._erlang.any_up():
             raise FarmError(f"no worker came up within {self.start_timeout:g} s")
 
     async def _host_runtime(
@@ -541,7 +568,8 @@ class Farm:
         """Make the runtime the farmer's node: a fresh cookie for this farm, hidden, TLS if asked."""
         await pj.node.start(
             f"farmer-{self._id}@{self.farmer_host}",
-            cookie=secrets.token_hex(16),
+            # Erlang nodes and callers know the farm's cookie: the given one, else ~/.erlang.cookie
+            cookie=self.cookie if self.cookie or self._erlang.hosts else secrets.token_hex(16),
             epmd=self.epmd,
             listen_host=self._listen_host,
             tls=self.tls,
@@ -666,7 +694,7 @@ class Farm:
                 }
             )
             for slot in self._slots
-        ]
+        ] + self._erlang.child_specs()
 
     async def _keep_worker(self, slot: _Slot) -> None:
         """A supervised child: keeps one worker running in ``slot`` (see the theory of operation).
@@ -697,6 +725,8 @@ class Farm:
     def _carry_out(self, verdict: Verdict) -> Verdict:
         if verdict.message:
             _LOG.log(verdict.level, "%s", verdict.message)
+        if verdict.machine_down:
+            self._give_up_kinds()
         if verdict.machine_down or verdict.give_up:
             self._report()
         if verdict.give_up is not None and not self._closing:
@@ -974,15 +1004,29 @@ class Farm:
 
     def _break(self, error: FarmError) -> None:
         self._broken = error
-        for task_id in self._sched.live_tasks():
-            self._sched.cancel(task_id)
-            future = self._futures.pop(task_id, None)
-            if future is not None:
-                future._resolve(None, error)
+        self._fail(self._sched.live_tasks(), error)
+        self._erlang.settle_all()
         for slot in self._slots:
             slot.settled.set()  # wake a start that waits for workers: it raises the error
         self._first_up.set()
         self._report()
+
+    def _fail(self, task_ids: list[int], error: FarmError) -> None:
+        for task_id in task_ids:
+            self._sched.cancel(task_id)
+            future = self._futures.pop(task_id, None)
+            if future is not None:
+                future._resolve(None, error)
+
+    def _give_up_kinds(self) -> None:
+        """Fail the tasks of a kind (Python, Erlang) whose machines are all down, and later ones."""
+        for kind, hosts in self._kind_hosts.items():
+            if hosts and kind not in self._kind_down and self._policy.all_down(hosts):
+                parts = [f"{m.host}: {m.last_error}" for m in self._policy.status() if m.host in hosts]
+                self._kind_down[kind] = FarmError(
+                    f"no machine can run a {kind} worker any more ({'; '.join(parts)})"
+                )
+                self._fail(self._sched.live_tasks(kind), self._kind_down[kind])
 
     # -- the farmer process ---------------------------------------------------------------------------
 
@@ -1063,15 +1107,19 @@ class Farm:
         policy = self.speculation
         assert policy is not None
         self._speculated_at = now
-        live = [s for s in self._slots if s.pid is not None]
+        # (worker, machine, since): a Python worker runs its tasks in order, an Erlang one at once
+        live: list[tuple[Any, str, float]] = [
+            (s.pid, s.machine.host, s.last_report) for s in self._slots if s.pid is not None
+        ]
+        live += [(worker, host, -math.inf) for worker, host in self._erlang.live()]
         if len(live) < 2:
             return
-        holder: dict[int, _Slot] = {}
+        holder: dict[int, tuple[Any, str]] = {}
         attempts: list[Attempt] = []
-        for slot in live:
-            for r in self._sched.running(slot.pid):
-                holder[r.task_id] = slot
-                started = max(r.assigned_at, slot.last_report)
+        for worker, host, since in live:
+            for r in self._sched.running(worker):
+                holder[r.task_id] = (worker, host)
+                started = max(r.assigned_at, since)
                 attempts.append(Attempt(r.task_id, started, r.duplicates, r.idempotent))
         if not attempts:
             return
@@ -1085,11 +1133,11 @@ class Farm:
             now=now,
         )
         for task_id in late:
-            slot = holder[task_id]
-            elsewhere = any(s.machine.host != slot.machine.host for s in live)
-            avoid = frozenset(
-                s.pid for s in live if s is slot or (elsewhere and s.machine.host == slot.machine.host)
-            )
+            worker, host = holder[task_id]
+            kind = self._sched.worker_kind(worker)
+            peers = [(w, h) for w, h, _ in live if self._sched.worker_kind(w) == kind]
+            elsewhere = any(h != host for _, h in peers)
+            avoid = frozenset(w for w, h in peers if w == worker or (elsewhere and h == host))
             self._sched.duplicate(task_id, avoid)
         if late:
             _LOG.debug("speculation: duplicating %d straggler(s)", len(late))
@@ -1228,6 +1276,8 @@ class Farm:
         worker is then doomed with that reason: see :meth:`_doom`), None to revoke it politely."""
         for d in decisions:
             if isinstance(d, Revocation):
+                if self._erlang.revoke(d):  # an Erlang task: its process is killed
+                    continue
                 slot = self._by_pid.get(d.worker)  # type: ignore[call-overload]
                 if slot is not None:
                     # a worker runs its tasks in order: the oldest it holds is the one running
@@ -1242,7 +1292,8 @@ class Farm:
                 self._resolve(d)
         batches: dict[Any, list[tuple[int, bytes]]] = {}
         for a in self._sched.dispatch(trio.current_time()):
-            batches.setdefault(a.worker, []).append((a.task_id, a.payload))
+            if not self._erlang.assign(a):  # an Erlang task starts on its node at once
+                batches.setdefault(a.worker, []).append((a.task_id, a.payload))
         if self._rt is not None:
             now = trio.current_time()
             for worker, batch in batches.items():
@@ -1346,7 +1397,7 @@ class Farm:
     def workers(self) -> list[WorkerInfo]:
         """The workers that came up, live ones first: node, host, OS pid, tasks done, whether alive,
         the machine it was started on, and for a lost one how it ended (``cause``)."""
-        infos = [s.info for s in self._slots if s.info is not None]
+        infos = [s.info for s in self._slots if s.info is not None] + self._erlang.infos()
         return sorted(infos, key=lambda i: not i.alive)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> FarmFuture:
@@ -1356,7 +1407,8 @@ class Farm:
         at once if it cannot be shipped and ``ArgumentsTooLarge`` if it pickles to more than
         ``max_message_size`` bytes.
         """
-        return self._submit(dumps_task(fn, args, kwargs), describe_task(fn))
+        payload, description, kind = encode_task(fn, args, kwargs)
+        return self._submit(payload, description, kind=kind)
 
     def options(self, **options: Any) -> OptionsView[FarmFuture]:
         """This farm with per-call options for the tasks submitted through it (Ray's ``.options``):
@@ -1370,9 +1422,11 @@ class Farm:
     def _submit_with(
         self, options: TaskOptions, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> FarmFuture:
+        payload, description, kind = encode_task(fn, args, kwargs)
         return self._submit(
-            dumps_task(fn, args, kwargs),
-            describe_task(fn),
+            payload,
+            description,
+            kind=kind,
             timeout=options.timeout,
             idempotent=options.idempotent,
             key=options.key,
@@ -1389,11 +1443,16 @@ class Farm:
         dispatch: bool = True,
         idempotent: bool = True,
         key: str | bytes | None = None,
+        kind: str = PYTHON,
     ) -> FarmFuture:
-        """Queue one pickled task; ``dispatch=False`` leaves handing it to a worker to the caller's
-        next ``_apply`` (a batch of submits then costs one dispatch)."""
+        """Queue one pickled task (or Erlang one, ``kind``); ``dispatch=False`` leaves handing it to a
+        worker to the caller's next ``_apply`` (a batch of submits then costs one dispatch)."""
         if self._broken is not None:
             raise self._broken
+        if not self._kind_hosts[kind]:
+            raise no_workers_error(kind)
+        if kind in self._kind_down:
+            raise self._kind_down[kind]
         if self._rt is None:
             raise FarmError("the farm is not started (use `async with Farm(...) as farm`)")
         if len(payload) > self._message_limit:
@@ -1406,7 +1465,9 @@ class Farm:
                 self._report()
                 return replayed
         limit = self.task_timeout if timeout is None else timeout
-        task_id = self._sched.submit(payload, timeout=limit, pin=pin, held=held, idempotent=idempotent)
+        task_id = self._sched.submit(
+            payload, timeout=limit, pin=pin, held=held, idempotent=idempotent, kind=kind
+        )
         future = FarmFuture(self, task_id, f"{task_id} ({description})")
         self._futures[task_id] = future
         if journaled is not None:
@@ -1432,11 +1493,15 @@ class Farm:
         items = list(zip(iterable, *iterables, strict=False))
         size = max(1, chunksize or 1)
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        payloads = [dumps_task(_run_chunk, (fn, chunk)) for chunk in chunks]
+        erl_fn = erlang_function(fn)
+        if erl_fn is not None:
+            kind, payloads = ERLANG, [t.encode() for t in map_tasks(erl_fn, chunks)]
+        else:
+            kind, payloads = PYTHON, [dumps_task(_run_chunk, (fn, chunk)) for chunk in chunks]
         name = describe_task(fn)
         futures: list[FarmFuture] = []
         try:
-            futures.extend(self._submit(p, f"map {name}") for p in payloads)
+            futures.extend(self._submit(p, f"map {name}", kind=kind) for p in payloads)
             if ordered:
                 results: list[T] = []
                 for future in futures:
@@ -1476,12 +1541,20 @@ class Farm:
             if initial is _NO_INITIAL:
                 raise TypeError("reduce() of an empty iterable with no initial value")
             return initial
-        count = max(1, min(len(items), chunks or 2 * max(1, len(self._sched.workers()))))
+        erl_fn = erlang_function(fn)
+        kind = PYTHON if erl_fn is None else ERLANG
+        count = max(1, min(len(items), chunks or 2 * max(1, len(self._sched.workers(kind)))))
         size = math.ceil(len(items) / count)
         pieces = [items[i : i + size] for i in range(0, len(items), size)]
-        futures = [
-            self._submit(dumps_task(_reduce_chunk, (fn, p)), f"reduce {describe_task(fn)}") for p in pieces
-        ]
+        name = f"reduce {describe_task(fn)}"
+        if erl_fn is not None:  # the pieces, then their partial results, folded on Erlang workers
+            futures = [self._submit(reduce_task(erl_fn, p).encode(), name, kind=kind) for p in pieces]
+            partials = [await f for f in futures]
+            rest = partials if initial is _NO_INITIAL else [initial, *partials]
+            if len(rest) == 1:
+                return rest[0]
+            return await self._submit(reduce_task(erl_fn, rest).encode(), name, kind=kind)
+        futures = [self._submit(dumps_task(_reduce_chunk, (fn, p)), name) for p in pieces]
         partials = [await f for f in futures]
         if initial is _NO_INITIAL:
             return functools.reduce(fn, partials)
@@ -1495,13 +1568,15 @@ class Farm:
         broadcast queued on a worker the farm then kills. A worker that dies on its own fails its
         call with ``WorkerLost``.
         """
-        payload = dumps_task(fn, args)
-        name = f"broadcast {describe_task(fn)}"
+        payload, description, kind = encode_task(fn, args, {})
+        name = f"broadcast {description}"
         futures: list[FarmFuture] = []
         try:
-            futures.extend(self._submit(payload, name, pin=worker) for worker in self._sched.workers())
+            futures.extend(
+                self._submit(payload, name, pin=worker, kind=kind) for worker in self._sched.workers(kind)
+            )
             for slot in self._slots:
-                if slot.replacing is not None and slot.pid is None:
+                if kind == PYTHON and slot.replacing is not None and slot.pid is None:
                     future = self._submit(payload, name, held=True)
                     slot.handover.append(future.task_id)
                     futures.append(future)

@@ -148,6 +148,7 @@ class Recorded:
 
 def _connect(path: Path) -> sqlite3.Connection:
     import sqlite3  # here: the workers import the farm, never a journal
+
     try:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -161,6 +162,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _read_meta(db: sqlite3.Connection, path: Path) -> dict[str, str] | None:
     """The journal's meta table; None for an empty database (a new journal)."""
     import sqlite3  # here: the workers import the farm, never a journal
+
     try:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
@@ -215,6 +217,7 @@ class Journal:
     def open(self) -> None:
         """Open (or create) the journal; :class:`JournalMismatch` if another script's or version's."""
         import sqlite3  # here: the workers import the farm, never a journal
+
         if self.path.is_dir():
             raise JournalError(f"{self.path}: is a folder, not a journal")
         if not self.path.parent.is_dir():
@@ -296,6 +299,7 @@ class Journal:
     def flush(self) -> int:
         """Write the unwritten outcomes in one transaction (call it off the event loop); how many."""
         import sqlite3  # here: the workers import the farm, never a journal
+
         with self._write_lock:
             with self._lock:
                 batch, self._unwritten, self._unwritten_bytes = self._unwritten, {}, 0
@@ -379,6 +383,7 @@ def _disk_size(path: Path) -> int:
 @contextlib.contextmanager
 def _existing(path: Path) -> Iterator[tuple[sqlite3.Connection, dict[str, str]]]:
     import sqlite3  # here: the workers import the farm, never a journal
+
     if not path.exists():
         raise JournalError(f"{path}: no such journal")
     if path.is_dir():

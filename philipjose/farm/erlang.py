@@ -319,6 +319,7 @@ class ErlangWorkers:
         self._farm = farm
         self._nodes = [_Node(i, m, Atom(m.host)) for i, m in enumerate(machines)]
         self._by_worker: dict[ErlangWorkerId, _Node] = {}
+        self._service: rpc.RpcService | None = None  # the farmer node's, set by the first keeper
 
     @property
     def hosts(self) -> list[str]:
@@ -360,10 +361,10 @@ class ErlangWorkers:
         if type(a.worker) is not ErlangWorkerId:
             return False
         node = self._by_worker.get(a.worker)
-        if node is None or node.keeper is None or node.leader is None:
+        service = self._service
+        if node is None or node.keeper is None or node.leader is None or service is None:
             return True  # it is being lost: its nodedown requeues the task
         module, function, args = binary_to_term(a.payload)
-        service = rpc.current_service()
         rt = service.node.rt
         res, req_id = rt.make_ref(), rt.make_ref()
         service.pending[req_id] = Request(node.keeper, node.name, "yes")
@@ -425,6 +426,7 @@ class ErlangWorkers:
         """A supervised child: keeps ``node`` in the farm, one connection after another."""
         farm = self._farm
         node.keeper = pj.self()
+        self._service = rpc.current_service()
         node.leader = farm._rt.group_leader_of(current_process()) if farm._rt is not None else None
         host = node.machine.host
         try:
@@ -535,7 +537,8 @@ class ErlangWorkers:
             return 0
         farm = self._farm
         self._by_worker.pop(worker, None)
-        service = rpc.current_service()
+        service = self._service
+        assert service is not None
         peer = service.node.peers.get(node.name)
         for call in node.calls.values():
             service.pending.pop(call.req_id, None)

@@ -1024,7 +1024,7 @@ class Farm:
             if hosts and kind not in self._kind_down and self._policy.all_down(hosts):
                 parts = [f"{m.host}: {m.last_error}" for m in self._policy.status() if m.host in hosts]
                 self._kind_down[kind] = FarmError(
-                    f"no machine can run a {kind} worker any more ({'; '.join(parts)})"
+                    f"no machine can run {kind} workers any more ({'; '.join(parts)})"
                 )
                 self._fail(self._sched.live_tasks(kind), self._kind_down[kind])
 

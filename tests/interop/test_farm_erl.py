@@ -108,27 +108,29 @@ def python_winner(path: str) -> str:
 async def test_two_python_and_two_erlang_workers_map_concurrently(
     beam_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with mixed_setting(beam_dir, monkeypatch, 2) as (a, b, _):
-        async with farm.Farm(workers=2, erlang_nodes=[a.name, b.name], cookie=COOKIE) as f:
-            got: dict[str, list[Any]] = {}
+    async with (
+        mixed_setting(beam_dir, monkeypatch, 2) as (a, b, _),
+        farm.Farm(workers=2, erlang_nodes=[a.name, b.name], cookie=COOKIE) as f,
+    ):
+        got: dict[str, list[Any]] = {}
 
-            async def erlang_side() -> None:
-                got["erl"] = await f.map(farm.erl(TASKS, "where"), range(200))
+        async def erlang_side() -> None:
+            got["erl"] = await f.map(farm.erl(TASKS, "where"), range(200))
 
-            async def python_side() -> None:
-                got["py"] = await f.map(where, range(200))
+        async def python_side() -> None:
+            got["py"] = await f.map(where, range(200))
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(erlang_side)
-                nursery.start_soon(python_side)
-            kinds = {w.node: w for w in f.workers}
-            # chunks, reductions, broadcasts and errors of Erlang tasks
-            sums = await f.map(farm.erl("lists", "sum"), [[1, 2], [3, 4, 5]], chunksize=2)
-            total = await f.reduce(farm.erl("erlang", "+"), range(1, 101), chunks=3)
-            joined = await f.reduce(farm.erl("lists", "append"), [[1], [2], [3], [4]], initial=[0])
-            nodes = await f.broadcast(farm.erl("erlang", "node"))
-            with pytest.raises(farm.TaskError) as raised:
-                await f.submit(farm.erl("erlang", "list_to_integer"), [120, 121])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(erlang_side)
+            nursery.start_soon(python_side)
+        kinds = {w.node: w for w in f.workers}
+        # chunks, reductions, broadcasts and errors of Erlang tasks
+        sums = await f.map(farm.erl("lists", "sum"), [[1, 2], [3, 4, 5]], chunksize=2)
+        total = await f.reduce(farm.erl("erlang", "+"), range(1, 101), chunks=3)
+        joined = await f.reduce(farm.erl("lists", "append"), [[1], [2], [3], [4]], initial=[0])
+        nodes = await f.broadcast(farm.erl("erlang", "node"))
+        with pytest.raises(farm.TaskError) as raised:
+            await f.submit(farm.erl("erlang", "list_to_integer"), [120, 121])
     assert [x for _, x in got["erl"]] == list(range(200))
     assert {n for n, _ in got["erl"]} == {Atom(a.name), Atom(b.name)}
     assert [x for _, x in got["py"]] == list(range(200))
@@ -146,22 +148,24 @@ async def test_killing_an_erl_worker_mid_map_reruns_its_tasks_on_the_other(
     beam_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     watch = Watch()
-    async with mixed_setting(beam_dir, monkeypatch, 2) as (a, b, setting):
-        async with farm.Farm(erlang_nodes=[a.name, b.name], cookie=COOKIE, progress=watch) as f:
+    async with (
+        mixed_setting(beam_dir, monkeypatch, 2) as (a, b, setting),
+        farm.Farm(erlang_nodes=[a.name, b.name], cookie=COOKIE, progress=watch) as f,
+    ):
 
-            async def kill_a() -> None:
-                await watch.until(lambda c: c.completed >= 20)
-                a.kill()
+        async def kill_a() -> None:
+            await watch.until(lambda c: c.completed >= 20)
+            a.kill()
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(kill_a)
-                results = await f.map(farm.erl(TASKS, "busy_where"), range(200))
-            lost = {w.node: w for w in f.workers}[a.name]
-            counters = f.counters
-            # the farm reconnects under the policy's backoff: the node is back once it answers again
-            await setting.erl(a.name)
-            await watch.until(lambda c: c.workers == 2)
-            back = sorted(await f.broadcast(farm.erl("erlang", "node")))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(kill_a)
+            results = await f.map(farm.erl(TASKS, "busy_where"), range(200))
+        lost = {w.node: w for w in f.workers}[a.name]
+        counters = f.counters
+        # the farm reconnects under the policy's backoff: the node is back once it answers again
+        await setting.erl(a.name)
+        await watch.until(lambda c: c.workers == 2)
+        back = sorted(await f.broadcast(farm.erl("erlang", "node")))
     assert [x for _, x in results] == list(range(200))
     ran_on = {n for n, _ in results}
     assert Atom(b.name) in ran_on
@@ -174,30 +178,32 @@ async def test_race_between_erlang_and_python_kills_the_loser_on_each_side(
     beam_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     watch = Watch()
-    async with mixed_setting(beam_dir, monkeypatch, 1) as (e, _):
-        async with farm.Farm(workers=2, erlang_nodes=[e.name], cookie=COOKIE, progress=watch) as f:
-            # the Erlang task wins once the Python one runs: that worker is killed and replaced
-            started = str(tmp_path / "python-started")
-            won = await f.race(lambda: python_loser(started), farm.Erl(TASKS, "wait_file", [started]))
-            loser_pid = int(won)
-            await watch.until(lambda c: c.workers_lost >= 1 and c.workers == 3)
-            python_workers = [w.os_pid for w in f.workers if w.alive and w.node != e.name]
-            # the Python task wins once the Erlang one runs: its process is killed
-            parked = str(tmp_path / "erlang-started")
-            loser = farm.Erl(TASKS, "parked", [Atom("race_loser"), parked])
-            assert await f.race(loser, lambda: python_winner(parked)) == "python won"
-            race_reason = await f.submit(farm.Erl(TASKS, "gone", [parked]))
-            # a cancelled and a timed-out Erlang task are killed the same way
-            cancelled_path = str(tmp_path / "cancelled")
-            future = f.submit(farm.Erl(TASKS, "parked", [Atom("cancelled"), cancelled_path]))
-            await f.submit(python_winner, cancelled_path)
-            assert future.cancel()
-            cancel_reason = await f.submit(farm.Erl(TASKS, "gone", [cancelled_path]))
-            timed_path = str(tmp_path / "timed")
-            with pytest.raises(farm.TaskTimeout):
-                await f.options(timeout=0.5).submit(farm.Erl(TASKS, "parked", [Atom("timed"), timed_path]))
-            timeout_reason = await f.submit(farm.Erl(TASKS, "gone", [timed_path]))
-            assert await f.submit(farm.erl("erlang", "whereis"), Atom("race_loser")) == Atom("undefined")
+    async with (
+        mixed_setting(beam_dir, monkeypatch, 1) as (e, _),
+        farm.Farm(workers=2, erlang_nodes=[e.name], cookie=COOKIE, progress=watch) as f,
+    ):
+        # the Erlang task wins once the Python one runs: that worker is killed and replaced
+        started = str(tmp_path / "python-started")
+        won = await f.race(lambda: python_loser(started), farm.Erl(TASKS, "wait_file", [started]))
+        loser_pid = int(won)
+        await watch.until(lambda c: c.workers_lost >= 1 and c.workers == 3)
+        python_workers = [w.os_pid for w in f.workers if w.alive and w.node != e.name]
+        # the Python task wins once the Erlang one runs: its process is killed
+        parked = str(tmp_path / "erlang-started")
+        loser = farm.Erl(TASKS, "parked", [Atom("race_loser"), parked])
+        assert await f.race(loser, lambda: python_winner(parked)) == "python won"
+        race_reason = await f.submit(farm.Erl(TASKS, "gone", [parked]))
+        # a cancelled and a timed-out Erlang task are killed the same way
+        cancelled_path = str(tmp_path / "cancelled")
+        future = f.submit(farm.Erl(TASKS, "parked", [Atom("cancelled"), cancelled_path]))
+        await f.submit(python_winner, cancelled_path)
+        assert future.cancel()
+        cancel_reason = await f.submit(farm.Erl(TASKS, "gone", [cancelled_path]))
+        timed_path = str(tmp_path / "timed")
+        with pytest.raises(farm.TaskTimeout):
+            await f.options(timeout=0.5).submit(farm.Erl(TASKS, "parked", [Atom("timed"), timed_path]))
+        timeout_reason = await f.submit(farm.Erl(TASKS, "gone", [timed_path]))
+        assert await f.submit(farm.erl("erlang", "whereis"), Atom("race_loser")) == Atom("undefined")
     assert not psutil.pid_exists(loser_pid) and loser_pid not in python_workers and len(python_workers) == 2
     assert race_reason == cancel_reason == timeout_reason == Atom("killed")
 

@@ -118,7 +118,7 @@ class Erl:
     """An Erlang task: ``module:function(*args)`` run on an Erlang worker (``erpc:call`` there).
 
     ``args`` are Python values in the term mapping of ``docs/terms.md`` (a ``str`` goes as a binary;
-    use ``farm.Atom`` for atoms, a list of ints for a charlist). Elixir modules by their full name:
+    use ``philipjose.Atom`` for atoms, a list of ints for a charlist). Elixir modules by their full name:
     ``Erl(farm.elixir("String"), "upcase", ["abc"])``. Give it to ``Farm.submit``, ``race`` or
     ``Executor.submit`` as the task itself (no further arguments).
     """

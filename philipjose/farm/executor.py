@@ -124,6 +124,9 @@ class Executor(concurrent.futures.Executor):
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._farm = Farm(count, machines, initializer=initializer, initargs=initargs, **farm_options)
+        # The farm's node does not busy-poll its connections: the caller's thread needs the GIL to
+        # pick up each result and submit the next task, and a polling reader would keep it waiting.
+        self._farm._node_options["busy_wait"] = 0.0
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._stop: trio.Event | None = None

@@ -465,6 +465,7 @@ class Farm:
         self._nursery_cm: Any = None
         self._runtime_done: trio.Event | None = None
         self._stop_runtime: trio.Event | None = None
+        self._node_options: dict[str, Any] = {}  # more pj.node.start options (the Executor's)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -577,6 +578,7 @@ class Farm:
             max_frame_size=frame_limit(self.max_message_size),
             max_message_size=frame_limit(self.max_message_size),
             hidden=True,
+            **self._node_options,
         )
 
     async def _shutdown(self) -> None:

@@ -4,10 +4,10 @@ A task is a callable and its arguments. :func:`dumps_task` serializes ``(fn, arg
 cloudpickle: a function that can be imported by name on the worker (a module-level function of an
 installed module) travels by reference, as its module and name; lambdas, closures, functions defined
 in ``__main__`` (a script) and in modules registered with :func:`ship_by_value` travel by value, code
-and captured variables included. A task made only of importable names and plain data (nothing from
-``__main__``, no module shipped by value) is pickled by the standard C pickler instead, which is
-what cloudpickle would do, three times as fast. Anything that cannot be pickled (an open file, a
-lock, a socket, a generator) fails here, at submit, with
+and captured variables included. A task (or a worker's outcome) made only of importable names and
+plain data (nothing from ``__main__``, no module shipped by value) is pickled by the standard C
+pickler instead, which is what cloudpickle would do, three times as fast. Anything that cannot be
+pickled (an open file, a lock, a socket, a generator) fails here, at submit, with
 :class:`~philipjose.farm.errors.UnpicklableTask` naming the task and the cause, before anything is
 sent.
 
@@ -215,14 +215,22 @@ def dumps_task(
     return data
 
 
-def _dumps_by_reference(obj: object) -> bytes | None:
+def _dumps_by_reference(obj: object, limit: int | None = None) -> bytes | None:
     """``obj`` pickled by the C pickler when that is what cloudpickle would do: every function and
     class in it is importable by name (none from ``__main__``) and no module is shipped by value.
-    None otherwise (cloudpickle then decides). About three times as fast for ``(abs, (1,), {})``."""
+    None otherwise (cloudpickle then decides), and when it is over ``limit`` bytes (the exact path
+    then measures it). About three times as fast for ``(abs, (1,), {})`` or ``Returned(1)``."""
     if cloudpickle.list_registry_pickle_by_value():
         return None
     try:
-        data = pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+        if limit is None:
+            data = pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+        else:
+            sink = _BoundedSink(limit)
+            pickle.Pickler(sink, protocol=PICKLE_PROTOCOL).dump(obj)
+            if sink.size > limit:
+                return None
+            data = b"".join(sink.chunks)
     except Exception:  # a lambda, a local class, a lock...: cloudpickle says what it can do
         return None
     return None if b"__main__" in data else data
@@ -260,6 +268,9 @@ def dumps_outcome(outcome: Outcome, *, limit: int | None = None, task: object = 
     With a ``limit`` (the farm's ``max_message_size``), an outcome that pickles to more bytes
     becomes a :class:`Raised` of :class:`~philipjose.farm.errors.ResultTooLarge` for ``task``.
     """
+    fast = _dumps_by_reference(outcome, limit)
+    if fast is not None:
+        return fast
     try:
         if limit is None:
             data: bytes | None = _dumps(outcome)

@@ -151,7 +151,12 @@ async def serve(
     me = pj.self()
     # A worker's name is the farm's label for it: whatever its kind, it may reach its farmer (a
     # philipjose node, the only node it connects to) even where OTP would refuse short/long mixing.
-    pj.node.current().allow_mixed_names = True
+    node = pj.node.current()
+    node.allow_mixed_names = True
+    # No busy-polling of the farmer's connection (set before it is made): while the reader polls it
+    # holds the GIL but for microseconds at a time, and the task thread, which needs the GIL to start
+    # the task just received and to finish it, waits out the whole poll (up to busy_wait) instead.
+    node.busy_wait = 0.0
     if not await pj.node.connect(farmer):
         reason = pj.node.current().connect_errors.get(farmer_node, "the connection failed")
         raise FarmerUnreachable(f"cannot connect to the farmer {farmer}: {reason}")

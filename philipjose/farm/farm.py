@@ -114,6 +114,7 @@ from philipjose.farm.scheduler import (
     Revocation,
     Scheduler,
 )
+from philipjose.farm.service import service_specs
 from philipjose.farm.shipping import (
     Outcome,
     Returned,
@@ -369,6 +370,7 @@ class Farm:
         journal: str | os.PathLike[str] | Journal | None = None,
         erlang_nodes: Sequence[str | Machine] | None = None,
         cookie: str | None = None,
+        service: bool = False,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -414,6 +416,7 @@ class Farm:
         self._kind_hosts = {PYTHON: [m.host for m in machine_list], ERLANG: self._erlang.hosts}
         self._kind_down: dict[str, FarmError] = {}  # kinds whose machines are all down
         self.cookie = cookie
+        self.service = service
         self._policy = FailurePolicy(
             [m.host for m in machine_list] + self._erlang.hosts,
             max_launch_failures=max_launch_failures,
@@ -435,7 +438,9 @@ class Farm:
         self._worker_tls: TLSFiles | None = None
         all_local = all(m.is_local for m in machine_list)
         self.farmer_host = (
-            farmer_host or farmer_host_for(erlang_list) or ("127.0.0.1" if all_local else _fqdn())
+            farmer_host
+            or farmer_host_for(erlang_list)
+            or (("localhost" if service else "127.0.0.1") if all_local else _fqdn())
         )
         self._listen_host = (
             "127.0.0.1" if self.farmer_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
@@ -570,7 +575,9 @@ class Farm:
         await pj.node.start(
             f"farmer-{self._id}@{self.farmer_host}",
             # Erlang nodes and callers know the farm's cookie: the given one, else ~/.erlang.cookie
-            cookie=self.cookie if self.cookie or self._erlang.hosts else secrets.token_hex(16),
+            cookie=self.cookie
+            if self.cookie or self._erlang.hosts or self.service
+            else secrets.token_hex(16),
             epmd=self.epmd,
             listen_host=self._listen_host,
             tls=self.tls,
@@ -686,17 +693,21 @@ class Farm:
         and is then not restarted. A keeper stopping may wait up to ``_GRACE`` seconds for its
         worker, so its ``shutdown`` is longer than that.
         """
-        return [
-            supervisors.child_spec(
-                {
-                    "id": f"w{slot.index}",
-                    "start": (self._keep_worker, slot),
-                    "restart": "transient",
-                    "shutdown": _GRACE + 5,
-                }
-            )
-            for slot in self._slots
-        ] + self._erlang.child_specs()
+        return (
+            [
+                supervisors.child_spec(
+                    {
+                        "id": f"w{slot.index}",
+                        "start": (self._keep_worker, slot),
+                        "restart": "transient",
+                        "shutdown": _GRACE + 5,
+                    }
+                )
+                for slot in self._slots
+            ]
+            + self._erlang.child_specs()
+            + service_specs(self, self.service)
+        )
 
     async def _keep_worker(self, slot: _Slot) -> None:
         """A supervised child: keeps one worker running in ``slot`` (see the theory of operation).

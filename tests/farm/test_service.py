@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
-
 import philipjose as pj
 from philipjose import Atom, farm, rpc
 from philipjose.farm.errors import FarmError, TaskError, TaskTimeout, WorkerLost

@@ -1395,6 +1395,13 @@ class Farm:
         return self._policy.status()
 
     @property
+    def node(self) -> str:
+        """The farmer's node name (what Erlang and Elixir callers of ``service=True`` address)."""
+        if self._rt is None:
+            raise FarmError("the farm is not started (use `async with Farm(...) as farm`)")
+        return str(self._farmer_node)
+
+    @property
     def supervisor(self) -> Pid | None:
         """The pid of the workers' supervisor, None until the farm has started it.
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.test_docs import _free_port, _wait_for_port
+from tests.tools import require
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _run(*argv: str) -> str:
-    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300)
+def _run(*argv: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -59,3 +65,27 @@ def test_journal_example(tmp_path: Path) -> None:
     )
     shown = _run("-m", "philipjose", "farm", "journal", journal)
     assert "50 tasks done, 0 failed" in shown and "map work  50 done, 0 failed" in shown
+
+
+@pytest.mark.interop
+def test_mixed_farm_example() -> None:
+    """Two Python workers and an erl node the example starts; then Elixir submits a map to it (a
+    private EPMD, so the example's erl does not start the machine's)."""
+    tools = [os.path.dirname(require("erl")), os.path.dirname(require("elixir"))]
+    port = _free_port()
+    epmd_argv = [sys.executable, "-m", "philipjose", "epmd", "--port", str(port), "--address", "127.0.0.1"]
+    epmd = subprocess.Popen(epmd_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, epmd)
+        path = os.pathsep.join([*tools, os.environ.get("PATH", "")])
+        env = dict(os.environ, ERL_EPMD_PORT=str(port), PATH=path)
+        lines = _run(str(EXAMPLES / "mixed_farm.py"), env=env).splitlines()
+    finally:
+        epmd.terminate()
+        epmd.wait(10)
+    assert lines == [
+        f"python: sum of squares below 10000 = {sum(x * x for x in range(10_000))}",
+        f"erlang: lists:sum/1 of 10 chunks = {sum(range(10_000))}",
+        "race: erlang won, the other was stopped",
+        f"elixir: sum of the farm's squares of 1..100 = {sum(x * x for x in range(1, 101))}",
+    ]

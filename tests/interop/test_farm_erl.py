@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from philipjose import Atom, farm
-from philipjose.farm.scheduler import Counters
+from tests.farm.test_farm import Watch
 from tests.node.support import unique
 from tests.tools import Otp, require
 
@@ -66,24 +66,6 @@ async def mixed_setting(
         monkeypatch.setenv("ERL_EPMD_PORT", str(epmd))
         setting = Setting(stack, epmd, beam_dir)
         yield [*[await setting.erl() for _ in range(erl_nodes)], setting]  # type: ignore[list-item]
-
-
-class Watch:
-    """A progress callback: wait until a condition on the counters holds."""
-
-    def __init__(self) -> None:
-        self.last = Counters()
-        self._changed = trio.Event()
-
-    def __call__(self, counters: Counters) -> None:
-        self.last = counters
-        self._changed.set()
-
-    async def until(self, condition: Any) -> None:
-        with trio.fail_after(60):
-            while not condition(self.last):
-                self._changed = trio.Event()
-                await self._changed.wait()
 
 
 def where(x: int) -> tuple[int, int]:

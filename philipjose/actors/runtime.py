@@ -37,7 +37,7 @@ import sys
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from typing import Any, Final
 
 import trio
@@ -298,6 +298,14 @@ class Runtime:
             name = _task_name(fn)
         self._proc_nursery.start_soon(self._process_main, proc, coro, name=name)
         return pid, ref
+
+    def spawn_outside(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> Pid:
+        """Spawn ``fn(*args)`` from a Trio task that is not this runtime's (a library's task beside
+        it, as the farm's): the process runs with this runtime current, as one spawned inside."""
+        context = copy_context()
+        context.run(_runtime_var.set, self)
+        pid, _ = context.run(self.spawn, fn, args)
+        return pid
 
     async def _process_main(self, proc: Process, coro: Awaitable[Any]) -> None:
         task = proc.task = _current_task()

@@ -89,6 +89,7 @@ from philipjose.farm.errors import (
     TaskTimeout,
     WorkerLost,
 )
+from philipjose.farm.history import History
 from philipjose.farm.journal import Journal, explicit_key, payload_key
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
@@ -341,7 +342,10 @@ class Farm:
     again on it resolves the recorded tasks at once, without running them (recorded failures run
     again unless ``Journal(..., rerun_failed=False)``); a journal of another script or philipjose
     version is refused with :class:`~philipjose.farm.journal.JournalMismatch`. See "The journal" in
-    ``docs/farm.md``.
+    ``docs/farm.md``. ``dashboard`` (default None; a port, 0 for any free one, or ``"HOST:PORT"``):
+    serve a live web page of the farm there (loopback unless a host is given; needs the
+    ``philipjose[dashboard]`` extra), at :attr:`dashboard_url` once the farm has started. See "The
+    dashboard" in ``docs/farm.md``.
     """
 
     def __init__(
@@ -371,6 +375,7 @@ class Farm:
         erlang_nodes: Sequence[str | Machine] | None = None,
         cookie: str | None = None,
         service: bool = False,
+        dashboard: int | str | None = None,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -398,6 +403,9 @@ class Farm:
         if not net_ticktime > 0:
             raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
         self._machine_list = machine_list
+        self.history = History()  # recent tasks and failures, for the dashboard (bounded)
+        self.dashboard_url: str | None = None  # set once the dashboard serves (Farm(dashboard=...))
+        self._dashboard = None if dashboard is None else _dashboard_address(dashboard)
         self.speculation = speculation_of(speculation)
         if journal is None or isinstance(journal, Journal):
             self.journal = journal
@@ -547,6 +555,10 @@ class Farm:
             self._slots.extend(_Slot(first + i, machine) for i in range(count))
         rt.register(self._name, self._farmer_pid)
         self._ready.set()  # the farmer process may start the workers' supervisor now
+        if self._dashboard is not None:
+            from philipjose.dashboard.farm_view import serve_farm
+
+            self.dashboard_url = await self._nursery.start(serve_farm, self, self._dashboard)
         with trio.move_on_after(self.start_timeout):
             # every slot has come up or failed once (a failing machine does not hold the start back
             # while it retries), and some worker is up
@@ -1231,6 +1243,7 @@ class Farm:
             # what this report took, shared by its tasks (a worker runs its tasks in order)
             started = [t for t in (self._sched.assigned_at(i) for i, p in items if p) if t is not None]
             per_task = (now - max(slot.last_report, min(started, default=now))) / len(data)
+        self.history.report(slot, items, decoded, now, self._futures, self._sched.assigned_at)
         for task_id, payload in items:
             self._stopping.reported(pid, task_id)
             outcome: Returned | TaskError | None = next(outcomes) if payload else None
@@ -1355,6 +1368,8 @@ class Farm:
             future._resolve(
                 None, concurrent.futures.CancelledError(f"task {future.description} was cancelled")
             )
+        if isinstance(resolution, (Loss, Expiry)) and future._error is not None:
+            self.history.lost(future, future._error, trio.current_time())
 
     def _report(self) -> None:
         if self.progress is not None and not self._closing:
@@ -1646,6 +1661,14 @@ def current_runtime_or_none() -> Runtime | None:
 
 def _decode_all(data: list[bytes]) -> list[Returned | TaskError]:
     return [decode_outcome(payload) for payload in data]
+
+
+def _dashboard_address(address: int | str) -> tuple[str, int]:
+    """``Farm(dashboard=...)`` checked: the dashboard's extra is installed and the address is valid."""
+    from philipjose.dashboard import parse_address, require  # the optional extra, imported when asked
+
+    require()
+    return parse_address(address)
 
 
 def _fqdn() -> str:

@@ -242,6 +242,8 @@ class _Peer:
     __slots__ = (
         "address",
         "busy",
+        "bytes_in",
+        "bytes_out",
         "conn",
         "decoding",
         "direct",
@@ -296,6 +298,8 @@ class _Peer:
         self.scope: trio.CancelScope | None = None
         self.reads = 0
         self.writes = 0
+        self.bytes_in = 0  # bytes read and written on the connection (after the handshake; for views)
+        self.bytes_out = 0
         self.unlink_id = 0
         self.raw: socket.socket | None = None  # a dup of the socket, for direct non-blocking writes
         self.direct = 0  # direct writes left before the next read (then the writer task batches)
@@ -692,6 +696,7 @@ class Node:
                 sent = raw.send(frame)
             except OSError:  # would block, or broken: the writer task sees the error for itself
                 sent = 0
+            peer.bytes_out += sent
             if sent == len(frame):
                 peer.writes += 1
                 return
@@ -1134,6 +1139,7 @@ class Node:
                 log.info("%s closed the connection", peer)
                 return
             peer.reads += 1
+            peer.bytes_in += len(data)
             peer.direct = _DIRECT_WRITES
             conn.receive_data(data)
             large = self._dispatch(peer, conn)
@@ -1187,6 +1193,7 @@ class Node:
                 log.info("%s closed the connection", peer)
                 return
             peer.reads += 1
+            peer.bytes_in += len(data)
             peer.direct = _DIRECT_WRITES
             conn.receive_data(data)
             large = self._dispatch(peer, conn)
@@ -1343,6 +1350,7 @@ class Node:
                 peer.sending = True
                 await stream.send_all(data)
                 peer.sending = False
+                peer.bytes_out += len(data)
                 peer.queued -= len(data)
                 if peer.busy is not None and peer.queued <= self.dist_buf_busy_limit // 2:
                     self._resume(peer)

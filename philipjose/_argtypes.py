@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_float", "positive_int"]
+from philipjose._hostport import parse_host_port
+
+__all__ = ["dashboard_address", "positive_float", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -31,3 +33,12 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
+
+
+def dashboard_address(text: str) -> str:
+    """``[HOST:]PORT`` for a dashboard (checked; returned as given)."""
+    try:
+        parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -15,10 +15,11 @@ Hypercorn and psutil.
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
+
+from philipjose._hostport import parse_host_port
 
 __all__ = ["INSTALL", "DashboardUnavailable", "parse_address", "require", "url", "with_node_dashboard"]
 
@@ -47,19 +48,7 @@ def require() -> None:
 def parse_address(value: int | str) -> tuple[str, int]:
     """``PORT``, ``HOST:PORT`` or ``[IPv6]:PORT`` (an int or a str) as ``(host, port)``; the host is
     127.0.0.1 unless given; port 0 means any free port. ``ValueError`` for anything else."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"a dashboard address is a port or 'HOST:PORT', not {value!r}")
-    host, port_text = "127.0.0.1", str(value).strip()
-    if isinstance(value, str) and ":" in port_text:
-        host, _, port_text = port_text.rpartition(":")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-            ipaddress.IPv6Address(host)  # ValueError if it is not one
-        if not host:
-            raise ValueError(f"a dashboard address needs a host before ':', not {value!r}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"a dashboard port is a number from 0 to 65535, not {value!r}")
-    return host, int(port_text)
+    return parse_host_port(value)
 
 
 def url(runtime: Any = None) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,7 +39,9 @@ SPARK_SECONDS: Final = 120
 _RATE_WINDOW: Final = 10  # seconds over which the rate (and so the ETA) is measured
 
 
-def slot_state(*, up: bool, busy: bool, launched: bool, connected: bool, backing_off: bool, kept: bool) -> str:
+def slot_state(
+    *, up: bool, busy: bool, launched: bool, connected: bool, backing_off: bool, kept: bool
+) -> str:
     """A worker slot's state for people (see the module docstring): ``up``/``busy``: its worker is
     in the scheduler's hands; ``launched``: its OS process runs, ``connected``: that process came up;
     ``backing_off``: its machine is waiting to retry; ``kept``: a keeper still looks after the slot."""
@@ -136,7 +139,7 @@ class FarmView(View):
 
     def _progress(self, resolved: int, submitted: int, now: float) -> dict[str, Any]:
         samples = [*self.samples, (now, resolved)]
-        spark = [b[1] - a[1] for a, b in zip(samples, samples[1:], strict=False)][-SPARK_SECONDS:]
+        spark = [b[1] - a[1] for a, b in itertools.pairwise(samples)][-SPARK_SECONDS:]
         recent = [s for s in samples if s[0] >= now - _RATE_WINDOW]
         span = recent[-1][0] - recent[0][0] if len(recent) > 1 else 0.0
         rate = (recent[-1][1] - recent[0][1]) / span if span > 0 else 0.0

@@ -52,7 +52,7 @@ def pid_text(pid: Any, local: Atom | None = None) -> str:
 
 
 def _texts(items: Iterable[Any], local: Atom) -> list[str]:
-    out = []
+    out: list[str] = []
     for item in items:
         if len(out) == MAX_LINKS:
             break

@@ -71,7 +71,9 @@ class View:
 
 def _page(view: View, links: Sequence[View]) -> str:
     template = resources.files("philipjose.dashboard").joinpath("static", "page.html").read_text("utf-8")
-    nav = " ".join(f'<a href="{"./" if i == 0 else v.name}" id="nav-{v.name}">{v.title}</a>' for i, v in enumerate(links))
+    nav = " ".join(
+        f'<a href="{"./" if i == 0 else v.name}" id="nav-{v.name}">{v.title}</a>' for i, v in enumerate(links)
+    )
     return template.replace("{{view}}", view.name).replace("{{title}}", view.title).replace("{{nav}}", nav)
 
 

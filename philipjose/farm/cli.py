@@ -29,8 +29,10 @@ from pathlib import Path
 
 import trio
 
-from philipjose._argtypes import positive_float, positive_int
+from philipjose._argtypes import dashboard_address, positive_float, positive_int
 from philipjose.cli import add_log_level_argument
+from philipjose.dashboard import DashboardUnavailable
+from philipjose.dashboard import require as require_dashboard
 from philipjose.farm.errors import MachinesError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME as _FARM_TICKTIME
 from philipjose.farm.journal import JournalError, clear_journal, compact_journal, summarize_journal
@@ -398,6 +400,7 @@ _RUN_OPTIONS = (
     "speculation",
     "journal",
     "rerun_failed",
+    "dashboard",
 )
 
 
@@ -447,6 +450,14 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="with --journal: run recorded failures again (default), or replay them (--no-rerun-failed)",
+    )
+    parser.add_argument(
+        "--dashboard",
+        metavar="[HOST:]PORT",
+        type=dashboard_address,
+        default=None,
+        help="serve a live web page of the farm at PORT (0: any free port) on 127.0.0.1, or on HOST; "
+        "its URL is printed on stderr (needs pip install 'philipjose[dashboard]')",
     )
     parser.add_argument(
         "--debug",
@@ -524,7 +535,9 @@ def describe_error(exc: BaseException, script: Path) -> str:
     where in the user's code (the script or a module beside it) it was raised."""
     exc = _leaf(exc)
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, (MachinesError, NodeConfigError, JournalError)) or type(exc).__name__ == "FarmError":
+    if isinstance(exc, (MachinesError, NodeConfigError, JournalError, DashboardUnavailable)) or (
+        type(exc).__name__ == "FarmError"
+    ):
         return first_line or type(exc).__name__
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{_shown(exc.filename)}, line {exc.lineno}: {type(exc).__name__}: {exc.msg}"
@@ -578,7 +591,9 @@ def _farm_run(args: argparse.Namespace) -> int:
     try:
         tls = tls_from_args(args)
         workers, machines, where = resolve_machines(args.workers, args.machines, default_machines_path())
-    except (NodeConfigError, MachinesError) as exc:
+        if args.dashboard is not None:
+            require_dashboard()
+    except (NodeConfigError, MachinesError, ImportError) as exc:
         return fail(exc)
     _LOG.info("%s", where)
     try:
@@ -593,6 +608,7 @@ def _farm_run(args: argparse.Namespace) -> int:
             speculation=bool(args.speculation),
             journal=args.journal,
             rerun_failed=args.rerun_failed is not False,
+            dashboard=args.dashboard,
         )
     except BaseException as exc:  # the script's or its main's error: one line (the traceback with --debug)
         leaf = _leaf(exc)

@@ -34,6 +34,7 @@ from typing import Any
 
 import trio
 
+from philipjose.farm.console import console_for
 from philipjose.farm.errors import FarmError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME, Farm
 from philipjose.farm.journal import Journal
@@ -137,6 +138,7 @@ def run_script(
     speculation: bool = False,
     journal: str | os.PathLike[str] | None = None,
     rerun_failed: bool = True,
+    dashboard: int | str | None = None,
 ) -> int:
     """Run ``path``'s ``main(farm)`` on a farm of ``workers`` local workers or of ``machines``.
 
@@ -144,7 +146,8 @@ def run_script(
     ``tls``: TLS between the farmer and its workers (see :class:`~philipjose.farm.farm.Farm`).
     ``net_ticktime``, ``speculation``: the farm's (see :class:`~philipjose.farm.farm.Farm`).
     ``journal``: the path of the farm's journal, written for this script (``rerun_failed``: see
-    :class:`~philipjose.farm.journal.Journal`).
+    :class:`~philipjose.farm.journal.Journal`). ``dashboard``: the farm's (its URL is printed on
+    stderr once the farm is up).
     Returns the exit status: 0, or 130/143 after SIGINT/SIGTERM (see the module docstring); errors
     from the script propagate.
     """
@@ -153,7 +156,9 @@ def run_script(
         saved = sys.argv
         sys.argv = [str(path), *argv]  # from the import of the script on, as `python SCRIPT ARGS` has it
         try:
-            return _run_script(path, argv, workers, machines, progress, tls, net_ticktime, speculation, book)
+            return _run_script(
+                path, argv, workers, machines, progress, tls, net_ticktime, speculation, book, dashboard
+            )
         finally:
             sys.argv = saved
 
@@ -168,6 +173,7 @@ def _run_script(
     net_ticktime: float,
     speculation: bool,
     journal: Journal | None,
+    dashboard: int | str | None = None,
 ) -> int:
     module = load_script(path)
     writer = None if progress is False else ProgressWriter(sys.stderr, force=bool(progress))
@@ -198,8 +204,11 @@ def _run_script(
                             net_ticktime=net_ticktime,
                             speculation=speculation,
                             journal=journal,
+                            dashboard=dashboard,
                         ) as farm:
                             farms.append(farm)
+                            if farm.dashboard_url is not None:
+                                console_for(sys.stderr).write_line(f"dashboard: {farm.dashboard_url}")
                             result = module.main(farm)
                             if inspect.isawaitable(result):
                                 result = await result

@@ -274,33 +274,43 @@ def run(
     node: str | None = None,
     cookie: str | bytes | None = None,
     clock: trio.abc.Clock | None = None,
+    dashboard: int | str | None = None,
     **options: Any,
 ) -> Any:
     """Start a runtime, make it the distributed node ``node`` (if given), run ``main(*args)``.
 
     Without ``node`` this is :func:`philipjose.actors.run`. ``options`` are those of :func:`start`.
+    ``dashboard`` (a port, 0 for any free one, or ``"HOST:PORT"``; needs the ``philipjose[dashboard]``
+    extra): serve the node's live web page there for the runtime's life, on 127.0.0.1 unless a host is
+    given (its URL: ``philipjose.dashboard.url()``; see "The dashboard" in ``docs/actors.md``).
     Returns ``main``'s result (see :func:`philipjose.actors.run`).
     """
     try:
         check_io_options(options.get("io_output"), options.get("io_input"))
     except TypeError as exc:
         raise NodeConfigError(str(exc)) from None
+    setup: Callable[[], Awaitable[Any]] | None = None
     if node is None:
         io_output, io_input = options.pop("io_output", None), options.pop("io_input", None)
         if cookie is not None or options:
             raise NodeConfigError("cookie and node options need node=...")
-        if io_output is None and io_input is None:
-            return _actors_run(main, *args, clock=clock)
+        if io_output is not None or io_input is not None:
 
-        async def io_setup() -> None:
-            _configure_io(current_runtime(), io_output, io_input)
+            async def io_setup() -> None:
+                _configure_io(current_runtime(), io_output, io_input)
 
-        return _actors_run(main, *args, setup=io_setup, clock=clock)
-    name = node
+            setup = io_setup
+    else:
+        name = node
 
-    async def setup() -> None:
-        await start(name, cookie=cookie, **options)
+        async def node_setup() -> None:
+            await start(name, cookie=cookie, **options)
 
+        setup = node_setup
+    if dashboard is not None:
+        from philipjose.dashboard import with_node_dashboard  # the optional extra: only when asked
+
+        setup = with_node_dashboard(setup, dashboard)
     return _actors_run(main, *args, setup=setup, clock=clock)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from philipjose import actors, node
+from philipjose._argtypes import dashboard_address
 from philipjose.node.errors import NodeError
 from philipjose.node.tls import tls_config
 from philipjose.supervisors.config import TreeConfig, load_config
@@ -51,6 +52,15 @@ def add_command(subparsers: Any) -> None:
     )
     parser.add_argument("tree", metavar="TREE.toml", help="the tree to run")
     parser.add_argument(
+        "--dashboard",
+        metavar="[HOST:]PORT",
+        type=dashboard_address,
+        default=None,
+        help="serve the node's live web page (processes, supervision trees, connections) at PORT "
+        "(0: any free port) on 127.0.0.1, or on HOST; overrides [node] dashboard; its URL is printed "
+        "(needs pip install 'philipjose[dashboard]')",
+    )
+    parser.add_argument(
         "--hidden",
         action="store_true",
         help="start the [node] as a hidden node (like erl -hidden), whatever its hidden key says",
@@ -64,7 +74,7 @@ async def _signal_watcher(owner: Any) -> None:
             actors.send(owner, (_SIGNAL, int(signum)))
 
 
-async def _main(tree: TreeConfig) -> int:
+async def _main(tree: TreeConfig, dashboard: bool = False) -> int:
     actors.process_flag("trap_exit", True)
     me = actors.self()
     watcher = actors.spawn_link(_signal_watcher, me)
@@ -76,6 +86,10 @@ async def _main(tree: TreeConfig) -> int:
         return 1
     ref = actors.monitor(sup)
     print(f"philipjose run: started {tree.source}, top supervisor {sup!r}", flush=True)
+    if dashboard:
+        from philipjose.dashboard import url  # the optional extra, there when a dashboard was asked for
+
+        print(f"philipjose run: dashboard at {url()}", flush=True)
 
     def wanted(message: Any) -> bool:
         if type(message) is not tuple:
@@ -112,8 +126,17 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"philipjose run: {exc}", file=sys.stderr)
         return 2
+    dashboard = args.dashboard if args.dashboard is not None else getattr(tree.node, "dashboard", None)
+    if dashboard is not None:
+        from philipjose.dashboard import DashboardUnavailable, require  # imports without the extra
+
+        try:
+            require()
+        except DashboardUnavailable as exc:
+            print(f"philipjose run: error: {exc}", file=sys.stderr)
+            return 2
     if tree.node is None:
-        result: int = actors.run(_main, tree)
+        result: int = node.run(_main, tree, dashboard is not None, dashboard=dashboard)
         return result
     conf = tree.node
     try:
@@ -128,7 +151,16 @@ def _run(args: argparse.Namespace) -> int:
         options["hidden"] = conf.hidden or args.hidden
         options["binaries"] = conf.binaries
         options["none"] = conf.none
-        result = node.run(_main, tree, node=conf.name, cookie=conf.cookie, tls=tls, **options)
+        result = node.run(
+            _main,
+            tree,
+            dashboard is not None,
+            node=conf.name,
+            cookie=conf.cookie,
+            tls=tls,
+            dashboard=dashboard,
+            **options,
+        )
     except (NodeError, OSError) as exc:
         print(f"philipjose run: cannot start node {tree.node.name!r}: {exc}", file=sys.stderr)
         return 1

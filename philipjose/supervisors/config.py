@@ -20,6 +20,7 @@ The format (documented with examples in ``docs/supervision.md``)::
     binaries = "bytes"              # optional: "str" shows UTF-8 binaries from other nodes as str
     none = "undefined"              # optional: "nil" sends None as nil and reads nil as None
     max_message_size = 1073741824   # optional: the largest message sent or received, in bytes
+    dashboard = 8050                # optional: serve the node's live web page (port, or "HOST:PORT")
 
     [[children]]                    # a worker
     id = "cache"
@@ -60,6 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from philipjose._hostport import parse_host_port
 from philipjose.supervisors.errors import ConfigError, SpecError
 from philipjose.supervisors.spec import ChildSpec, Shutdown, SupFlags
 from philipjose.term.styles import BINARIES, NONES
@@ -82,6 +84,7 @@ _NODE_KEYS = (
     "binaries",
     "none",
     "max_message_size",
+    "dashboard",
 )
 _TLS_FILE_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile")
 
@@ -94,7 +97,8 @@ class NodeConfig:
     (default False: a visible node, like ``erl``; True: like ``erl -hidden``), and ``binaries``
     (``"bytes"`` or ``"str"``) and ``none`` (``"undefined"`` or ``"nil"``), the node options of
     :mod:`philipjose.term.styles`, and ``max_message_size`` in bytes (None: the
-    node's default, 1 GiB)."""
+    node's default, 1 GiB), and ``dashboard``: where to serve the node's web page (a port, or
+    ``"HOST:PORT"``; None: no dashboard)."""
 
     name: str
     cookie: str | None = None
@@ -107,6 +111,7 @@ class NodeConfig:
     binaries: str = "bytes"
     none: str = "undefined"
     max_message_size: int | None = None
+    dashboard: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +314,12 @@ class _Loader:
             raise self.fail(
                 "node.max_message_size", f"must be a positive integer (bytes) under 4 GiB, got {size!r}"
             )
+        dashboard = table.get("dashboard")
+        if dashboard is not None:
+            try:
+                parse_host_port(dashboard)
+            except ValueError as exc:
+                raise self.fail("node.dashboard", str(exc)) from None
         return NodeConfig(
             name,
             cookie,
@@ -318,6 +329,7 @@ class _Loader:
             binaries=str(binaries),
             none=str(none),
             max_message_size=size,
+            dashboard=dashboard,
             **files,
         )
 

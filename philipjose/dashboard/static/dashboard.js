@@ -24,7 +24,7 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n) + " " + units[i];
   }
-  const hue = (i) => (i * 137.508) % 360;
+  const hue = (i) => (140 + i * 137.508) % 360;  // the first function green; red means failed
   const colour = (i) => `hsl(${hue(i)},55%,55%)`;
   const section = (id, title, body) => `<section id="${id}"><h2>${esc(title)}</h2>${body}</section>`;
   const table = (head, rows) => `<table><thead><tr>${head.map((h) => (h.startsWith("#") ? `<th class="num">${esc(h.slice(1))}</th>` : `<th>${esc(h)}</th>`)).join("")}</tr></thead><tbody>${rows.join("")}</tbody></table>`;
@@ -38,11 +38,9 @@
     return `<svg id="spark" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><polyline points="${pts}" fill="none" stroke="#2e7d32" stroke-width="1.5"/><text x="2" y="10">${num(top)}/s</text></svg>`;
   }
 
-  function timeline(tl, workers) {
+  function timeline(tl) {
     const rows = tl.workers;
     if (!rows.length) return '<p class="muted">no task finished yet</p>';
-    const names = {};
-    for (const w of workers) names[w.slot] = w.node.split("-")[0] || "w" + w.slot;
     let t0 = 0;
     for (const r of rows) for (const t of r.tasks) t0 = Math.min(t0, t[0]);
     t0 = Math.max(t0, -60);
@@ -51,7 +49,7 @@
     let svg = `<svg id="timeline-svg" width="${width}" height="${rows.length * rowh + 18}">`;
     rows.forEach((r, i) => {
       const y = i * rowh;
-      svg += `<text x="0" y="${y + 12}">${esc(names[r.slot] || "w" + r.slot)}</text>`;
+      svg += `<text x="0" y="${y + 12}">w${r.slot}</text>`;
       for (const [s, e, fn, ok] of r.tasks) {
         if (e < t0) continue;
         const x1 = x(s), wd = Math.max(1, x(e) - x1);
@@ -91,7 +89,7 @@
       `<tr><td>${esc(m.host)}</td><td><span class="state ${m.state}">${esc(m.state)}</span></td><td class="num">${m.workers}</td>` +
       `<td class="num">${m.failures}</td><td>${esc(m.last_error || "")}</td><td class="num">${m.retry_in == null ? "" : dur(m.retry_in)}</td></tr>`);
     html += section("machines", "machines", table(["machine", "state", "#workers", "#failed launches", "last error", "#retry in"], mrows));
-    html += section("timeline", "task stream", timeline(d.timeline, d.workers));
+    html += section("timeline", "task stream (the last tasks of each worker slot)", timeline(d.timeline));
     const fails = d.failures.map((f, i) => {
       const key = f.task + "|" + f.type;
       const open = (opened.has(key) ? opened.get(key) : i === 0) ? " open" : "";

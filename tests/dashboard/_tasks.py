@@ -1,0 +1,18 @@
+"""Tasks for the dashboard's farm tests (importable by the workers: the tests' own package)."""
+
+from __future__ import annotations
+
+import time
+
+
+def slow(x: int) -> int:
+    time.sleep(0.02)
+    return x
+
+
+def tiny(x: int) -> int:
+    return x + 1
+
+
+def fails(token: str) -> None:
+    raise ValueError(f"dashboard test failure {token}")

@@ -1,0 +1,140 @@
+"""The farm's dashboard in a real headless Chromium, and its JSON under 100,000 tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from philipjose.farm import Farm, TaskError
+from philipjose.farm.history import TASKS_PER_WORKER
+from tests.dashboard import _tasks
+from tests.dashboard.browser import browser
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+async def _keep_busy(farm: Farm, stop: trio.Event) -> None:
+    while not stop.is_set():
+        await farm.map(_tasks.slow, range(20))
+
+
+async def test_the_farm_page_is_live_shows_replacements_and_tracebacks(tmp_path: Path) -> None:
+    token = secrets.token_hex(4)
+    async with browser(tmp_path) as page, Farm(workers=2, dashboard=0) as farm:
+        assert farm.dashboard_url is not None and farm.dashboard_url.startswith("http://127.0.0.1:")
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_keep_busy, farm, stop)
+            failing = farm.submit(_tasks.fails, token)
+            await page.open(farm.dashboard_url)
+            await page.script("window.notReloaded = true;")
+            # every worker's node name, in its slot's row
+            nodes = {info.node for info in farm.workers}
+            assert len(nodes) == 2
+
+            def rows() -> dict[str, str]:
+                return page.js(
+                    "const r = {}; document.querySelectorAll('#workers tbody tr').forEach(tr => "
+                    "{ r[tr.dataset.slot] = tr.querySelector('.node').textContent; }); return r;"
+                )
+
+            await page.wait("both workers' node names", lambda: set(rows().values()) == nodes)
+            # the done count increases on the same page (no reload)
+            first = int((await page.text("#done")).replace(",", ""))
+            await page.wait(
+                "a larger done count", lambda: int(page.js("return document.getElementById('done')"
+                                                            ".textContent").replace(",", "")) > first
+            )
+            assert await page.script("return window.notReloaded === true;")
+            # a failed task's remote traceback
+            with pytest.raises(TaskError):
+                await failing
+            await page.wait(
+                "the failed task's traceback",
+                lambda: token in page.js(
+                    "return [...document.querySelectorAll('#failures pre.traceback')]"
+                    ".map(e => e.textContent).join('\\n');"
+                ),
+            )
+            tb = await page.text("#failures pre.traceback")
+            assert "Traceback (most recent call last)" in tb and "in fails" in tb and token in tb
+            # SIGKILL the worker of slot 0: its row shows the replacement
+            victim = next(i for i in farm.workers if i.node.startswith("w0g"))
+            assert victim.os_pid is not None
+            os.kill(victim.os_pid, signal.SIGKILL)
+
+            def replaced() -> bool:
+                row = page.js(
+                    "const tr = document.querySelector('#workers tr[data-slot=\"0\"]'); return tr && "
+                    "[tr.querySelector('.node').textContent, tr.querySelector('.os-pid').textContent, "
+                    "tr.querySelector('.state').textContent];"
+                )
+                return bool(row) and row[0] not in ("", victim.node) and row[1] not in ("", str(victim.os_pid)) and row[2] in ("up", "busy")
+
+            await page.wait("slot 0's replacement worker", replaced)
+            replacement = next(i for i in farm.workers if i.alive and i.node.startswith("w0g"))
+            assert replacement.node != victim.node
+            assert str(replacement.node) in await page.text('#workers tr[data-slot="0"] .node')
+            assert await page.script("return window.notReloaded === true;")
+            await page.screenshot(tmp_path / "farm.png")
+            # the farmer's node page: its workers' supervisor as a tree, its connections to them
+            await page.open(farm.dashboard_url + "node")
+            await page.wait(
+                "the workers' supervision tree",
+                lambda: page.js("return document.querySelectorAll('#trees .tree-node').length") >= 3,
+            )
+            connections = await page.text("#connections")
+            assert replacement.node in connections
+            await page.screenshot(tmp_path / "farm-node.png")
+            stop.set()
+
+
+async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
+    """100,000 tiny tasks in one map, in chunks of 50 (the farm's fast path: 2,000 farm tasks; a map
+    of 100,000 single tasks holds the farmer's loop for seconds while it ships them, which nothing on
+    that loop can answer through)."""
+    async with Farm(workers=2, dashboard=0) as farm:
+        url = farm.dashboard_url
+        assert url is not None
+        done = threading.Event()
+        times: list[float] = []
+        seen: list[int] = []
+
+        def poll() -> None:
+            while not done.is_set():
+                for path in ("api/farm", "api/node"):
+                    start = time.perf_counter()
+                    data = _get(url + path)
+                    times.append(time.perf_counter() - start)
+                    if path == "api/farm":
+                        seen.append(data["counters"]["resolved"])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.to_thread.run_sync, poll)
+            try:
+                results = await farm.map(_tasks.tiny, range(100_000), chunksize=50)
+            finally:
+                done.set()
+        assert results[:3] == [1, 2, 3] and len(results) == 100_000
+        with trio.fail_after(30):  # a snapshot is served again for up to MAX_AGE seconds
+            final = await trio.to_thread.run_sync(_get, url + "api/farm")
+            while final["counters"]["resolved"] < 2_000:
+                final = await trio.to_thread.run_sync(_get, url + "api/farm")
+        assert final["counters"]["submitted"] == final["counters"]["completed"] == 2_000
+        assert sum(len(w["tasks"]) for w in final["timeline"]["workers"]) <= 2 * TASKS_PER_WORKER
+        assert len(times) >= 10 and 0 < max(seen)
+        worst = max(times)
+        assert worst < 0.2, f"the slowest of {len(times)} answers took {worst * 1000:.0f} ms"

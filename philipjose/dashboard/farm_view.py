@@ -139,7 +139,8 @@ class FarmView(View):
 
     def _progress(self, resolved: int, submitted: int, now: float) -> dict[str, Any]:
         samples = [*self.samples, (now, resolved)]
-        spark = [b[1] - a[1] for a, b in itertools.pairwise(samples)][-SPARK_SECONDS:]
+        spark = [(b[1] - a[1]) / max(b[0] - a[0], 0.1) for a, b in itertools.pairwise(samples)]
+        spark = [round(x, 1) for x in spark[-SPARK_SECONDS:]]  # tasks/s in each second
         recent = [s for s in samples if s[0] >= now - _RATE_WINDOW]
         span = recent[-1][0] - recent[0][0] if len(recent) > 1 else 0.0
         rate = (recent[-1][1] - recent[0][1]) / span if span > 0 else 0.0

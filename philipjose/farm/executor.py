@@ -166,6 +166,11 @@ class Executor(concurrent.futures.Executor):
         """The :class:`Farm` underneath (touch it only from its thread)."""
         return self._farm
 
+    @property
+    def dashboard_url(self) -> str | None:
+        """The URL of the farm's dashboard (``Executor(dashboard=PORT)``), None without one."""
+        return self._farm.dashboard_url
+
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         """Schedule ``fn(*args, **kwargs)``; returns a ``concurrent.futures.Future`` at once, without
         waiting for the farm's thread. Every keyword argument is the task's; per-call options go

@@ -44,8 +44,17 @@ def _labels(node: dict[str, Any]) -> set[str]:
 
 async def test_the_node_page_of_philipjose_run_shows_the_tree_by_name(tmp_path: Path) -> None:
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "philipjose", "--log-level", "WARNING", "run", "--dashboard", "0",
-         "examples/tree.toml"],
+        [
+            sys.executable,
+            "-m",
+            "philipjose",
+            "--log-level",
+            "WARNING",
+            "run",
+            "--dashboard",
+            "0",
+            "examples/tree.toml",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=_env(),
@@ -66,12 +75,14 @@ async def test_the_node_page_of_philipjose_run_shows_the_tree_by_name(tmp_path: 
             await page.open(url)
 
             def drawn() -> set[str]:
-                return set(page.js(
-                    "return [...document.querySelectorAll('#trees .tree-node')]"
-                    ".flatMap(g => [g.dataset.name, g.dataset.id]);"
-                ))
+                return set(
+                    page.js(
+                        "return [...document.querySelectorAll('#trees .tree-node')]"
+                        ".flatMap(g => [g.dataset.name, g.dataset.id]);"
+                    )
+                )
 
-            await page.wait("the tree's processes by name", lambda: _TREE_NAMES <= drawn())
+            await page.wait("the tree's processes by name", lambda: drawn() >= _TREE_NAMES)
             names = await page.script(
                 "return [...document.querySelectorAll('#processes td.name')].map(td => td.textContent);"
             )

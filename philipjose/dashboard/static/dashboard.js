@@ -120,16 +120,17 @@
     const w = (depth + 1) * colw + pad, h = Math.max(1, leaves) * rowh + pad;
     const X = (p) => pad + p.d * colw, Y = (p) => pad + p.y * rowh + 10;
     let svg = `<svg class="tree" id="tree-${index}" width="${w}" height="${h}" xmlns="${SVGNS}">`;
+    const label = (n) => n.name || n.id || n.pid;
     for (const p of nodes) for (const k of p.kids) {
-      const mx = X(p) + colw - 40;
-      svg += `<path d="M${X(p) + 10},${Y(p)} H${mx} V${Y(k)} H${X(k)}" fill="none" stroke="#9aa3b2"/>`;
+      const mx = X(p) + colw - 30, from = Math.min(mx, X(p) + 18 + 6.5 * label(p.n).length);  // past the label
+      svg += `<path d="M${from},${Y(p)} H${mx} V${Y(k)} H${X(k)}" fill="none" stroke="#9aa3b2"/>`;
     }
     for (const p of nodes) {
       const n = p.n, sup = n.type === "supervisor";
       const fill = !n.running ? "#fff" : sup ? "#1d2330" : "#2e7d32";
       svg += `<g class="tree-node" data-name="${esc(n.name)}" data-id="${esc(n.id)}">` +
         `<circle cx="${X(p) + 5}" cy="${Y(p)}" r="5" fill="${fill}" stroke="#1d2330"/>` +
-        `<text x="${X(p) + 14}" y="${Y(p) + 4}">${esc(n.name || n.id || n.pid)}</text>` +
+        `<text x="${X(p) + 14}" y="${Y(p) + 4}">${esc(label(n))}</text>` +
         `<text class="muted" x="${X(p) + 14}" y="${Y(p) + 16}" style="fill:#6b7280">${esc([n.name && n.id !== n.name ? n.id : "", n.pid || "not running", n.note || ""].filter(Boolean).join(" "))}</text></g>`;
     }
     return svg + "</svg>";

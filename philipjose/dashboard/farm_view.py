@@ -9,7 +9,8 @@ O(worker slots x tasks kept per slot), not O(tasks).
 
 Worker states: ``starting`` (launched, not connected back yet), ``up`` (idle), ``busy`` (holding
 tasks), ``backing off`` (its machine's launches failed: waiting before the next), ``down`` (its
-worker was lost and no other runs in its slot yet, or the slot retired with its machine). CPU (percent
+worker was lost and no other runs in its slot yet, or the slot retired with its machine). Erlang
+nodes serving as workers (``Farm(erlang_nodes=...)``) follow the slots, ``up`` or ``down``. CPU (percent
 of one core since the previous snapshot) and RSS come from psutil, for workers on this host.
 """
 
@@ -191,6 +192,25 @@ class FarmView(View):
                     "cpu": cpu if current else None,
                     "rss": rss if current else None,
                     "last_end": None if info is None or info.alive else info.cause,
+                    "kind": "python",
+                }
+            )
+        for n, erl in enumerate(farm._erlang.infos()):  # Erlang nodes serving as workers (erlang_nodes=)
+            rows.append(
+                {
+                    "slot": f"e{n}",
+                    "node": erl.node,
+                    "machine": erl.machine,
+                    "os_pid": None,
+                    "generation": 0,
+                    "state": "up" if erl.alive else "down",
+                    "tasks_done": erl.tasks_done,
+                    "task": None,
+                    "task_for": None,
+                    "cpu": None,
+                    "rss": None,
+                    "last_end": None if erl.alive else erl.cause,
+                    "kind": "erlang",
                 }
             )
         return rows

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -15,10 +18,11 @@ from typing import Any
 import pytest
 import trio
 
-from philipjose.farm import Farm, TaskError
+from philipjose.farm import Executor, Farm, TaskError
 from philipjose.farm.history import TASKS_PER_WORKER
 from tests.dashboard import _tasks
 from tests.dashboard.browser import browser
+from tests.supervisors.test_cli import _env
 
 
 def _get(url: str) -> Any:
@@ -155,3 +159,60 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
         assert len(times) >= 10 and max(seen) > 0
         worst = max(times)
         assert worst < 0.2, f"the slowest of {len(times)} answers took {worst * 1000:.0f} ms"
+
+
+def test_an_executor_serves_the_farm_page() -> None:
+    with Executor(max_workers=1, dashboard=0) as executor:
+        url = executor.dashboard_url
+        assert url is not None and url.startswith("http://127.0.0.1:")
+        assert executor.submit(_tasks.tiny, 41).result(timeout=60) == 42
+        deadline = time.monotonic() + 30  # a snapshot is served again for up to MAX_AGE seconds
+        data = _get(url + "api/farm")
+        while data["counters"]["completed"] < 1 and time.monotonic() < deadline:
+            data = _get(url + "api/farm")
+        assert data["counters"]["completed"] == 1
+        assert [w["node"] for w in data["workers"]] == [w.node for w in executor.farm.workers]
+
+
+_SCRIPT = """
+import json
+import urllib.request
+
+import trio
+
+
+def fetch(url):
+    with urllib.request.urlopen(url) as answer:
+        return json.load(answer)
+
+
+async def main(farm):
+    data = await trio.to_thread.run_sync(fetch, farm.dashboard_url + "api/farm")
+    return f"workers on the page: {len(data['workers'])}"
+"""
+
+
+def test_farm_run_serves_the_page_and_prints_its_url(tmp_path: Path) -> None:
+    script = tmp_path / "look.py"
+    script.write_text(_SCRIPT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "philipjose",
+            "farm",
+            "run",
+            "--workers",
+            "2",
+            "--dashboard",
+            "127.0.0.1:0",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done
+    assert done.stdout == "workers on the page: 2\n"
+    assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/$", done.stderr, re.MULTILINE), done.stderr

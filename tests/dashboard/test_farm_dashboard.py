@@ -196,18 +196,7 @@ def test_farm_run_serves_the_page_and_prints_its_url(tmp_path: Path) -> None:
     script = tmp_path / "look.py"
     script.write_text(_SCRIPT)
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "philipjose",
-            "farm",
-            "run",
-            "--workers",
-            "2",
-            "--dashboard",
-            "127.0.0.1:0",
-            str(script),
-        ],
+        [sys.executable, "-m", "philipjose", "farm", "run", "--workers=2", "--dashboard=0", str(script)],
         capture_output=True,
         text=True,
         env=_env(),

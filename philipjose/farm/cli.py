@@ -7,7 +7,8 @@
     philipjose machines remove HOST... [--machines FILE]
     philipjose machines list [--machines FILE]
     philipjose machines validate [HOST...] [--check module:function] [--timeout S] [--machines FILE]
-    philipjose farm run SCRIPT [ARG...] [--workers N | --machines FILE] [--debug] ...
+    philipjose farm run SCRIPT [ARG...] [--workers N | --machines FILE | --slurm N [--partition P]
+        [--time T] [--account A] [--slurm-option OPT]...] [--debug] ...
 
 Options may come before or after the action (``--machines`` too, and ``--log-level`` anywhere).
 Exit status: 0 on success (for ``validate``: every machine qualified), 1 when a machine is not
@@ -43,6 +44,7 @@ from philipjose.farm.machines import (
     load_machines,
     remove_machine,
 )
+from philipjose.farm.slurm import Slurm, SlurmError
 from philipjose.farm.validate import DEFAULT_TIMEOUT, Validation, check_spec, validate_machines
 from philipjose.node.errors import NodeConfigError
 from philipjose.node.tls import add_tls_arguments, tls_from_args
@@ -191,7 +193,11 @@ def _remove(args: argparse.Namespace) -> int:
     return status
 
 
-def _describe(machine: Machine) -> str:
+def _describe(machine: Machine | Slurm) -> str:
+    if isinstance(machine, Slurm):
+        table = machine.to_table()
+        del table["kind"]
+        return "  ".join(["(slurm)", *(f"{key}={value}" for key, value in table.items())])
     if machine.workers is not None:
         workers = str(machine.workers)
     else:  # what the farm starts there (see Machine.workers)
@@ -401,6 +407,11 @@ _RUN_OPTIONS = (
     "journal",
     "rerun_failed",
     "dashboard",
+    "slurm",
+    "partition",
+    "time",
+    "account",
+    "slurm_options",
 )
 
 
@@ -415,6 +426,26 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help=f"run on the machines in FILE (default: {default_machines_path()} when it exists)",
+    )
+    where.add_argument(
+        "--slurm",
+        metavar="N",
+        type=positive_int,
+        default=None,
+        help="run N workers started through Slurm: in the job the command runs in (SLURM_JOB_ID), "
+        "else in a job the farm asks for and cancels at the end (see docs/farm.md)",
+    )
+    slurm = parser.add_argument_group("with --slurm (the job's salloc options)")
+    slurm.add_argument("--partition", default=None, help="the Slurm partition (default: the cluster's)")
+    slurm.add_argument("--time", default=None, help='the job\'s time limit ("30", "1:00:00", "2-12")')
+    slurm.add_argument("--account", default=None, help="the Slurm account to charge")
+    slurm.add_argument(
+        "--slurm-option",
+        dest="slurm_options",
+        metavar="OPT",
+        action="append",
+        default=None,
+        help='another salloc option, as one word ("--qos=short"); repeat for more',
     )
     parser.add_argument(
         "--progress",
@@ -468,9 +499,28 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
     add_tls_arguments(parser)
 
 
+def _slurm_source(args: argparse.Namespace) -> Slurm:
+    """``--slurm N`` and its options as a :class:`Slurm` (MachinesError for a bad value)."""
+    return Slurm(
+        workers=args.slurm,
+        partition=args.partition,
+        time=args.time,
+        account=args.account,
+        extra=tuple(args.slurm_options or ()),
+    )
+
+
+def _no_slurm_options(args: argparse.Namespace) -> None:
+    given = [f"--{k.replace('_', '-')}" for k in ("partition", "time", "account") if getattr(args, k)]
+    if args.slurm_options:
+        given.append("--slurm-option")
+    if given:
+        raise MachinesError(f"{', '.join(given)} go with --slurm N")
+
+
 def resolve_machines(
     workers: int | None, machines: Path | None, registry: Path
-) -> tuple[int | None, list[Machine] | None, str]:
+) -> tuple[int | None, list[Machine | Slurm] | None, str]:
     """Where ``farm run`` runs: ``(workers, machines, what to say at INFO)``.
 
     ``--workers N``: N local workers. ``--machines FILE``: the machines in FILE, which must exist and
@@ -535,9 +585,8 @@ def describe_error(exc: BaseException, script: Path) -> str:
     where in the user's code (the script or a module beside it) it was raised."""
     exc = _leaf(exc)
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, (MachinesError, NodeConfigError, JournalError, DashboardUnavailable)) or (
-        type(exc).__name__ == "FarmError"
-    ):
+    plain = (MachinesError, NodeConfigError, JournalError, DashboardUnavailable, SlurmError)  # says it all
+    if isinstance(exc, plain) or type(exc).__name__ == "FarmError":
         return first_line or type(exc).__name__
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{_shown(exc.filename)}, line {exc.lineno}: {type(exc).__name__}: {exc.msg}"
@@ -585,12 +634,19 @@ def _farm_run(args: argparse.Namespace) -> int:
         print(f"philipjose farm run: error: {describe_error(exc, args.script)}", file=sys.stderr)
         return 2
 
-    if args.workers is not None and args.machines is not None:
-        print("philipjose farm run: error: give --workers or --machines, not both", file=sys.stderr)
+    if sum(x is not None for x in (args.workers, args.machines, args.slurm)) > 1:
+        print("philipjose farm run: error: give one of --workers, --machines, --slurm", file=sys.stderr)
         return 2
+    workers: int | None
+    machines: list[Machine | Slurm] | None
     try:
         tls = tls_from_args(args)
-        workers, machines, where = resolve_machines(args.workers, args.machines, default_machines_path())
+        if args.slurm is not None:
+            workers, machines = None, [_slurm_source(args)]
+            where = f"running {args.slurm} workers through Slurm (--slurm)"
+        else:
+            workers, machines, where = resolve_machines(args.workers, args.machines, default_machines_path())
+            _no_slurm_options(args)
         if args.dashboard is not None:
             require_dashboard()
     except (NodeConfigError, MachinesError, ImportError) as exc:

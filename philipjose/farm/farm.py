@@ -130,6 +130,7 @@ from philipjose.farm.sizes import (
     frame_limit,
     split_by_size,
 )
+from philipjose.farm.slurm import Allocation, Slurm, close_allocations, open_allocations
 from philipjose.farm.speculation import Attempt, Speculation, speculation_of, stragglers
 from philipjose.farm.stopping import Stopping
 from philipjose.node.tls import TLSConfig, TLSFiles
@@ -179,7 +180,7 @@ class WorkerInfo:
 @dataclass(eq=False)
 class _Slot:
     index: int
-    machine: Machine
+    machine: Machine | Slurm
     generation: int = 0
     node: Atom | None = None
     keeper: Pid | None = None  # the supervised child keeping this slot's current worker
@@ -351,7 +352,7 @@ class Farm:
     def __init__(
         self,
         workers: int | None = None,
-        machines: Sequence[Machine] | str | os.PathLike[str] | None = None,
+        machines: Sequence[Machine | Slurm] | str | os.PathLike[str] | None = None,
         *,
         max_in_flight: int | None = None,
         max_deaths: int = 3,
@@ -385,6 +386,7 @@ class Farm:
             raise ValueError("give workers=N (local workers) or machines=..., not both")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
+        machine_list: list[Machine | Slurm]
         if machines is None:
             machine_list = [] if erlang_nodes and workers is None else [Machine("localhost", workers)]
         elif isinstance(machines, (str, os.PathLike)):
@@ -394,9 +396,9 @@ class Farm:
         erlang_list = [
             erlang_machine(m)
             for m in [*machine_list, *(erlang_nodes or ())]
-            if isinstance(m, str) or m.kind == ERLANG
+            if isinstance(m, str) or (isinstance(m, Machine) and m.kind == ERLANG)
         ]
-        machine_list = [m for m in machine_list if m.kind != ERLANG]
+        machine_list = [m for m in machine_list if isinstance(m, Slurm) or m.kind != ERLANG]
         if not machine_list and not erlang_list:
             raise ValueError("a farm needs at least one machine")
         supervisors.SupFlags("one_for_one", restart_intensity, restart_period)  # SpecError if invalid
@@ -406,6 +408,7 @@ class Farm:
         self.history = History()  # recent tasks and failures, for the dashboard (bounded)
         self.dashboard_url: str | None = None  # set once the dashboard serves (Farm(dashboard=...))
         self._dashboard = None if dashboard is None else _dashboard_address(dashboard)
+        self._allocations: dict[str, Allocation] = {}  # Slurm sources' jobs, by source name
         self.speculation = speculation_of(speculation)
         if journal is None or isinstance(journal, Journal):
             self.journal = journal
@@ -547,6 +550,7 @@ class Farm:
                 self._message_limit,
                 self.max_message_size,
             )
+        self._allocations = await open_allocations(self._machine_list, f"philipjose-farm-{self._id}")
         for machine in self._machine_list:
             count = machine.workers
             if count is None:
@@ -612,6 +616,7 @@ class Farm:
             self._ready.set()
             with trio.CancelScope(shield=True):
                 await self._farmer_done.wait()
+        await close_allocations(self._allocations)  # the Slurm jobs it made are cancelled
         if self._broken is None:
             self._broken = FarmError("the farm is closed")
         for future in list(self._futures.values()):
@@ -778,8 +783,9 @@ class Farm:
         came_up, how, tasks = False, "", 0
         gone = False
         try:
+            allocation = self._allocations.get(host)  # a Slurm source: its job's srun
             try:
-                process = slot.process = await launch(
+                process = slot.process = await (launch if allocation is None else allocation.launch)(
                     slot.machine,
                     args,
                     secret=self._cookie,

@@ -27,12 +27,15 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import trio
 
 from philipjose.farm.errors import FarmError
 from philipjose.farm.machines import Machine
+
+if TYPE_CHECKING:
+    from philipjose.farm.slurm import Slurm
 
 __all__ = [
     "MAX_SECRET",
@@ -76,7 +79,7 @@ class WorkerProcess:
     :meth:`close_lifeline` closes it, which asks the worker to exit.
     """
 
-    def __init__(self, machine: Machine, argv: list[str], process: trio.Process) -> None:
+    def __init__(self, machine: Machine | Slurm, argv: list[str], process: trio.Process) -> None:
         self.machine = machine
         self.argv = argv
         self.process = process
@@ -115,7 +118,7 @@ class WorkerProcess:
 
 
 async def launch(
-    machine: Machine,
+    machine: Machine | Slurm,
     args: Sequence[str],
     *,
     secret: bytes,
@@ -123,6 +126,7 @@ async def launch(
     env: Mapping[str, str] | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
+    argv: Sequence[str] | None = None,
 ) -> WorkerProcess:
     """Start ``PYTHON *args`` on ``machine`` and hand it ``secret`` as the first line of its stdin.
 
@@ -132,13 +136,18 @@ async def launch(
     (SIGINT to its foreground group) reaches the farmer only, which then stops its workers. Raises
     :class:`LaunchError` if the program cannot be run or the secret
     cannot be written (the process already died); the caller owns the returned process and must
-    :meth:`~WorkerProcess.aclose` it.
+    :meth:`~WorkerProcess.aclose` it. ``argv`` replaces the command that runs ``PYTHON *args``
+    (:func:`launch_argv`'s): a Slurm step's ``srun`` (:mod:`philipjose.farm.slurm`).
     """
     _check_secret(secret)
-    argv = launch_argv(machine, args, ssh=ssh)
+    if argv is None:
+        assert isinstance(machine, Machine), "a Slurm worker is started with its srun as argv"
+        command = launch_argv(machine, args, ssh=ssh)
+    else:
+        command = list(argv)
     try:
         process = await trio.lowlevel.open_process(
-            argv,
+            command,
             stdin=subprocess.PIPE,
             stdout=stdout,
             stderr=stderr,
@@ -146,8 +155,8 @@ async def launch(
             process_group=0,  # not in the terminal's foreground group: Ctrl-C reaches the farmer only
         )
     except OSError as exc:
-        raise LaunchError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-    worker = WorkerProcess(machine, argv, process)
+        raise LaunchError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
+    worker = WorkerProcess(machine, command, process)
     assert process.stdin is not None
     try:
         await process.stdin.send_all(secret + b"\n")
@@ -155,7 +164,7 @@ async def launch(
         worker.kill()
         status = await worker.wait()
         said = await _last_words(process.stderr)
-        text = f"{argv[0]} exited (status {status}) before it read its secret"
+        text = f"{command[0]} exited (status {status}) before it read its secret"
         raise LaunchError(f"{said} ({text})" if said else f"{text}: {exc}") from exc
     except BaseException:  # cancelled (the farm is closing): the caller never gets the process
         worker.kill()

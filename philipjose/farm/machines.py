@@ -26,7 +26,16 @@ problem; unknown keys are errors (a typo must not be silently ignored). Writing 
 temporary file and ``os.replace``, so a reader never sees half a file.
 
 ``localhost`` (that exact name) is run without ssh, with a plain subprocess; every other host,
-``127.0.0.1`` included, is reached with ``ssh``.
+``127.0.0.1`` included, is reached with ``ssh``. A table with ``kind = "slurm"`` is a source of
+workers started through Slurm instead (:class:`philipjose.farm.slurm.Slurm`; its keys are
+``workers``, ``partition``, ``time``, ``account``, ``cpus_per_worker``, ``extra``, ``step_options``,
+``python``)::
+
+    [machines.cluster]
+    kind = "slurm"
+    workers = 64
+    partition = "compute"
+    time = "2:00:00"
 """
 
 from __future__ import annotations
@@ -40,9 +49,13 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from philipjose.farm import _toml
 from philipjose.farm.errors import MachinesError
+
+if TYPE_CHECKING:
+    from philipjose.farm.slurm import Slurm
 
 __all__ = [
     "FORMAT_VERSION",
@@ -71,6 +84,16 @@ MAX_WORKERS = 4096
 KINDS: dict[str, tuple[str, ...]] = {
     "ssh": ("workers", "python", "ssh_options"),
     "erlang": ("workers",),
+    "slurm": (
+        "workers",
+        "partition",
+        "time",
+        "account",
+        "cpus_per_worker",
+        "extra",
+        "step_options",
+        "python",
+    ),
 }
 """Each machine ``kind`` and the keys (besides ``kind``) its table may have."""
 
@@ -175,6 +198,8 @@ class Machine:
         ):
             if problem is not None:
                 raise MachinesError(f"machine {key} {problem}")
+        if self.kind == "slurm":
+            raise MachinesError("machine kind 'slurm' is a farm.Slurm(...), not a Machine")
         for key in ("python", "ssh_options"):
             if getattr(self, key) and key not in KINDS[self.kind]:
                 raise MachinesError(f"machine {key} does not apply to a machine of kind {self.kind!r}")
@@ -240,7 +265,7 @@ def _key_path(*parts: str) -> str:
     return ".".join(_toml.format_key(p) for p in parts)
 
 
-def parse_machines(text: str, source: str = "<machines>") -> dict[str, Machine]:
+def parse_machines(text: str, source: str = "<machines>") -> dict[str, Machine | Slurm]:
     """The machines described by TOML ``text``, by host, in file order.
 
     ``source`` names the file in error messages. Raises :class:`MachinesError` for invalid TOML, a
@@ -264,7 +289,7 @@ def parse_machines(text: str, source: str = "<machines>") -> dict[str, Machine]:
     if not isinstance(tables, dict):
         raise fail("machines", "must be a table of [machines.HOST] tables")
 
-    machines: dict[str, Machine] = {}
+    machines: dict[str, Machine | Slurm] = {}
     for host, table in tables.items():
         where = _key_path("machines", host)
         problem = _host_problem(host)
@@ -281,6 +306,11 @@ def parse_machines(text: str, source: str = "<machines>") -> dict[str, Machine]:
                     _key_path("machines", host, key),
                     f"unknown key (expected {', '.join(KINDS[kind])}, kind; for kind {kind!r})",
                 )
+        if kind == "slurm":  # workers started through Slurm: philipjose.farm.slurm
+            from philipjose.farm.slurm import slurm_from_table
+
+            machines[host] = slurm_from_table(host, table, source)
+            continue
         checks = (
             ("workers", _workers_problem),
             ("python", _python_problem),
@@ -299,13 +329,13 @@ def parse_machines(text: str, source: str = "<machines>") -> dict[str, Machine]:
     return machines
 
 
-def dump_machines(machines: Iterable[Machine]) -> str:
+def dump_machines(machines: Iterable[Machine | Slurm]) -> str:
     """The TOML text of a machines file holding ``machines`` (in order; a later duplicate host wins)."""
     tables: dict[str, object] = {m.host: m.to_table() for m in machines}
     return _toml.dumps({"version": FORMAT_VERSION, "machines": tables}, header=_FILE_HEADER)
 
 
-def load_machines(path: str | os.PathLike[str]) -> dict[str, Machine]:
+def load_machines(path: str | os.PathLike[str]) -> dict[str, Machine | Slurm]:
     """The machines registered in the file at ``path``, by host; a missing file is an empty registry."""
     file = Path(path)
     try:
@@ -321,7 +351,7 @@ def load_machines(path: str | os.PathLike[str]) -> dict[str, Machine]:
     return parse_machines(text, str(file))
 
 
-def save_machines(path: str | os.PathLike[str], machines: Iterable[Machine]) -> None:
+def save_machines(path: str | os.PathLike[str], machines: Iterable[Machine | Slurm]) -> None:
     """Write ``machines`` to ``path`` atomically (temporary file + ``os.replace``), creating its folder."""
     file = Path(path)
     text = dump_machines(machines)
@@ -351,7 +381,7 @@ def add_machine(path: str | os.PathLike[str], machine: Machine, *, replace: bool
     save_machines(path, machines.values())
 
 
-def remove_machine(path: str | os.PathLike[str], host: str) -> Machine | None:
+def remove_machine(path: str | os.PathLike[str], host: str) -> Machine | Slurm | None:
     """Unregister ``host`` from the file at ``path``; returns its record, or None if it was not there."""
     machines = load_machines(path)
     removed = machines.pop(host, None)

@@ -41,6 +41,7 @@ from philipjose.farm.journal import Journal
 from philipjose.farm.machines import Machine
 from philipjose.farm.progress import ProgressWriter
 from philipjose.farm.shipping import ship_by_value
+from philipjose.farm.slurm import Slurm
 from philipjose.node.tls import TLSConfig
 
 __all__ = ["load_script", "run_script", "script_imports"]
@@ -131,7 +132,7 @@ def run_script(
     argv: Sequence[str] = (),
     *,
     workers: int | None = None,
-    machines: Sequence[Machine] | str | os.PathLike[str] | None = None,
+    machines: Sequence[Machine | Slurm] | str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     tls: TLSConfig | None = None,
     net_ticktime: float = DEFAULT_FARM_NET_TICKTIME,
@@ -167,7 +168,7 @@ def _run_script(
     path: str | os.PathLike[str],
     argv: Sequence[str],
     workers: int | None,
-    machines: Sequence[Machine] | str | os.PathLike[str] | None,
+    machines: Sequence[Machine | Slurm] | str | os.PathLike[str] | None,
     progress: bool | None,
     tls: TLSConfig | None,
     net_ticktime: float,

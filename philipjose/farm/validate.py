@@ -19,11 +19,17 @@ Qualification rules (:func:`judge`), all of which must hold:
    false value or raising refuses.
 
 Unknown core count or memory does not disqualify a machine; they are reported as None.
+
+A :class:`~philipjose.farm.slurm.Slurm` source is validated on the cluster (:func:`validate_slurm`):
+``sinfo`` must answer and its partition exist (a missing one is the one reason given), then the
+probe runs as one task on a compute node (``srun ... PYTHON -``, the probe on the task's stdin) and
+is judged by the same rules.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +40,8 @@ import trio
 from philipjose._version import __version__
 from philipjose.farm.errors import MachinesError
 from philipjose.farm.machines import Machine
+from philipjose.farm.slurm import Slurm, SlurmError, check_cluster
+from philipjose.farm.slurm import probe_argv as slurm_probe_argv
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -47,6 +55,7 @@ __all__ = [
     "probe_script",
     "validate_machine",
     "validate_machines",
+    "validate_slurm",
 ]
 
 MIN_PYTHON = (3, 11)
@@ -191,8 +200,10 @@ def _tail(stderr: bytes) -> str:
     return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]
 
 
-def _no_report(machine: Machine, returncode: int, stderr: bytes) -> str:
+def _no_report(machine: Machine | Slurm, returncode: int, stderr: bytes) -> str:
     detail = _tail(stderr) or "no error output"
+    if isinstance(machine, Slurm):
+        return f"srun exited with status {returncode} without a report: {detail}"
     if not machine.is_local and returncode == 255:
         return f"ssh to {machine.host} failed: {detail}"
     if not machine.is_local and returncode == 127:
@@ -206,7 +217,7 @@ async def _kill(process: trio.Process) -> None:
 
 
 async def validate_machine(
-    machine: Machine,
+    machine: Machine | Slurm,
     *,
     check: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -222,7 +233,36 @@ async def validate_machine(
     """
     if check is not None:
         check_spec(check)
-    argv = probe_argv(machine, ssh=ssh)
+    if isinstance(machine, Slurm):
+        return await validate_slurm(machine, check=check, timeout=timeout, expected_version=expected_version)
+    return await _probe(machine, probe_argv(machine, ssh=ssh), check, timeout, expected_version)
+
+
+async def validate_slurm(
+    slurm: Slurm,
+    *,
+    check: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    expected_version: str = __version__,
+    environ: Mapping[str, str] | None = None,
+) -> Validation:
+    """Validate a Slurm source: ``sinfo`` answers and its partition exists (else that is the
+    reason), then the probe runs as one ``srun`` task on a compute node (a step of the enclosing job
+    inside an allocation) and is judged as a machine's is. ``timeout`` bounds the probe's job,
+    queueing included."""
+    if check is not None:
+        check_spec(check)
+    try:
+        await check_cluster(slurm)
+    except SlurmError as exc:
+        return Validation(slurm.host, False, str(exc).removeprefix(f"{slurm.host}: "), check=check)
+    argv = slurm_probe_argv(slurm, os.environ if environ is None else environ)
+    return await _probe(slurm, argv, check, timeout, expected_version)
+
+
+async def _probe(
+    machine: Machine | Slurm, argv: list[str], check: str | None, timeout: float, expected_version: str
+) -> Validation:
     script = probe_script(check).encode("utf-8")
     with trio.move_on_after(timeout) as scope:
         try:
@@ -247,7 +287,7 @@ async def validate_machine(
 
 
 async def validate_machines(
-    machines: Iterable[Machine],
+    machines: Iterable[Machine | Slurm],
     *,
     check: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -256,11 +296,11 @@ async def validate_machines(
     ssh: str = "ssh",
 ) -> list[Validation]:
     """Validate ``machines`` concurrently (at most ``concurrency`` probes at once), in input order."""
-    targets: Sequence[Machine] = list(machines)
+    targets: Sequence[Machine | Slurm] = list(machines)
     results: list[Validation | None] = [None] * len(targets)
     limiter = trio.CapacityLimiter(max(1, concurrency))
 
-    async def one(index: int, machine: Machine) -> None:
+    async def one(index: int, machine: Machine | Slurm) -> None:
         async with limiter:
             results[index] = await validate_machine(
                 machine, check=check, timeout=timeout, expected_version=expected_version, ssh=ssh

@@ -20,6 +20,7 @@ from philipjose.farm.executor import Executor
 from philipjose.farm.farm import Farm, FarmFuture, WorkerInfo
 from philipjose.farm.journal import Journal, JournalError, JournalMismatch
 from philipjose.farm.machines import Machine
+from philipjose.farm.slurm import Slurm, SlurmError
 from philipjose.farm.speculation import Speculation
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "MachinesError",
     "RemoteTraceback",
     "ResultTooLarge",
+    "Slurm",
+    "SlurmError",
     "Speculation",
     "TaskError",
     "TaskTimeout",

@@ -311,3 +311,31 @@ def test_the_cli_runs_a_farm_on_slurm_and_validates_slurm_sources(
     assert "reason: partition 'nope' does not exist on this cluster" in done.stdout
     listing = _philipjose("machines", "list", "--machines", str(registry), cwd=tmp_path)
     assert listing.stdout.split() == ["hpc", "(slurm)", "workers=2", "partition=nope"]
+
+
+def test_an_sbatch_script_runs_its_farm_in_its_own_job(no_job_left_behind: list[str], tmp_path: Path) -> None:
+    (tmp_path / "job.py").write_text(
+        "import os\n"
+        "def job_of(_):\n"
+        "    return os.environ['SLURM_JOB_ID']\n"
+        "async def main(farm):\n"
+        "    print(sorted(set(await farm.map(job_of, range(20)))), len(farm.workers))\n"
+    )
+    (tmp_path / "farm.sbatch").write_text(
+        "#!/bin/bash\n"
+        "#SBATCH --ntasks=2\n"
+        "#SBATCH --output=farm-%j.out\n"
+        f'{sys.executable} -m philipjose farm run job.py --slurm "$SLURM_NTASKS"\n'
+    )
+    done = subprocess.run(
+        ["sbatch", "--wait", "--parsable", "farm.sbatch"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    job = done.stdout.strip().split(";")[0]
+    no_job_left_behind.append(job)
+    output = (tmp_path / f"farm-{job}.out").read_text()
+    assert done.returncode == 0, output + done.stderr
+    assert output == f"['{job}'] 2\n"  # both workers were steps of the batch job, no other job

@@ -44,13 +44,14 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import trio
 
 from philipjose.farm.errors import FarmError, MachinesError
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
-from philipjose.farm.machines import KINDS, Machine
+from philipjose.farm.machines import KINDS, Machine, _python_problem
+from philipjose.farm.output import LineSplitter, receive_chunk
 
 __all__ = [
     "ACTIVE_STATES",
@@ -82,6 +83,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOLDER = 'echo "$SLURM_JOB_ID"; exec cat >/dev/null'  # holds the allocation while its stdin is open
 _CLOSE_WAIT: Final = 30.0  # seconds a closing farm waits for its job to leave squeue's listing
+_SALLOC_GRACE: Final = 5.0  # seconds salloc gets to relinquish a job once its lifeline is closed
 _QUERY_TIMEOUT: Final = 30.0  # seconds a sinfo/squeue/scancel call may take
 
 
@@ -119,14 +121,6 @@ def _time_problem(value: object) -> str | None:
 def _count_problem(value: object, largest: int = 1 << 20) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= largest:
         return f"must be an integer from 1 to {largest}, not {value!r}"
-    return None
-
-
-def _python_problem(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
-        return f"must be a non-empty path without control characters, not {value!r}"
     return None
 
 
@@ -297,14 +291,15 @@ def partition_problem(sinfo_partitions: str, partition: str | None) -> str | Non
     return None
 
 
-def job_state(returncode: int, stdout: str) -> str | None:
+def job_state(returncode: int, stdout: str, stderr: str = "") -> str | None:
     """The job's state from ``squeue -h -t all -j JOB -o %T`` (its exit status and output): the
-    state, ``""`` when Slurm no longer knows the job (it has ended), or None when squeue failed
-    for another reason (the controller did not answer: nothing is known)."""
+    state, ``""`` when Slurm no longer knows the job (it has ended: squeue lists nothing, or says
+    ``Invalid job id`` once the record is purged, ``MinJobAge`` after the end), or None when squeue
+    failed for another reason (the controller did not answer: nothing is known)."""
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     if returncode == 0:
         return lines[0].split()[0] if lines else ""
-    return None
+    return "" if "invalid job id" in stderr.lower() else None
 
 
 def is_active(state: str | None) -> bool:
@@ -317,6 +312,17 @@ def is_listed(state: str | None) -> bool:
     """Whether ``squeue`` (without ``-t``) still lists a job in ``state``: active or COMPLETING
     (its processes are being killed). An unknown state (squeue did not answer) counts as listed."""
     return is_active(state) or (state or "").rstrip("+") == "COMPLETING"
+
+
+async def _first_line(stream: trio.abc.ReceiveStream, limit: int = 64) -> str:
+    """The first line of ``stream`` (at most ``limit`` bytes), stripped; what came if it ended first."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < limit:
+        chunk = await receive_chunk(stream)
+        if not chunk:
+            break
+        line += chunk
+    return line.decode("ascii", "replace").strip()
 
 
 def _last_line(text: str) -> str:
@@ -356,10 +362,10 @@ async def check_cluster(slurm: Slurm, *, sinfo: str = "sinfo") -> None:
 
 async def _state_of(job: str) -> str | None:
     try:
-        code, out, _ = await _query(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"])
+        code, out, err = await _query(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"])
     except SlurmError:
         return None
-    return job_state(code, out)
+    return job_state(code, out, err)
 
 
 class Allocation:
@@ -417,50 +423,64 @@ class Allocation:
             ) from exc
         self._holder = holder
         assert holder.stdout is not None and holder.stderr is not None
-        line = b""
+        said: list[str] = []  # salloc's lines until the job is granted (or salloc gives up)
         try:
-            while not line.endswith(b"\n") and len(line) < 64:
-                chunk = await holder.stdout.receive_some(64)
-                if not chunk:
-                    break
-                line += chunk
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._hear_salloc, holder.stderr, said)
+                job = await _first_line(holder.stdout)
+                nursery.cancel_scope.cancel()
         except BaseException:  # cancelled while queued: salloc withdraws its request on SIGTERM
             with trio.CancelScope(shield=True):
                 await self._release(terminate=True)
                 await self._cancel_by_name()
             raise
-        job = line.decode("ascii", "replace").strip()
         if not job.isdigit():
             with trio.CancelScope(shield=True):
-                said = b""
-                with trio.move_on_after(5):
-                    said = bytes(await holder.stderr.receive_some(65536))
                 await self._release()
-            text = (
-                _last_line(said.decode("utf-8", "replace"))
-                or f"salloc exited with status {holder.returncode}"
-            )
+            errors = [line for line in said if "error:" in line] or said  # its last error says why
+            text = errors[-1] if errors else f"salloc exited with status {holder.returncode}"
             raise LaunchError(f"no Slurm allocation: {text}")
         self.created.append(job)
         _LOG.info("%s: Slurm job %s granted (%d workers)", self.slurm.host, job, self.slurm.workers)
         return job
 
-    async def _release(self, *, terminate: bool = False) -> None:
+    async def _hear_salloc(self, stream: trio.abc.ReceiveStream, said: list[str]) -> None:
+        """Keep salloc's stderr lines in ``said``; log those saying the job waits in the queue at
+        INFO (``salloc: job 41 queued and waiting for resources``)."""
+        lines = LineSplitter()
+        while True:
+            chunk = await receive_chunk(stream)
+            for line in lines.feed(chunk):
+                if line.strip():
+                    said.append(line.strip())
+                    if "queued" in line or "Pending" in line:
+                        _LOG.info("%s: %s", self.slurm.host, line.strip())
+            if not chunk:
+                return
+
+    async def _release(self, *, terminate: bool = False, then: str | None = None) -> None:
         """End the holder of the current job (if this object made one): close its lifeline (or, with
-        ``terminate``, SIGTERM salloc: it withdraws a queued request), wait for salloc to relinquish
-        the job, kill it after a grace period."""
+        ``terminate``, SIGTERM salloc: it withdraws a queued request) and give salloc
+        ``_SALLOC_GRACE`` seconds to relinquish the job; then ``scancel`` job ``then`` (if given)
+        and kill salloc if it is still there. (Slurm 22.05's salloc sometimes spins instead of
+        exiting when its job is revoked while its command ends: its job is over, so it is killed.)"""
         holder, self._holder = self._holder, None
-        if holder is None:
-            return
-        if terminate and holder.returncode is None:
+        if terminate and holder is not None and holder.returncode is None:
             holder.terminate()
-        if holder.stdin is not None:
+        if holder is not None and holder.stdin is not None:
             await holder.stdin.aclose()
-        with trio.move_on_after(_CLOSE_WAIT):
+        if holder is not None:
+            with trio.move_on_after(_SALLOC_GRACE):
+                await holder.wait()
+        if then is not None:
+            try:
+                await _query(["scancel", then])
+            except SlurmError as exc:
+                _LOG.warning("%s: scancel %s: %s", self.slurm.host, then, exc)
+        if holder is not None and holder.returncode is None:
+            _LOG.debug("%s: salloc did not exit within %g s; killing it", self.slurm.host, _SALLOC_GRACE)
+            holder.kill()
             await holder.wait()
-            return
-        holder.kill()
-        await holder.wait()
 
     async def _cancel_by_name(self) -> None:
         """scancel this allocation's queued request by its job name (salloc was interrupted before it
@@ -470,43 +490,39 @@ class Allocation:
         except SlurmError as exc:
             _LOG.warning("%s: %s", self.slurm.host, exc)
 
-    async def launch(
-        self,
-        machine: Machine | Slurm,
-        args: Sequence[str],
-        *,
-        secret: bytes,
-        ssh: str = "ssh",
-        env: Mapping[str, str] | None = None,
-        stdout: int | None = None,
-        stderr: int | None = None,
-    ) -> WorkerProcess:
-        """Start one worker (``PYTHON *args``) as a step of the current job: as
-        :func:`philipjose.farm.launch.launch` does (same arguments and result; ``machine`` and ``ssh``
-        unused)."""
+    async def launch(self, machine: Machine | Slurm, args: Sequence[str], **options: Any) -> WorkerProcess:
+        """Start one worker (``PYTHON *args``) as a step of the current job, as
+        :func:`philipjose.farm.launch.launch` does (same arguments and result; ``machine`` is this
+        allocation's source; ``ssh`` is not used)."""
         job = await self.current_job()
-        argv = step_argv(self.slurm, job, args)
-        return await launch(self.slurm, args, secret=secret, env=env, stdout=stdout, stderr=stderr, argv=argv)
+        return await launch(self.slurm, args, argv=step_argv(self.slurm, job, args), **options)
 
     async def aclose(self) -> None:
-        """Cancel the job this object created (never the enclosing one), end its holder, and wait
-        (at most 30 s) until ``squeue`` no longer lists it."""
+        """End the job this object created (never the enclosing one): close its holder's lifeline
+        (salloc relinquishes it), ``scancel`` it, and wait (at most 30 s) until ``squeue`` no longer
+        lists it."""
         async with self._lock:
             self._closed = True
             job = None if self.job == self.enclosing else self.job
             if job is None:
                 return
-            try:
-                await _query(["scancel", job])
-            except SlurmError as exc:
-                _LOG.warning("%s: scancel %s: %s", self.slurm.host, job, exc)
-            await self._release()
-            with trio.move_on_after(_CLOSE_WAIT):
+            await self._release(then=job)
+            state: str | None = None
+            with trio.move_on_after(_CLOSE_WAIT) as waited:
                 delay = 0.05
-                while is_listed(await _state_of(job)):
+                while is_listed(state := await _state_of(job)):
                     await trio.sleep(delay)  # Slurm tells nobody when a job has left: ask again
                     delay = min(1.0, delay * 2)
-            _LOG.info("%s: Slurm job %s cancelled", self.slurm.host, job)
+            if waited.cancelled_caught:
+                _LOG.warning(
+                    "%s: Slurm job %s is still %s %g s after scancel",
+                    self.slurm.host,
+                    job,
+                    state,
+                    _CLOSE_WAIT,
+                )
+            else:
+                _LOG.info("%s: Slurm job %s cancelled", self.slurm.host, job)
 
 
 async def open_allocations(sources: Sequence[object], job_name: str) -> dict[str, Allocation]:

@@ -7,6 +7,7 @@ under ``PHILIPJOSE_REQUIRE_SLURM=1`` (set by ``.ci/run``), where they fail.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -37,6 +38,7 @@ from philipjose.farm.slurm import (
 )
 from philipjose.farm.validate import validate_machine
 from tests.farm._slurm_tasks import where_square
+from tests.farm.test_cli import _philipjose
 
 # -- the pure part -------------------------------------------------------------------------------------
 
@@ -103,7 +105,8 @@ def test_what_sinfo_and_squeue_say_decides() -> None:
     )
     assert "no default partition" in (partition_problem("gpu\n", None) or "")
     assert job_state(0, "RUNNING\n") == "RUNNING" and job_state(0, "") == ""
-    assert job_state(1, "") is None
+    assert job_state(1, "", "squeue: error: Unable to contact slurm controller") is None
+    assert job_state(1, "", "slurm_load_jobs error: Invalid job id specified") == ""  # purged: ended
     for state in ["RUNNING", "PENDING", "CONFIGURING", "SUSPENDED", "RUNNING+", None]:
         assert is_active(state) and is_listed(state), state
     for state in ["", "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "COMPLETED", "COMPLETING"]:
@@ -216,7 +219,26 @@ async def test_scancel_of_the_job_mid_map_ends_in_a_complete_map_in_a_new_job(
         assert all(not w.alive for w in first) and all(w.alive for w in f.workers) and len(f.workers) == 2
 
 
-async def test_a_sigkilled_slurm_worker_is_replaced_in_the_same_job(no_job_left_behind: list[str]) -> None:
+def _step_of(pid: int) -> str:
+    """``JOB.STEP`` of the Slurm task with OS pid ``pid`` on this node (``scontrol listpids``)."""
+    done = subprocess.run(["scontrol", "listpids"], capture_output=True, text=True, timeout=30, check=True)
+    for line in done.stdout.splitlines()[1:]:  # PID JOBID STEPID LOCALID GLOBALID
+        fields = line.split()
+        if fields and fields[0] == str(pid):
+            return f"{fields[1]}.{fields[2]}"
+    raise LookupError(f"no Slurm step has pid {pid}: {done.stdout}")
+
+
+@pytest.mark.parametrize(
+    ("kill", "causes"),  # srun exits with 128 + the signal that ended its task: SIGKILL, or SIGTERM first
+    [
+        ("sigkill", {"exited with status 137"}),
+        ("scancel-step", {"exited with status 137", "exited with status 143"}),
+    ],
+)
+async def test_a_worker_killed_or_whose_step_is_cancelled_is_replaced_in_the_same_job(
+    no_job_left_behind: list[str], kill: str, causes: set[str]
+) -> None:
     async with farm.Farm(machines=[Slurm(workers=2)]) as f:
         victim = f.workers[0]
         assert victim.os_pid is not None and victim.host == os.uname().nodename.split(".")[0]
@@ -224,14 +246,17 @@ async def test_a_sigkilled_slurm_worker_is_replaced_in_the_same_job(no_job_left_
         seen = 0
         async for _ in f.as_completed(futures):
             seen += 1
-            if seen == 20:
+            if seen == 20 and kill == "sigkill":
                 os.kill(victim.os_pid, signal.SIGKILL)  # the task on the compute node (this host)
+            elif seen == 20:
+                step = await trio.to_thread.run_sync(_step_of, victim.os_pid)
+                await trio.run_process(["scancel", step])
         results = [future.result() for future in futures]
         assert [r[0] for r in results] == [x * x for x in range(200)]
         jobs = {r[1] for r in results}
         no_job_left_behind.extend(jobs)
         assert len(jobs) == 1 and len({r[2] for r in results}) == 3  # a third step, same job
-        assert not victim.alive and victim.cause == "exited with status 137", victim  # srun's 128 + 9
+        assert not victim.alive and victim.cause in causes, victim
         assert victim not in f.workers and all(w.alive for w in f.workers) and len(f.workers) == 2
         assert f.counters.workers_lost == 1 and [m.state for m in f.machines] == [UP]
 
@@ -250,14 +275,25 @@ async def test_the_cookie_is_on_no_command_line_and_in_no_environment(slurm_clus
                 continue
 
 
-async def test_a_job_that_cannot_start_is_withdrawn_when_the_farm_gives_up(slurm_cluster: None) -> None:
+async def test_a_job_that_cannot_start_is_withdrawn_when_the_farm_gives_up(
+    slurm_cluster: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "philipjose.farm.slurm")
     cpus = os.cpu_count() or 1
-    name = "philipjose-farm-"
+    f = farm.Farm(machines=[Slurm(workers=cpus + 1)], start_timeout=3)
     with pytest.raises(farm.FarmError, match="no worker came up within 3 s"):
-        async with farm.Farm(machines=[Slurm(workers=cpus + 1)], start_timeout=3):
+        async with f:
             pass  # pragma: no cover: the node has too few CPUs, the job stays queued
+    assert any("queued and waiting for resources" in r.getMessage() for r in caplog.records), caplog.text
     listed = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True, timeout=30)
-    assert not [line for line in listed.stdout.split() if line.startswith(name)], listed.stdout
+    assert f"philipjose-farm-{f._id}" not in listed.stdout.split(), listed.stdout
+
+
+async def test_a_job_slurm_refuses_fails_the_farm_with_sallocs_reason(slurm_cluster: None) -> None:
+    source = Slurm(workers=1, extra=["--mem=99999999"])  # more memory than the node has
+    with pytest.raises(farm.FarmError, match=r"no Slurm allocation: salloc: error: .*not available"):
+        async with farm.Farm(machines=[source], max_launch_failures=1):
+            pass  # pragma: no cover
 
 
 async def test_a_missing_partition_is_reported_at_once(slurm_cluster: None) -> None:
@@ -277,27 +313,17 @@ async def test_validation_probes_a_compute_node_through_srun(slurm_cluster: None
     assert result.python == sys.executable and result.cores is not None
 
 
-def _philipjose(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(cwd / "cfg")}
-    return subprocess.run(
-        [sys.executable, "-m", "philipjose", *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_the_cli_runs_a_farm_on_slurm_and_validates_slurm_sources(
     slurm_cluster: None, tmp_path: Path
 ) -> None:
     (tmp_path / "job.py").write_text(
         "async def main(farm):\n    print(sum(await farm.map(abs, range(-9, 1))))\n"
     )
-    done = _philipjose("farm", "run", "--slurm", "2", "job.py", cwd=tmp_path)
+    done = _philipjose("farm", "run", "--slurm", "2", "job.py", cwd=tmp_path, config=tmp_path / "cfg")
     assert (done.returncode, done.stdout) == (0, "45\n"), done.stderr
-    done = _philipjose("farm", "run", "job.py", "--slurm", "1", "--partition", "nope", cwd=tmp_path)
+    done = _philipjose(
+        "farm", "run", "job.py", "--slurm", "1", "--partition", "nope", cwd=tmp_path, config=tmp_path / "cfg"
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
         "philipjose farm run: error: slurm-nope: partition 'nope' does not exist on this cluster "
@@ -305,11 +331,15 @@ def test_the_cli_runs_a_farm_on_slurm_and_validates_slurm_sources(
     ]
     registry = tmp_path / "machines.toml"
     registry.write_text('[machines.hpc]\nkind = "slurm"\nworkers = 2\npartition = "nope"\n')
-    done = _philipjose("machines", "validate", "--machines", str(registry), cwd=tmp_path)
+    done = _philipjose(
+        "machines", "validate", "--machines", str(registry), cwd=tmp_path, config=tmp_path / "cfg"
+    )
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines()[0].split() == ["hpc", "NOT", "qualified"]
     assert "reason: partition 'nope' does not exist on this cluster" in done.stdout
-    listing = _philipjose("machines", "list", "--machines", str(registry), cwd=tmp_path)
+    listing = _philipjose(
+        "machines", "list", "--machines", str(registry), cwd=tmp_path, config=tmp_path / "cfg"
+    )
     assert listing.stdout.split() == ["hpc", "(slurm)", "workers=2", "partition=nope"]
 
 

@@ -90,7 +90,7 @@ from philipjose.farm.errors import (
     WorkerLost,
 )
 from philipjose.farm.history import History
-from philipjose.farm.journal import Journal, explicit_key, payload_key
+from philipjose.farm.journal import Journal, explicit_key, task_key
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
 from philipjose.farm.options import OptionsView, TaskOptions
@@ -339,7 +339,7 @@ class Farm:
     losers are. Tasks submitted with ``options(idempotent=False)`` never get one. See
     "Speculation" in ``docs/farm.md``. ``journal`` (default None; a path, or a
     :class:`~philipjose.farm.journal.Journal`): every task's outcome is recorded in that SQLite file
-    under the task's key (a digest of what is shipped, or ``options(key=...)``), and a farm started
+    under the task's key (derived from what is shipped, or ``options(key=...)``), and a farm started
     again on it resolves the recorded tasks at once, without running them (recorded failures run
     again unless ``Journal(..., rerun_failed=False)``); a journal of another script or philipjose
     version is refused with :class:`~philipjose.farm.journal.JournalMismatch`. See "The journal" in
@@ -1500,7 +1500,7 @@ class Farm:
             raise ArgumentsTooLarge(description, len(payload), self._message_limit)
         journaled: bytes | None = None
         if self.journal is not None and pin is None and not held:
-            journaled = payload_key(payload) if key is None else explicit_key(key)
+            journaled = task_key(payload) if key is None else explicit_key(key)
             replayed = self._replay(journaled, description)
             if replayed is not None:
                 self._report()

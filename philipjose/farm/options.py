@@ -28,7 +28,7 @@ class TaskOptions:
     the task fails with ``TaskTimeout`` and is stopped. ``idempotent`` (default True): False says
     the task must not run twice at once, so speculation never gives it a duplicate (it may still
     run again after its worker dies: at-least-once). ``key``: the task's key in the farm's journal
-    (a ``str`` or ``bytes``; default: a digest of what is shipped; see "The journal" in
+    (a ``str`` or ``bytes``; default: derived from what is shipped; see "The journal" in
     ``docs/farm.md``).
     """
 

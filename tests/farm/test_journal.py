@@ -63,6 +63,82 @@ def test_explicit_keys_never_collide_with_digests() -> None:
     assert jr.explicit_key("k") == jr.explicit_key(b"k") != jr.payload_key(b"k")
 
 
+def test_a_short_payload_is_its_own_key_and_a_long_one_a_digest() -> None:
+    short, long = dumps_task(abs, (-3,)), dumps_task(abs, (b"x" * 100,))
+    assert jr.task_key(short) == b"~" + short and len(short) <= 64
+    assert jr.task_key(long) == jr.payload_key(long)
+    assert jr.task_key(b"k") != jr.explicit_key(b"k")[1:] and jr.task_key(b"=k") != jr.explicit_key(b"k")
+
+
+def test_records_in_many_batches_are_found_in_any_order(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    book = jr.Journal(path, script=None)
+    book.open()
+    keys = [jr.explicit_key(str(i)) for i in range(40)]
+    for i, key in enumerate(keys[:30]):  # 30 outcomes of 100 KB: three rows of batches in one flush
+        book.record(key, "m.f", True, _ok(bytes([i]) * 100_000))
+    assert book.flush() == 30
+    for i, key in enumerate(keys[30:], 30):  # and a second flush of small ones
+        book.record(key, "m.g", i % 2 == 0, _ok(i) if i % 2 == 0 else _failed(str(i)))
+    book.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM batches").fetchone() == (4,)
+    db.close()
+    again = jr.Journal(path, script=None, rerun_failed=False)
+    again.open()
+    for i in [39, 0, 29, 31, 5, 30, 12, 38]:
+        expected = _ok(bytes([i]) * 100_000) if i < 30 else _ok(i) if i % 2 == 0 else _failed(str(i))
+        assert again.lookup(keys[i]) == jr.Recorded(i < 30 or i % 2 == 0, expected)
+    again.close()
+
+
+def test_a_failure_superseded_by_a_success_counts_once_and_compacts_away(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    key = jr.explicit_key("k")
+    first = jr.Journal(path, script=None)
+    first.open()
+    first.record(key, "m.f", False, _failed("no"))
+    first.record(jr.explicit_key("other"), "m.f", True, _ok(1))
+    first.close()
+    second = jr.Journal(path, script=None)
+    second.open()
+    assert second.lookup(key) is None  # the failure runs again...
+    second.record(key, "m.f", True, _ok(2))  # ...and succeeds: that is what counts from now on
+    second.close()
+    assert jr.summarize_journal(path).functions == {"m.f": (2, 0)}
+    jr.compact_journal(path)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM batches").fetchone() == (2,)  # the first batch, rewritten
+    db.close()
+    third = jr.Journal(path, script=None, rerun_failed=False)
+    third.open()
+    assert third.lookup(key) == jr.Recorded(True, _ok(2)) and len(third) == 2
+    assert third.lookup(jr.explicit_key("other")) == jr.Recorded(True, _ok(1))
+    third.close()
+
+
+def test_a_damaged_batch_or_an_older_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    book = jr.Journal(path, script=None)
+    book.open()
+    book.record(jr.explicit_key("k"), "m.f", True, _ok(1))
+    book.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE batches SET entries = x'00ff'")
+    db.commit()
+    db.close()
+    with pytest.raises(jr.JournalError, match="a damaged batch of records"):
+        jr.Journal(path, script=None).open()
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('format', 'philipjose-farm-journal 1')")
+    db.commit()
+    db.close()
+    with pytest.raises(jr.JournalError, match=r"not a farm journal of this format.*journal 1"):
+        jr.Journal(old, script=None).open()
+
+
 def test_another_script_or_version_is_refused(tmp_path: Path) -> None:
     script = tmp_path / "job.py"
     script.write_text("def main(farm): pass\n")

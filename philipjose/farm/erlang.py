@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -85,6 +85,7 @@ __all__ = [
     "erlang_machine",
     "farmer_host_for",
     "is_erlang",
+    "map_payloads",
     "map_tasks",
     "outcome_of",
     "reduce_task",
@@ -227,6 +228,17 @@ def map_tasks(fn: ErlFunction, chunks: Sequence[Sequence[tuple[Any, ...]]]) -> l
         else:
             raise ValueError(f"map over {width} iterables: an Erlang function takes one to three")
     return tasks
+
+
+def map_payloads(
+    fn: Any, chunks: Sequence[Sequence[tuple[Any, ...]]], run_chunk: Callable[..., Any]
+) -> tuple[str, list[bytes]]:
+    """``(kind, payloads)`` of a map's tasks: :func:`map_tasks` for an Erlang function, else
+    ``run_chunk(fn, chunk)`` pickled for each chunk."""
+    erl_fn = erlang_function(fn)
+    if erl_fn is None:
+        return PYTHON, [dumps_task(run_chunk, (fn, list(chunk))) for chunk in chunks]
+    return ERLANG, [task.encode() for task in map_tasks(erl_fn, chunks)]
 
 
 def reduce_task(fn: ErlFunction, items: Sequence[Any]) -> Erl:

@@ -40,11 +40,12 @@ from typing import Any, TypeVar
 
 import trio
 
+from philipjose.farm.erlang import encode_task, map_payloads
 from philipjose.farm.errors import ArgumentsTooLarge, FarmError, original_exception
 from philipjose.farm.farm import Farm, FarmFuture, _run_chunk
 from philipjose.farm.options import OptionsView, TaskOptions
 from philipjose.farm.scheduler import PENDING
-from philipjose.farm.shipping import describe_task, dumps_task
+from philipjose.farm.shipping import describe_task
 
 __all__ = ["Executor"]
 
@@ -79,8 +80,8 @@ class _Future(concurrent.futures.Future[Any]):
         return True
 
 
-# (payload, description, future, the task's options)
-_Queued = tuple[bytes, str, _Future, TaskOptions]
+# (payload, description, future, the task's options, its kind: Python or Erlang)
+_Queued = tuple[bytes, str, _Future, TaskOptions, str]
 
 
 class Executor(concurrent.futures.Executor):
@@ -190,11 +191,10 @@ class Executor(concurrent.futures.Executor):
         self, options: TaskOptions, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> concurrent.futures.Future[Any]:
         self._check_open()
-        payload = dumps_task(fn, args, kwargs)
-        description = describe_task(fn)
+        payload, description, kind = encode_task(fn, args, kwargs)
         self._check_size(payload, description)
         future = _Future(self)
-        self._enqueue([(payload, description, future, options)])
+        self._enqueue([(payload, description, future, options, kind)])
         return future
 
     def _check_open(self) -> None:
@@ -229,7 +229,7 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             items = list(self._queue)
             self._queue.clear()
-        for _, _, future, _ in items:
+        for _, _, future, _, _ in items:
             if future.set_running_or_notify_cancel():
                 future.set_exception(error)
 
@@ -240,7 +240,7 @@ class Executor(concurrent.futures.Executor):
             self._queue.clear()
             self._drain_due = False
         farm = self._farm
-        for payload, description, future, options in items:
+        for payload, description, future, options, kind in items:
             if future._cancel_asked:  # cancelled while queued here: it never reaches the farm
                 future.set_running_or_notify_cancel()  # tells wait() and as_completed()
                 continue
@@ -252,6 +252,7 @@ class Executor(concurrent.futures.Executor):
                     idempotent=options.idempotent,
                     key=options.key,
                     dispatch=False,
+                    kind=kind,
                 )
             except FarmError as exc:
                 if future.set_running_or_notify_cancel():
@@ -296,11 +297,11 @@ class Executor(concurrent.futures.Executor):
         items = list(zip(*iterables, strict=False))
         chunks = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
         description = describe_task(fn)
+        kind, payloads = map_payloads(fn, chunks, _run_chunk)
         queued: list[_Queued] = []
-        for chunk in chunks:
-            payload = dumps_task(_run_chunk, (fn, chunk))
+        for payload in payloads:
             self._check_size(payload, description)
-            queued.append((payload, description, _Future(self), _DEFAULT_OPTIONS))
+            queued.append((payload, description, _Future(self), _DEFAULT_OPTIONS, kind))
         self._enqueue(queued)
         return _chain_results([q[2] for q in queued], timeout)
 

@@ -76,7 +76,7 @@ from philipjose.farm.erlang import (
     erlang_function,
     erlang_machine,
     farmer_host_for,
-    map_tasks,
+    map_payloads,
     no_workers_error,
     reduce_task,
 )
@@ -1534,11 +1534,7 @@ class Farm:
         items = list(zip(iterable, *iterables, strict=False))
         size = max(1, chunksize or 1)
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        erl_fn = erlang_function(fn)
-        if erl_fn is not None:
-            kind, payloads = ERLANG, [t.encode() for t in map_tasks(erl_fn, chunks)]
-        else:
-            kind, payloads = PYTHON, [dumps_task(_run_chunk, (fn, chunk)) for chunk in chunks]
+        kind, payloads = map_payloads(fn, chunks, _run_chunk)
         name = describe_task(fn)
         futures: list[FarmFuture] = []
         try:

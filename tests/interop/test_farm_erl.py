@@ -190,6 +190,37 @@ async def test_race_between_erlang_and_python_kills_the_loser_on_each_side(
     assert race_reason == cancel_reason == timeout_reason == Atom("killed")
 
 
+async def test_journal_speculation_and_executor_take_erlang_tasks(
+    beam_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.sqlite"
+    straggler = str(tmp_path / "straggler")
+    async with mixed_setting(beam_dir, monkeypatch, 2) as (a, b, _):
+        nodes = [a.name, b.name]
+        async with farm.Farm(erlang_nodes=nodes, cookie=COOKIE, journal=journal) as f:
+            first = await f.map(farm.erl(TASKS, "where"), range(10))
+        async with farm.Farm(erlang_nodes=nodes, cookie=COOKIE, journal=journal) as f:
+            again = await f.map(farm.erl(TASKS, "where"), range(10))
+            replayed = f.counters.replayed
+        policy = farm.Speculation(min_runtime=0.2)
+        async with farm.Farm(erlang_nodes=nodes, cookie=COOKIE, speculation=policy) as f:
+            with trio.fail_after(20):  # the straggler alone would take 30 s
+                spread = await f.map(farm.erl(TASKS, "once_slow"), [straggler] * 20, range(20))
+            speculated = f.counters
+
+        def executor() -> tuple[Any, list[int]]:
+            with farm.Executor(erlang_nodes=[a.name], cookie=COOKIE) as ex:
+                return ex.submit(farm.Erl("erlang", "node")).result(), list(
+                    ex.map(farm.erl("erlang", "abs"), [-1, 2])
+                )
+
+        from_executor = await trio.to_thread.run_sync(executor)
+    assert again == first and replayed == 10  # from the journal: not run again
+    assert [x for _, x in spread] == list(range(20))
+    assert speculated.duplicates_started >= 1 and speculated.duplicates_won >= 1
+    assert from_executor == (Atom(a.name), [1, 2])
+
+
 async def test_erlang_tasks_fail_when_no_erlang_worker_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
     async with private_epmd() as epmd:
         monkeypatch.setenv("ERL_EPMD_PORT", str(epmd))

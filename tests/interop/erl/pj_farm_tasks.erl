@@ -1,12 +1,20 @@
 %% Erlang tasks for the mixed-farm tests (tests/interop/test_farm_erl.py).
 -module(pj_farm_tasks).
--export([where/1, busy_where/1, wait_file/1, parked/2, gone/1]).
+-export([where/1, busy_where/1, once_slow/2, wait_file/1, parked/2, gone/1]).
 
 %% Which node ran it.
 where(X) -> {node(), X}.
 
 %% As where/1, after 20 ms of work (so that a map is still running when a node is killed).
 busy_where(X) -> timer:sleep(20), {node(), X}.
+
+%% The first call given Path (any node) works for 30 s, the others answer {node(), X} at once: a
+%% straggler for speculation.
+once_slow(Path, X) ->
+    case file:open(Path, [write, exclusive]) of
+        {ok, File} -> file:close(File), timer:sleep(30000), {node(), X};
+        {error, eexist} -> {node(), X}
+    end.
 
 %% Returns the contents of the file at Path once it exists (a race's winner that waits for the
 %% Python loser to be running).

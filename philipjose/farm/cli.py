@@ -3,7 +3,8 @@
 
 ::
 
-    philipjose machines add HOST [--workers N] [--python PATH] [--ssh-opt KEY=VALUE]... [--machines FILE]
+    philipjose machines add HOST [--workers N] [--python PATH] [--ssh-opt KEY=VALUE]... [--kind KIND]
+                            [--machines FILE]
     philipjose machines remove HOST... [--machines FILE]
     philipjose machines list [--machines FILE]
     philipjose machines validate [HOST...] [--check module:function] [--timeout S] [--machines FILE]
@@ -95,6 +96,13 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
         dest="ssh_options",
         help="an ssh_config option passed as -o KEY=VALUE, e.g. Port=2222 (repeatable)",
     )
+    add.add_argument(
+        "--kind",
+        choices=["erlang", "ssh"],  # a Slurm source is written by hand (docs/farm.md)
+        default="ssh",
+        help="ssh: Python workers started there (default); erlang: HOST is a running Erlang/Elixir node "
+        "(name@host) used as an Erlang worker, --workers tasks at once (default: its schedulers)",
+    )
     add.add_argument("--replace", action="store_true", help="replace the machine if it is registered")
     _add_machines_file_option(add)
     add.set_defaults(func=_add)
@@ -170,7 +178,7 @@ def _fail(message: str, status: int = 2) -> int:
 def _add(args: argparse.Namespace) -> int:
     path = _path(args)
     try:
-        machine = Machine(args.host, args.workers, args.python, tuple(args.ssh_options))
+        machine = Machine(args.host, args.workers, args.python, tuple(args.ssh_options), kind=args.kind)
         add_machine(path, machine, replace=args.replace)
     except MachinesError as exc:
         return _fail(str(exc))
@@ -198,6 +206,8 @@ def _describe(machine: Machine | Slurm) -> str:
         table = machine.to_table()
         del table["kind"]
         return "  ".join(["(slurm)", *(f"{key}={value}" for key, value in table.items())])
+    if machine.kind == "erlang":
+        return f"erlang node  workers={machine.workers or 'its schedulers_online'}"
     if machine.workers is not None:
         workers = str(machine.workers)
     else:  # what the farm starts there (see Machine.workers)
@@ -259,8 +269,14 @@ def _validate(args: argparse.Namespace) -> int:
             machines = list(registered.values())
     except MachinesError as exc:
         return _fail(str(exc))
-    if not machines:
+    nodes = [m.host for m in machines if isinstance(m, Machine) and m.kind == "erlang"]
+    if nodes:  # reached by distribution, not ssh: the farm checks them when it connects
+        print(f"note: not validated (Erlang nodes, checked when a farm connects): {', '.join(nodes)}")
+        machines = [m for m in machines if m.host not in nodes]
+    if not machines and not nodes:
         return _fail(f"no machines registered in {path}; name hosts to validate, or add some", 1)
+    if not machines:
+        return 0
     unregistered = [m.host for m in machines if m.host not in registered]
     if unregistered:
         print(f"note: not registered, probed with default settings: {', '.join(unregistered)}")

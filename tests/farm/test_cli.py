@@ -121,6 +121,17 @@ def test_validate_with_nothing_registered(tmp_path: Path, capsys: pytest.Capture
     assert status == 1 and "no machines registered" in err
 
 
+def test_erlang_nodes_in_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = ("machines", "--machines", str(tmp_path / "m.toml"))
+    assert _run(capsys, *m, "add", "calc@build-8", "--kind", "erlang", "--workers", "16")[0] == 0
+    assert load_machines(tmp_path / "m.toml")["calc@build-8"] == Machine("calc@build-8", 16, kind="erlang")
+    assert _run(capsys, *m, "list")[1] == "calc@build-8  erlang node  workers=16\n"
+    status, _, err = _run(capsys, *m, "add", "calc", "--kind", "erlang")
+    assert status == 2 and "needs the host to be a node name" in err and "Traceback" not in err
+    status, out, _ = _run(capsys, *m, "validate")  # nodes are reached by distribution, not ssh
+    assert status == 0 and "not validated (Erlang nodes, checked when a farm connects): calc@build-8" in out
+
+
 def test_help_of_the_command() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "philipjose", "machines", "--help"], capture_output=True, text=True, check=True

@@ -43,6 +43,7 @@ the partial results the same way in one more Erlang task.
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 from collections.abc import Callable, Iterable, Sequence
@@ -440,18 +441,8 @@ class ErlangWorkers:
         node.keeper = pj.self()
         self._service = rpc.current_service()
         node.leader = farm._rt.group_leader_of(current_process()) if farm._rt is not None else None
-        host = node.machine.host
         try:
-            while True:
-                at = farm._policy.launch_at(host)
-                if at is None:
-                    return
-                if at > trio.current_time():
-                    await trio.sleep_until(at)
-                    continue
-                verdict: Verdict = farm._carry_out(await self._live(node))
-                if not verdict.relaunch:
-                    return
+            await farm._lives(node.machine.host, functools.partial(self._live, node))
         finally:
             self._gone(node, "the farm stopped it")
             node.keeper = None

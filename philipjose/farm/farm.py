@@ -56,7 +56,7 @@ import os
 import secrets
 import subprocess
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -734,23 +734,27 @@ class Farm:
         retires) when the verdict is no: the machine is down or the farm is closing.
         """
         slot.keeper = pj.self()
-        host = slot.machine.host
         try:
-            while True:
-                at = self._policy.launch_at(host)
-                if at is None:
-                    return
-                if at > trio.current_time():
-                    await trio.sleep_until(at)
-                    continue  # the machine's state may have changed meanwhile
-                verdict = self._carry_out(await self._live(slot))
-                if not verdict.relaunch:
-                    return
+            await self._lives(slot.machine.host, functools.partial(self._live, slot))
         finally:
             slot.keeper = None
             slot.settled.set()
             if slot.handover and not self._closing:  # it retires: no replacement takes its broadcasts
                 self._abandon_handover(slot)
+
+    async def _lives(self, host: str, live: Callable[[], Awaitable[Verdict]]) -> None:
+        """One ``live()`` after another on ``host``, each when the failure policy lets it start,
+        until a verdict says no more (the machine is down, or the farm is closing)."""
+        while True:
+            at = self._policy.launch_at(host)
+            if at is None:
+                return
+            if at > trio.current_time():
+                await trio.sleep_until(at)
+                continue  # the machine's state may have changed meanwhile
+            verdict = self._carry_out(await live())
+            if not verdict.relaunch:
+                return
 
     def _carry_out(self, verdict: Verdict) -> Verdict:
         if verdict.message:

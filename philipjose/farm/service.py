@@ -250,8 +250,9 @@ class FarmService(GenServer):
         """A helper process: run the map or race, reply, tell the server it is done."""
         try:
             if isinstance(request, Map):
-                futures = [self.farm.submit(_call, fn, args) for fn, args in request.calls]
+                futures: list[Any] = []
                 try:
+                    futures.extend(self.farm.submit(_call, fn, args) for fn, args in request.calls)
                     reply: Any = outcome_term(True, [await f for f in futures])
                 finally:
                     for f in futures:

@@ -206,12 +206,7 @@ async def scenario_checks(peer: Peer) -> dict[str, str]:
     return {line.split()[1]: line.split(maxsplit=2)[2] for line in peer.lines if line.startswith("CHECK ")}
 
 
-ELIXIR_SCENARIO = r"""
-[py_s] = System.argv()
-py = String.to_atom(py_s)
-true = Node.connect(py)
-IO.puts("READY")
-
+ELIXIR_CHECK = r"""
 check = fn name, f ->
   outcome =
     try do
@@ -225,6 +220,28 @@ check = fn name, f ->
   IO.puts("CHECK #{name} #{outcome}")
 end
 """
+"""Elixir's ``check.(name, fn)``: prints the ``CHECK`` line :func:`scenario_checks` reads."""
+
+ELIXIR_SCENARIO = (
+    r"""
+[py_s] = System.argv()
+py = String.to_atom(py_s)
+true = Node.connect(py)
+IO.puts("READY")
+"""
+    + ELIXIR_CHECK
+)
 """The start of an Elixir scenario script run as ``elixir -e SCRIPT -- PyNode``: it connects to the
 Python node ``py``, prints READY and defines ``check.(name, fn)``, which prints the ``CHECK`` line
 :func:`scenario_checks` reads (the script prints DONE at its end)."""
+
+ELIXIR_SCENARIO_END = r"""
+IO.puts("DONE")
+
+receive do
+  :stop -> :ok
+after
+  120_000 -> :ok
+end
+"""
+"""The end of an Elixir scenario script: DONE, then it waits (the test stops it)."""

@@ -15,31 +15,29 @@ from philipjose import farm, rpc
 from tests.node.support import unique
 from tests.tools import require
 
-from .dist_support import COOKIE, ROOT, private_epmd, scenario_checks, start_peer
+from .dist_support import (
+    COOKIE,
+    ELIXIR_CHECK,
+    ELIXIR_SCENARIO_END,
+    ROOT,
+    private_epmd,
+    scenario_checks,
+    start_peer,
+)
 
 pytestmark = pytest.mark.interop
 
-SCRIPT = r"""
+SCRIPT = (
+    r"""
 IO.puts("READY")
 :ok = :net_kernel.monitor_nodes(true, node_type: :all)
 farm = receive do
   {:nodeup, node, _} -> node
 end
 call = fn request -> GenServer.call({:philipjose_farm, farm}, request, 60_000) end
-
-check = fn name, f ->
-  outcome =
-    try do
-      case f.() do
-        true -> "ok"
-        other -> "BAD #{inspect(other)}"
-      end
-    catch
-      kind, reason -> "BAD #{inspect({kind, reason})}"
-    end
-  IO.puts("CHECK #{name} #{outcome}")
-end
-
+"""
+    + ELIXIR_CHECK
+    + r"""
 check.(:map_like_async_stream, fn ->
   PhilipjoseFarm.map(1..50, :pyfarm, :square, [], farm: farm, batch_size: 20) |> Enum.to_list() ==
     Enum.map(1..50, &{:ok, &1 * &1})
@@ -85,14 +83,9 @@ check.(:stats, fn ->
   stats.completed >= 50 and stats.workers == %{python: 2, erlang: 1}
 end)
 check.(:bad_request, fn -> call.({:map, :pyfarm, :square, :nope}) == {:error, :badarg} end)
-IO.puts("DONE")
-
-receive do
-  :stop -> :ok
-after
-  120_000 -> :ok
-end
 """
+    + ELIXIR_SCENARIO_END
+)
 
 
 def square(x: int) -> int:

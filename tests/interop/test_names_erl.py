@@ -116,7 +116,7 @@ async def test_short_and_long_names_do_not_mix_when_python_connects() -> None:
                 assert (await long_py.run(try_connect, long_name))[0]
                 # OTP refuses the same way: a short erl node cannot reach the long one
                 ping = f"net_adm:ping('{long_name}')"
-                code = f"io:format(\"RESULT ~p~n\", [{ping}]), receive after infinity -> ok end."
+                code = f'io:format("RESULT ~p~n", [{ping}]), receive after infinity -> ok end.'
                 async with erl_eval(epmd, ["-sname", unique("erlmix")], code) as probe:
                     assert await probe.line("RESULT ") == "pang"
                     # erl's logger prints the refusal on its own schedule: before or after RESULT

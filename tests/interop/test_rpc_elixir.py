@@ -13,7 +13,15 @@ from philipjose import Atom, rpc
 from tests.node.support import unique
 from tests.tools import require
 
-from .dist_support import COOKIE, ELIXIR_SCENARIO, private_epmd, python_node, scenario_checks, start_peer
+from .dist_support import (
+    COOKIE,
+    ELIXIR_SCENARIO,
+    ELIXIR_SCENARIO_END,
+    private_epmd,
+    python_node,
+    scenario_checks,
+    start_peer,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -89,14 +97,8 @@ check.(:node_spawn_link_and_report, fn ->
     10_000 -> :no_report
   end
 end)
-IO.puts("DONE")
-
-receive do
-  :stop -> :ok
-after
-  120_000 -> :ok
-end
 """
+    + ELIXIR_SCENARIO_END
 )
 
 

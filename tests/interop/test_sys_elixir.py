@@ -13,7 +13,15 @@ from philipjose import Atom, Pid, rpc, supervisors
 from tests.node.support import unique
 from tests.tools import require
 
-from .dist_support import COOKIE, ELIXIR_SCENARIO, private_epmd, python_node, scenario_checks, start_peer
+from .dist_support import (
+    COOKIE,
+    ELIXIR_SCENARIO,
+    ELIXIR_SCENARIO_END,
+    private_epmd,
+    python_node,
+    scenario_checks,
+    start_peer,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -94,14 +102,8 @@ check.(:dynamic_supervisor, fn ->
     DynamicSupervisor.terminate_child(dyn, pid) == {:error, :not_found} and
     DynamicSupervisor.which_children(dyn) == []
 end)
-IO.puts("DONE")
-
-receive do
-  :stop -> :ok
-after
-  120_000 -> :ok
-end
 """
+    + ELIXIR_SCENARIO_END
 )
 
 

@@ -444,7 +444,7 @@ class ErlangWorkers:
         try:
             await farm._lives(node.machine.host, functools.partial(self._live, node))
         finally:
-            self._gone(node, "the farm stopped it")
+            self._gone(node, "the farm stopped it")  # if it is still up (a keeper that crashed)
             node.keeper = None
             node.settled.set()
 
@@ -457,10 +457,11 @@ class ErlangWorkers:
         if isinstance(joined, str):
             node.settled.set()
             return farm._policy.lost(host, trio.current_time(), token=token, came_up=False, how=joined)
+        how = "the farm stopped it"  # unless its connection goes down first
         try:
             how = await self._serve(node)
         finally:
-            tasks = self._gone(node, "its connection was lost")
+            tasks = self._gone(node, how)
         return farm._policy.lost(
             host, trio.current_time(), token=token, came_up=True, how=how, worker=host, tasks=tasks
         )

@@ -186,8 +186,16 @@ async def test_race_between_erlang_and_python_kills_the_loser_on_each_side(
             await f.options(timeout=0.5).submit(farm.Erl(TASKS, "parked", [Atom("timed"), timed_path]))
         timeout_reason = await f.submit(farm.Erl(TASKS, "gone", [timed_path]))
         assert await f.submit(farm.erl("erlang", "whereis"), Atom("race_loser")) == Atom("undefined")
+        # a farm that closes kills the Erlang tasks it still runs (a node given two places at once)
+        closing = str(tmp_path / "closing")
+        async with farm.Farm(erlang_nodes=[farm.Machine(e.name, 2, kind="erlang")], cookie=COOKIE) as g:
+            g.submit(farm.Erl(TASKS, "parked", [Atom("at_close"), closing]))
+            await g.submit(farm.Erl(TASKS, "wait_file", [closing]))
+            infos = {w.node: w for w in g.workers}
+        close_reason = await f.submit(farm.Erl(TASKS, "gone", [closing]))
     assert not psutil.pid_exists(loser_pid) and loser_pid not in python_workers and len(python_workers) == 2
-    assert race_reason == cancel_reason == timeout_reason == Atom("killed")
+    assert race_reason == cancel_reason == timeout_reason == close_reason == Atom("killed")
+    assert infos[e.name].alive is False and infos[e.name].cause == "the farm stopped it"
 
 
 async def test_journal_speculation_and_executor_take_erlang_tasks(

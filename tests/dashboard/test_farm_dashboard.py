@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -18,11 +19,12 @@ from typing import Any
 import pytest
 import trio
 
-from philipjose.farm import Executor, Farm, TaskError
+from philipjose.farm import Executor, Farm, Machine, TaskError
 from philipjose.farm.history import TASKS_PER_WORKER
 from tests.dashboard import _tasks
 from tests.dashboard.browser import browser
-from tests.supervisors.test_cli import _env
+from tests.supervisors.test_cli import _env, _free_port
+from tests.tools import require
 
 
 def _get(url: str) -> Any:
@@ -30,18 +32,12 @@ def _get(url: str) -> Any:
         return json.loads(answer.read())
 
 
-async def _keep_busy(farm: Farm, stop: trio.Event) -> None:
-    while not stop.is_set():
-        await farm.map(_tasks.slow, range(20))
-
-
 async def test_the_farm_page_is_live_shows_replacements_and_tracebacks(tmp_path: Path) -> None:
     token = secrets.token_hex(4)
     async with browser(tmp_path) as page, Farm(workers=2, dashboard=0) as farm:
         assert farm.dashboard_url is not None and farm.dashboard_url.startswith("http://127.0.0.1:")
-        stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_keep_busy, farm, stop)
+            nursery.start_soon(farm.map, _tasks.slow, range(5000))  # ~50 s: cancelled when done here
             failing = farm.submit(_tasks.fails, token)
             await page.open(farm.dashboard_url)
             await page.script("window.notReloaded = true;")
@@ -120,7 +116,7 @@ async def test_the_farm_page_is_live_shows_replacements_and_tracebacks(tmp_path:
             connections = await page.text("#connections")
             assert replacement.node in connections
             await page.screenshot(tmp_path / "farm-node.png")
-            stop.set()
+            nursery.cancel_scope.cancel()  # the map's tasks are cancelled with it
 
 
 async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
@@ -157,6 +153,12 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
         assert final["counters"]["submitted"] == final["counters"]["completed"] == 2_000
         assert sum(len(w["tasks"]) for w in final["timeline"]["workers"]) <= 2 * TASKS_PER_WORKER
         assert len(times) >= 10 and max(seen) > 0
+        node = await trio.to_thread.run_sync(_get, url + "api/node")
+        links = {c["node"]: c for c in node["connections"]}
+        assert set(links) == {w.node for w in farm.workers}
+        for link in links.values():  # the tasks went out and their results came back on them
+            assert link["state"] == "up" and not link["tls"] and link["hidden"]
+            assert link["bytes_out"] > 100_000 and link["bytes_in"] > 100_000 and link["queued"] >= 0
         worst = max(times)
         assert worst < 0.2, f"the slowest of {len(times)} answers took {worst * 1000:.0f} ms"
 
@@ -205,3 +207,45 @@ def test_farm_run_serves_the_page_and_prints_its_url(tmp_path: Path) -> None:
     assert done.returncode == 0, done
     assert done.stdout == "workers on the page: 2\n"
     assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/$", done.stderr, re.MULTILINE), done.stderr
+
+
+async def test_the_page_refuses_other_host_names_on_loopback() -> None:
+    """A page elsewhere cannot read a loopback dashboard through DNS rebinding: its Host is refused."""
+    async with Farm(workers=1, dashboard=0) as farm:
+        assert farm.dashboard_url is not None
+        port = int(farm.dashboard_url.rsplit(":", 1)[1].strip("/"))
+
+        def status(host: str) -> int:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                connection.request("GET", "/api/farm", headers={"Host": host})
+                return connection.getresponse().status
+            finally:
+                connection.close()
+
+        assert await trio.to_thread.run_sync(status, f"127.0.0.1:{port}") == 200
+        assert await trio.to_thread.run_sync(status, f"localhost:{port}") == 200
+        assert await trio.to_thread.run_sync(status, "attacker.example") == 400
+
+
+async def test_a_failing_machine_shows_as_retrying_and_its_slot_as_backing_off() -> None:
+    require("ssh")
+    refused = Machine("127.0.0.1", 1, ssh_options=(f"Port={_free_port()}",))
+    machines = [Machine("localhost", 1), refused]
+    # 4 launches a machine may fail: it retries after 1, 2 and 4 s (less 25% at worst) before it is down
+    async with Farm(machines=machines, farmer_host="127.0.0.1", max_launch_failures=4, dashboard=0) as farm:
+        url = farm.dashboard_url
+        assert url is not None
+        with trio.fail_after(60):
+            while True:
+                data = await trio.to_thread.run_sync(_get, url + "api/farm")
+                local, machine = data["machines"]
+                if machine["state"] != "up":
+                    break
+        assert (machine["host"], machine["state"], machine["workers"]) == ("127.0.0.1", "retrying", 0)
+        assert "Connection refused" in machine["last_error"] and machine["retry_in"] >= 0
+        assert (local["host"], local["state"], local["workers"]) == ("localhost", "up", 1)
+        assert [(w["machine"], w["state"]) for w in data["workers"]] == [
+            ("localhost", "up"),
+            ("127.0.0.1", "backing off"),
+        ]

@@ -405,9 +405,9 @@ class Farm:
         if not net_ticktime > 0:
             raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
         self._machine_list = machine_list
-        self.history = History()  # recent tasks and failures, for the dashboard (bounded)
         self.dashboard_url: str | None = None  # set once the dashboard serves (Farm(dashboard=...))
         self._dashboard = None if dashboard is None else _dashboard_address(dashboard)
+        self.history = History(keeping=dashboard is not None)  # recent tasks and failures (bounded)
         self._allocations: dict[str, Allocation] = {}  # Slurm sources' jobs, by source name
         self.speculation = speculation_of(speculation)
         if journal is None or isinstance(journal, Journal):

@@ -75,9 +75,13 @@ def function_of(task_id: int, description: str) -> str:
 
 
 class History:
-    """The farm's recent activity (see the module docstring)."""
+    """The farm's recent activity (see the module docstring). ``keeping=False`` records nothing (a
+    farm without a dashboard pays nothing per task)."""
 
-    def __init__(self, per_worker: int = TASKS_PER_WORKER, failures: int = FAILURES_KEPT) -> None:
+    def __init__(
+        self, per_worker: int = TASKS_PER_WORKER, failures: int = FAILURES_KEPT, *, keeping: bool = True
+    ) -> None:
+        self.keeping = keeping
         self.per_worker = per_worker
         self.tasks: dict[int, deque[TaskSpan]] = {}
         self.failures: deque[Failure] = deque(maxlen=failures)
@@ -96,7 +100,7 @@ class History:
         dropped) with the decoded ``outcomes`` of the non-empty ones, at ``now``. Call it before the
         farm resolves them (their futures give their descriptions) and before ``slot.last_report`` is
         moved to ``now``."""
-        if slot is None:
+        if slot is None or not self.keeping:
             return
         done = [(task_id, futures.get(task_id)) for task_id, payload in items if payload]
         if not done:
@@ -122,6 +126,8 @@ class History:
 
     def lost(self, future: _Described, error: BaseException, now: float) -> None:
         """The task of ``future`` failed with ``error`` and no outcome from a worker."""
+        if not self.keeping:
+            return
         cls = type(error)
         self._failed(future.description, "", now, f"{cls.__module__}.{cls.__qualname__}", str(error), "")
 

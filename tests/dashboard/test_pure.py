@@ -82,6 +82,10 @@ def test_the_history_keeps_the_last_tasks_and_failures() -> None:
     assert history.failures_seen == 3
     assert history.failures[0].kind == "philipjose.farm.errors.WorkerLost"
     history.report(None, [(1, b"x")], [None], 20.0, futures, assigned)  # an unknown worker: ignored
+    idle = History(keeping=False)  # a farm without a dashboard
+    idle.report(slot, [(1, b"x")], [error], 20.0, futures, assigned)
+    idle.lost(futures[8], WorkerLost("8", ["w1"]), 21.0)
+    assert not idle.tasks and not idle.failures and idle.failures_seen == 0
     assert function_of(12, "12 (broadcast os.getpid)") == "broadcast os.getpid"
     assert function_of(12, "a description") == "a description"
 

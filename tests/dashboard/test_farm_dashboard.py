@@ -152,7 +152,7 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
                 final = await trio.to_thread.run_sync(_get, url + "api/farm")
         assert final["counters"]["submitted"] == final["counters"]["completed"] == 2_000
         assert sum(len(w["tasks"]) for w in final["timeline"]["workers"]) <= 2 * TASKS_PER_WORKER
-        assert len(times) >= 10 and max(seen) > 0
+        assert len(times) >= 5 and any(0 < n < 2_000 for n in seen)  # answers while the map ran
         node = await trio.to_thread.run_sync(_get, url + "api/node")
         links = {c["node"]: c for c in node["connections"]}
         assert set(links) == {w.node for w in farm.workers}

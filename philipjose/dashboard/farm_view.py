@@ -193,6 +193,7 @@ class FarmView(View):
                     "rss": rss if current else None,
                     "last_end": None if info is None or info.alive else info.cause,
                     "kind": "python",
+                    "came": slot.came,  # launched, joined (philipjose worker --join) or server
                 }
             )
         for n, erl in enumerate(farm._erlang.infos()):  # Erlang nodes serving as workers (erlang_nodes=)

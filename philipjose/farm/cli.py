@@ -28,6 +28,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -35,6 +36,15 @@ from philipjose._argtypes import dashboard_address, positive_float, positive_int
 from philipjose.cli import add_log_level_argument
 from philipjose.dashboard import DashboardUnavailable
 from philipjose.dashboard import require as require_dashboard
+from philipjose.farm.elastic_cli import (
+    RUN_OPTIONS,
+    add_ping_action,
+    add_run_options,
+    add_worker_modes,
+    announce,
+    run_options,
+    worker_mode,
+)
 from philipjose.farm.errors import MachinesError
 from philipjose.farm.farm import DEFAULT_FARM_NET_TICKTIME as _FARM_TICKTIME
 from philipjose.farm.journal import JournalError, clear_journal, compact_journal, summarize_journal
@@ -293,15 +303,17 @@ def _validate(args: argparse.Namespace) -> int:
 def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "worker",
-        help="run a farm worker (started by a farmer, not by hand)",
+        help="run a farm worker: started by a farmer, joining a farm (--join) or serving farms (--listen)",
         description="A worker node that connects back to its farmer and runs tasks. The farm's cookie is "
         "read from the first line of stdin (or --cookie-file, mode 0600), never from the command line; "
-        "the worker exits when stdin ends, when the farmer's node goes down, or when told to stop.",
+        "the worker exits when stdin ends, when the farmer's node goes down, or when told to stop. "
+        "With --join it joins a running farm on its own (SIGTERM makes it leave once its task is done); "
+        "with --listen it is a long-lived server that starts workers for the farms that connect to it.",
     )
-    parser.add_argument("--farmer", required=True, metavar="NODE", help="the farmer's node name")
-    parser.add_argument("--farmer-port", required=True, type=positive_int, metavar="PORT")
-    parser.add_argument("--farm", required=True, metavar="NAME", help="the farmer process's registered name")
-    parser.add_argument("--name", required=True, metavar="NODE", help="this worker's node name")
+    parser.add_argument("--farmer", metavar="NODE", help="the farmer's node name (started by a farmer)")
+    parser.add_argument("--farmer-port", type=positive_int, metavar="PORT", help="the farmer's port")
+    parser.add_argument("--farm", metavar="NAME", help="the farmer process's registered name")
+    parser.add_argument("--name", metavar="NODE", help="this worker's node name (--join: j<random>@<host>)")
     parser.add_argument(
         "--listen-host", default="127.0.0.1", help="where this node listens (default 127.0.0.1)"
     )
@@ -322,6 +334,7 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
         "that plus 1 MiB",
     )
     add_tls_arguments(parser)
+    add_worker_modes(parser)
     parser.set_defaults(func=_worker)
 
 
@@ -331,18 +344,40 @@ def _worker(args: argparse.Namespace) -> int:
     from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, check_max_message_size, frame_limit
     from philipjose.farm.worker import FarmerUnreachable, serve
 
+    if args.join is None and args.listen is None and args.stop is None:
+        missing = [
+            f"--{k.replace('_', '-')}"
+            for k in ("farmer", "farmer_port", "farm", "name")
+            if not getattr(args, k)
+        ]
+        if missing:
+            return _fail_worker(f"{', '.join(missing)} needed (or --join, --listen, --stop)")
+    try:
+        tls = tls_from_args(args)
+    except NodeConfigError as exc:
+        return _fail_worker(str(exc))
+    size = DEFAULT_MAX_MESSAGE_SIZE if args.max_message_size is None else args.max_message_size
+    try:
+        check_max_message_size(size)
+    except ValueError as exc:
+        return _fail_worker(str(exc))
+    args.max_message_size_value = size
+    node_options: dict[str, Any] = {
+        "tls": tls,
+        "max_frame_size": frame_limit(size),
+        "max_message_size": frame_limit(size),
+    }
+    if args.net_ticktime is not None:
+        node_options["net_ticktime"] = args.net_ticktime
+    status = worker_mode(args, node_options)
+    if status is not None:
+        return status
     try:
         secret = read_secret_file(args.cookie_file) if args.cookie_file is not None else read_secret()
     except (LaunchError, OSError) as exc:
         print(f"philipjose worker: no usable secret: {exc}", file=sys.stderr)
         return 2
-    tls = tls_from_args(args)
     options = {} if args.net_ticktime is None else {"net_ticktime": args.net_ticktime}
-    size = DEFAULT_MAX_MESSAGE_SIZE if args.max_message_size is None else args.max_message_size
-    try:
-        check_max_message_size(size)
-    except ValueError as exc:
-        return _fail(str(exc))
     try:
         pj.run(
             functools.partial(serve, lifeline=args.cookie_file is None, max_message_size=size),
@@ -363,6 +398,11 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"philipjose worker: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _fail_worker(message: str) -> int:
+    print(f"philipjose worker: error: {message}", file=sys.stderr)
+    return 2
 
 
 # -- philipjose farm run -------------------------------------------------------------------------------
@@ -394,6 +434,7 @@ def _add_farm_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     run.add_argument("script", metavar="SCRIPT", type=Path)
     run.add_argument("script_args", metavar="ARG", nargs=argparse.REMAINDER, help="arguments for the script")
     run.set_defaults(func=_farm_run)
+    add_ping_action(actions)
     journal = actions.add_parser(
         "journal",
         help="show what a farm journal holds; compact or clear it",
@@ -428,6 +469,7 @@ _RUN_OPTIONS = (
     "time",
     "account",
     "slurm_options",
+    *RUN_OPTIONS,
 )
 
 
@@ -513,6 +555,7 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         help="on an error, show its traceback (as --log-level DEBUG does)",
     )
     add_tls_arguments(parser)
+    add_run_options(parser)
 
 
 def _slurm_source(args: argparse.Namespace) -> Slurm:
@@ -657,9 +700,18 @@ def _farm_run(args: argparse.Namespace) -> int:
     machines: list[Machine | Slurm] | None
     try:
         tls = tls_from_args(args)
+        farm_options = run_options(args)
+        elastic = bool(args.accept_workers or args.server) and args.workers is None and args.machines is None
         if args.slurm is not None:
             workers, machines = None, [_slurm_source(args)]
             where = f"running {args.slurm} workers through Slurm (--slurm)"
+        elif elastic:  # only the workers that join, or come from the servers
+            workers, machines, where = (
+                (0 if args.accept_workers else None),
+                None,
+                "running on joining workers",
+            )
+            _no_slurm_options(args)
         else:
             workers, machines, where = resolve_machines(args.workers, args.machines, default_machines_path())
             _no_slurm_options(args)
@@ -667,6 +719,9 @@ def _farm_run(args: argparse.Namespace) -> int:
             require_dashboard()
     except (NodeConfigError, MachinesError, ImportError) as exc:
         return fail(exc)
+    except ValueError as exc:
+        print(f"philipjose farm run: error: {exc}", file=sys.stderr)
+        return 2
     _LOG.info("%s", where)
     try:
         return run_script(
@@ -681,6 +736,10 @@ def _farm_run(args: argparse.Namespace) -> int:
             journal=args.journal,
             rerun_failed=args.rerun_failed is not False,
             dashboard=args.dashboard,
+            farm_options=farm_options,
+            on_start=functools.partial(announce, cookie_file=args.cookie_file)
+            if args.accept_workers
+            else None,
         )
     except BaseException as exc:  # the script's or its main's error: one line (the traceback with --debug)
         leaf = _leaf(exc)

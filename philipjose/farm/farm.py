@@ -58,7 +58,6 @@ import subprocess
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import trio
@@ -90,9 +89,10 @@ from philipjose.farm.errors import (
     WorkerLost,
 )
 from philipjose.farm.history import History
+from philipjose.farm.joining import LAUNCHED, JoinDesk
 from philipjose.farm.journal import Journal, explicit_key, task_key
 from philipjose.farm.launch import LaunchError, WorkerProcess, launch
-from philipjose.farm.machines import Machine, load_machines
+from philipjose.farm.machines import Machine
 from philipjose.farm.options import OptionsView, TaskOptions
 from philipjose.farm.output import LineSplitter, prefixed, receive_chunk, write_stdout_line
 from philipjose.farm.policy import (
@@ -115,6 +115,7 @@ from philipjose.farm.scheduler import (
     Revocation,
     Scheduler,
 )
+from philipjose.farm.server import ServerStatus, split_servers
 from philipjose.farm.service import service_specs
 from philipjose.farm.shipping import (
     Outcome,
@@ -175,6 +176,7 @@ class WorkerInfo:
     alive: bool = True
     machine: str = ""  # the machine it was started on (its ``Machine.host``; see ``Farm.machines``)
     cause: str | None = None  # once it is lost: how it ended ("killed by SIGKILL", ...)
+    came: str = LAUNCHED  # "launched" by the farm, "joined" on its own, or started by a "server"
 
 
 @dataclass(eq=False)
@@ -195,6 +197,7 @@ class _Slot:
     handover: list[int] = field(default_factory=list)  # held tasks (broadcasts) for that replacement
     settled: trio.Event = field(default_factory=trio.Event)  # its first worker came up, failed or retired
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_TAIL))
+    came: str = LAUNCHED  # how its worker came (see WorkerInfo.came); only launched slots have keepers
 
 
 class FarmFuture:
@@ -347,6 +350,16 @@ class Farm:
     serve a live web page of the farm there (loopback unless a host is given; needs the
     ``philipjose[dashboard]`` extra), at :attr:`dashboard_url` once the farm has started. See "The
     dashboard" in ``docs/farm.md``.
+
+    Workers that start on their own (:mod:`~philipjose.farm.joining`, :mod:`~philipjose.farm.server`;
+    "Workers that start on their own" in ``docs/farm.md``): ``accept_workers`` (default False): accept
+    workers that join (``philipjose worker --join`` :attr:`node`); ``workers=0`` (or
+    ``machines=[]``) then launches none, and the start does not wait for any. ``cookie``: the farm's
+    secret (default random; see :attr:`cookie`). ``min_workers`` (default 0): dispatch nothing
+    before that many workers have been up at once. ``servers``: addresses (``"host:port"``) of
+    ``philipjose worker --listen`` servers to ask for workers (needs ``cookie``, the servers'), as
+    ``kind = "server"`` machines do; the farm keeps reconnecting to a server that goes away.
+    ``farmer_port`` (default 0: any free port): the port the farmer's node listens on.
     """
 
     def __init__(
@@ -374,9 +387,13 @@ class Farm:
         speculation: bool | Speculation | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
         erlang_nodes: Sequence[str | Machine] | None = None,
-        cookie: str | None = None,
+        cookie: str | bytes | None = None,
         service: bool = False,
         dashboard: int | str | None = None,
+        accept_workers: bool = False,
+        min_workers: int = 0,
+        servers: Sequence[str] = (),
+        farmer_port: int = 0,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -384,23 +401,29 @@ class Farm:
             )
         if workers is not None and machines is not None:
             raise ValueError("give workers=N (local workers) or machines=..., not both")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1, not {workers}")
         machine_list: list[Machine | Slurm]
-        if machines is None:
-            machine_list = [] if erlang_nodes and workers is None else [Machine("localhost", workers)]
-        elif isinstance(machines, (str, os.PathLike)):
-            machine_list = list(load_machines(Path(machines)).values())
-        else:
-            machine_list = list(machines)
+        machine_list, server_list = split_servers(machines, servers)
+        elastic = bool(accept_workers or server_list)
+        if server_list and cookie is None:
+            raise ValueError("servers accept only farms with their cookie: give Farm(cookie=...)")
+        if workers is not None and workers < (0 if elastic else 1):
+            least = "0" if elastic else "1 (0 with accept_workers=True)"
+            raise ValueError(f"workers must be at least {least}, not {workers}")
+        if machines is None and (workers is not None or not (server_list or erlang_nodes)):
+            machine_list = [Machine("localhost", workers)] if workers != 0 else []
         erlang_list = [
             erlang_machine(m)
             for m in [*machine_list, *(erlang_nodes or ())]
             if isinstance(m, str) or (isinstance(m, Machine) and m.kind == ERLANG)
         ]
         machine_list = [m for m in machine_list if isinstance(m, Slurm) or m.kind != ERLANG]
-        if not machine_list and not erlang_list:
-            raise ValueError("a farm needs at least one machine")
+        if not machine_list and not erlang_list and not elastic:
+            raise ValueError("a farm needs at least one machine (or accept_workers=True)")
+        self._desk = JoinDesk(
+            self, accepting=bool(accept_workers), min_workers=min_workers, servers=server_list
+        )
+        self._wanted_cookie = None if cookie is None else _check_cookie(cookie)
+        self._wanted_port = farmer_port
         supervisors.SupFlags("one_for_one", restart_intensity, restart_period)  # SpecError if invalid
         if not net_ticktime > 0:
             raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
@@ -426,13 +449,13 @@ class Farm:
         self._erlang = ErlangWorkers(self, erlang_list)
         self._kind_hosts = {PYTHON: [m.host for m in machine_list], ERLANG: self._erlang.hosts}
         self._kind_down: dict[str, FarmError] = {}  # kinds whose machines are all down
-        self.cookie = cookie
         self.service = service
         self._policy = FailurePolicy(
             [m.host for m in machine_list] + self._erlang.hosts,
             max_launch_failures=max_launch_failures,
             intensity=restart_intensity,
             period=restart_period,
+            allow_none=True,
         )
         self.net_ticktime = net_ticktime
         self.max_message_size = check_max_message_size(max_message_size)
@@ -447,11 +470,11 @@ class Farm:
         self.tls = tls
         self.epmd = epmd
         self._worker_tls: TLSFiles | None = None
-        all_local = all(m.is_local for m in machine_list)
+        all_local = all(m.is_local for m in machine_list) and not server_list
         self.farmer_host = (
             farmer_host
             or farmer_host_for(erlang_list)
-            or (("localhost" if service else "127.0.0.1") if all_local else _fqdn())
+            or (("localhost" if service else "127.0.0.1") if all_local and not elastic else _fqdn())
         )
         self._listen_host = (
             "127.0.0.1" if self.farmer_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0"
@@ -536,6 +559,8 @@ class Farm:
         if node is None:
             raise FarmError("the runtime has no distribution node")
         self._cookie: bytes = node.cookie  # type: ignore[attr-defined]
+        if self._wanted_cookie is not None and self._wanted_cookie != self._cookie:
+            raise FarmError("Farm(cookie=...) differs from the cookie of the running node it would use")
         self._farmer_node: Atom = node.name  # type: ignore[attr-defined]
         self._farmer_port: int = node.port  # type: ignore[attr-defined]
         self._worker_tls = self._tls_for_workers(getattr(node, "tls", None))
@@ -558,22 +583,28 @@ class Farm:
             first = len(self._slots)
             self._slots.extend(_Slot(first + i, machine) for i in range(count))
         rt.register(self._name, self._farmer_pid)
+        self._desk.check(rt)
         self._ready.set()  # the farmer process may start the workers' supervisor now
         if self._dashboard is not None:
             from philipjose.dashboard.farm_view import serve_farm
 
             self.dashboard_url = await self._nursery.start(serve_farm, self, self._dashboard)
+        launched = list(self._slots)
         with trio.move_on_after(self.start_timeout):
             # every slot has come up or failed once (a failing machine does not hold the start back
-            # while it retries), and some worker is up
-            for slot in self._slots:
+            # while it retries), and some worker is up (with no launched worker: nothing to wait for)
+            for slot in launched:
                 await slot.settled.wait()
             await self._erlang.settled()
-            await self._first_up.wait()
+            await self._desk.settled()  # every server served this farm or failed once
+            if launched or self._desk.servers or self._erlang.hosts:
+                await self._first_up.wait()  # servers that failed are tried again meanwhile
         if self._broken is not None:
             raise self._broken
-        if not any(s.pid is not None for s in self._slots) and not self._erlang.any_up():
-            raise FarmError(f"no worker came up within {self.start_timeout:g} s")
+        sources = launched or self._desk.servers or self._erlang.hosts
+        up = any(s.pid is not None for s in self._slots) or self._erlang.any_up()
+        if sources and not self._desk.accept_workers and not up:
+            raise FarmError(f"no worker came up within {self.start_timeout:g} s{self._desk.start_problem()}")
 
     async def _host_runtime(
         self, task_status: trio.TaskStatus[tuple[Runtime, Pid]] = trio.TASK_STATUS_IGNORED
@@ -591,10 +622,11 @@ class Farm:
         await pj.node.start(
             f"farmer-{self._id}@{self.farmer_host}",
             # Erlang nodes and callers know the farm's cookie: the given one, else ~/.erlang.cookie
-            cookie=self.cookie
-            if self.cookie or self._erlang.hosts or self.service
+            cookie=self._wanted_cookie
+            if self._wanted_cookie or self._erlang.hosts or self.service
             else secrets.token_hex(16),
             epmd=self.epmd,
+            port=self._wanted_port,
             listen_host=self._listen_host,
             tls=self.tls,
             net_ticktime=self.net_ticktime,
@@ -608,6 +640,7 @@ class Farm:
         self._closing = True
         self._policy.shut_down()  # from now on no worker is started again
         rt = self._rt
+        self._desk.stop()
         if rt is not None and self._farmer_pid is not None:
             for slot in self._slots:  # all workers start exiting now; their keepers then wait in turn
                 if slot.pid is not None:
@@ -1022,6 +1055,8 @@ class Farm:
             slot.handover.extend(self._sched.retire(pid))
         if slot.process is not None:
             slot.process.kill()
+        elif slot.came != LAUNCHED and reason != "left":
+            self._desk.kill(slot)
 
     def _abandon_handover(self, slot: _Slot) -> None:
         held, slot.handover, slot.replacing = slot.handover, [], None
@@ -1072,6 +1107,7 @@ class Farm:
             await self._ready.wait()
             if self._closing:  # the start failed before the supervisor was due
                 return
+            self._desk.start(pj.self())  # the door for joining workers, the sessions with servers
             try:
                 self._supervisor = await supervisors.start_link(
                     self._child_specs(),
@@ -1117,6 +1153,8 @@ class Farm:
                 slot = self._by_node.get(msg[1].node)
                 if slot is not None and slot.keeper is not None:
                     pj.send(slot.keeper, msg)  # its keeper registers it
+            elif self._desk.handle(msg):
+                pass
             elif tag == _EXIT and len(msg) == 3 and msg[1] == supervisor:
                 supervised = False
                 if not self._closing:
@@ -1207,11 +1245,13 @@ class Farm:
             host.decode("utf-8", "replace") if isinstance(host, bytes) else str(host),
             os_pid if isinstance(os_pid, int) else None,
             machine=slot.machine.host,
+            came=slot.came,
         )
         self._by_pid[pid] = slot
         if self._init_payload is not None and self._rt is not None:
             self._rt.send(pid, (w.INIT, self._init_payload))  # it runs before the worker's first task
-        self._policy.worker_up(slot.machine.host)
+        if slot.came == LAUNCHED:
+            self._policy.worker_up(slot.machine.host)
         self._sched.worker_up(pid)
         held, slot.handover, slot.replacing = slot.handover, [], None
         for task_id in held:  # broadcasts meant for the worker this one replaces
@@ -1321,13 +1361,15 @@ class Farm:
                     if self._rt is not None:
                         self._rt.send(d.worker, (w.REVOKE, d.task_id))  # a running one is interrupted
                     reason = d.stop or kill
-                    if reason is not None and running and slot.process is not None:
+                    killable = slot.process is not None or slot.came != LAUNCHED
+                    if reason is not None and running and killable:
                         # killed unless it reports the task within the grace period
                         self._stopping.ask(d.worker, d.task_id, reason, trio.current_time())
             else:
                 self._resolve(d)
         batches: dict[Any, list[tuple[int, bytes]]] = {}
-        for a in self._sched.dispatch(trio.current_time()):
+        assignments = self._sched.dispatch(trio.current_time()) if self._desk.may_dispatch() else []
+        for a in assignments:
             if not self._erlang.assign(a):  # an Erlang task starts on its node at once
                 batches.setdefault(a.worker, []).append((a.task_id, a.payload))
         if self._rt is not None:
@@ -1421,7 +1463,8 @@ class Farm:
 
     @property
     def node(self) -> str:
-        """The farmer's node name (what Erlang and Elixir callers of ``service=True`` address)."""
+        """The farmer's node name (what Erlang and Elixir callers of ``service=True`` address, and what
+        ``philipjose worker --join`` takes)."""
         if self._rt is None:
             raise FarmError("the farm is not started (use `async with Farm(...) as farm`)")
         return str(self._farmer_node)
@@ -1439,9 +1482,43 @@ class Farm:
         return self._supervisor
 
     @property
+    def servers(self) -> list[ServerStatus]:
+        """Each server's :class:`~philipjose.farm.server.ServerStatus` (``Farm(servers=...)`` and
+        ``kind = "server"`` machines): its address, state, the slots it granted, its last error."""
+        return list(self._desk.statuses)
+
+    @property
+    def port(self) -> int:
+        """The port the farmer's node listens on (``farmer_port``, or any free one): what
+        ``philipjose worker --join NODE --farmer-port PORT`` takes to skip EPMD."""
+        if self._rt is None:
+            raise FarmError("the farm is not started (use `async with Farm(...) as farm`)")
+        return self._farmer_port
+
+    @property
+    def cookie(self) -> str:
+        """The farm's secret (its node's cookie): what a joining worker or a server needs. Random
+        unless given as ``Farm(cookie=...)``; known once the farm has started. Never logged."""
+        if self._rt is None:
+            raise FarmError("the farm is not started: its cookie is chosen when it starts")
+        return self._cookie.decode("utf-8", "surrogateescape")
+
+    async def wait_for_workers(self, n: int, timeout: float | None = None) -> None:
+        """Wait until at least ``n`` workers are up (Dask's ``Client.wait_for_workers``);
+        ``TimeoutError`` after ``timeout`` seconds."""
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while len(self._sched.workers()) < n:
+                if self._broken is not None:
+                    raise self._broken
+                await self._desk.changed()
+            return
+        raise TimeoutError(f"{len(self._sched.workers())} of {n} workers up after {timeout:g} s")
+
+    @property
     def workers(self) -> list[WorkerInfo]:
         """The workers that came up, live ones first: node, host, OS pid, tasks done, whether alive,
-        the machine it was started on, and for a lost one how it ended (``cause``)."""
+        the machine it was started on, for a lost one how it ended (``cause``), and how it came
+        (``came``: ``"launched"``, ``"joined"`` or ``"server"``)."""
         infos = [s.info for s in self._slots if s.info is not None] + self._erlang.infos()
         return sorted(infos, key=lambda i: not i.alive)
 
@@ -1494,7 +1571,7 @@ class Farm:
         worker to the caller's next ``_apply`` (a batch of submits then costs one dispatch)."""
         if self._broken is not None:
             raise self._broken
-        if not self._kind_hosts[kind]:
+        if not self._kind_hosts[kind] and not (kind == PYTHON and self._desk.accepting):
             raise no_workers_error(kind)
         if kind in self._kind_down:
             raise self._kind_down[kind]
@@ -1675,6 +1752,18 @@ def _dashboard_address(address: int | str) -> tuple[str, int]:
 
     require()
     return parse_address(address)
+
+
+def _check_cookie(cookie: str | bytes) -> bytes:
+    secret = cookie.encode() if isinstance(cookie, str) else cookie
+    if (
+        not isinstance(secret, bytes)
+        or not secret
+        or len(secret) > 1024
+        or any(b in secret for b in b"\r\n\0")
+    ):
+        raise ValueError("a farm's cookie is 1 to 1024 bytes without newlines or NULs")
+    return secret
 
 
 def _fqdn() -> str:

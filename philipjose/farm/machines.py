@@ -18,9 +18,14 @@ PHILIP-JOSE's "register and unregister machines". The file (default
     kind = "erlang"          # an Erlang/Elixir node already running: an Erlang worker
     workers = 16             # tasks it runs at once (default: its schedulers_online)
 
+    [machines."build-9:9000"]
+    kind = "server"          # a `philipjose worker --listen build-9:9000` server
+    workers = 4              # slots to ask it for (default: all it has)
+
 Each ``[machines.HOST]`` table is one :class:`Machine`; every key is optional. ``kind`` says how the
 farm gets workers there (:data:`KINDS`: which keys each kind takes): ``"ssh"`` (the default) starts
-Python workers, ``"erlang"`` uses the node named by HOST as an Erlang worker. Reading checks
+Python workers, ``"erlang"`` uses the node named by HOST as an Erlang worker, ``"server"`` asks the
+worker server at HOST (``host:port``; :mod:`philipjose.farm.server`) for workers. Reading checks
 everything and raises :class:`~philipjose.farm.errors.MachinesError` naming the file, the key and the
 problem; unknown keys are errors (a typo must not be silently ignored). Writing goes through a
 temporary file and ``os.replace``, so a reader never sees half a file.
@@ -94,9 +99,11 @@ KINDS: dict[str, tuple[str, ...]] = {
         "step_options",
         "python",
     ),
+    "server": ("workers",),
 }
 """Each machine ``kind`` and the keys (besides ``kind``) its table may have."""
 
+_SERVER_ADDRESS = re.compile(r"(\[[^\]]+\]|[^:\s\[\]]+):[0-9]{1,5}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SSH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*=\S.*", re.DOTALL)
 _FILE_HEADER = (
@@ -124,6 +131,8 @@ def _kind_problem(kind: object, host: object) -> str | None:
         return f"must be one of {', '.join(map(repr, KINDS))}, not {kind!r}"
     if kind == "erlang" and (not isinstance(host, str) or host.count("@") != 1 or host[0] == "@"):
         return f"'erlang' needs the host to be a node name (name@host), not {host!r}"
+    if kind == "server" and (not isinstance(host, str) or not _SERVER_ADDRESS.fullmatch(host)):
+        return f"'server' needs the host to be the server's address (host:port), not {host!r}"
     return None
 
 

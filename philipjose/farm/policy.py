@@ -168,6 +168,7 @@ class FailurePolicy:
     5, at least 1): failed launches in a row before a machine is down. ``intensity`` (>= 0) and
     ``period`` (> 0 s): more than ``intensity`` idle crashes of a machine's workers within ``period``
     seconds is a crash loop, and the machine is down. ``random``: the jitter's source (for tests).
+    ``allow_none``: an empty ``hosts`` is allowed (a farm whose workers all join on their own).
     """
 
     def __init__(
@@ -180,6 +181,7 @@ class FailurePolicy:
         random: Callable[[], float] = random.random,
         first: float = BACKOFF_FIRST,
         cap: float = BACKOFF_MAX,
+        allow_none: bool = False,
     ) -> None:
         if max_launch_failures < 1:
             raise ValueError(f"max_launch_failures must be at least 1, not {max_launch_failures}")
@@ -194,7 +196,7 @@ class FailurePolicy:
         self._machines: dict[str, _Health] = {}
         for host in hosts:
             self._machines.setdefault(host, _Health(host))
-        if not self._machines:
+        if not self._machines and not allow_none:
             raise ValueError("a failure policy needs at least one machine")
         self._shutting_down = False
 

@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,8 @@ def run_script(
     journal: str | os.PathLike[str] | None = None,
     rerun_failed: bool = True,
     dashboard: int | str | None = None,
+    farm_options: Mapping[str, Any] | None = None,
+    on_start: Callable[[Farm], None] | None = None,
 ) -> int:
     """Run ``path``'s ``main(farm)`` on a farm of ``workers`` local workers or of ``machines``.
 
@@ -148,7 +150,8 @@ def run_script(
     ``net_ticktime``, ``speculation``: the farm's (see :class:`~philipjose.farm.farm.Farm`).
     ``journal``: the path of the farm's journal, written for this script (``rerun_failed``: see
     :class:`~philipjose.farm.journal.Journal`). ``dashboard``: the farm's (its URL is printed on
-    stderr once the farm is up).
+    stderr once the farm is up). ``farm_options``: more of the Farm's options
+    (``accept_workers``, ``cookie``, ...); ``on_start(farm)`` is called once the farm is up.
     Returns the exit status: 0, or 130/143 after SIGINT/SIGTERM (see the module docstring); errors
     from the script propagate.
     """
@@ -157,9 +160,8 @@ def run_script(
         saved = sys.argv
         sys.argv = [str(path), *argv]  # from the import of the script on, as `python SCRIPT ARGS` has it
         try:
-            return _run_script(
-                path, argv, workers, machines, progress, tls, net_ticktime, speculation, book, dashboard
-            )
+            options = dict(farm_options or {}, speculation=speculation, journal=book, dashboard=dashboard)
+            return _run_script(path, argv, workers, machines, progress, tls, net_ticktime, options, on_start)
         finally:
             sys.argv = saved
 
@@ -172,9 +174,8 @@ def _run_script(
     progress: bool | None,
     tls: TLSConfig | None,
     net_ticktime: float,
-    speculation: bool,
-    journal: Journal | None,
-    dashboard: int | str | None = None,
+    options: dict[str, Any],
+    on_start: Callable[[Farm], None] | None,
 ) -> int:
     module = load_script(path)
     writer = None if progress is False else ProgressWriter(sys.stderr, force=bool(progress))
@@ -203,13 +204,13 @@ def _run_script(
                             progress=writer,
                             tls=tls,
                             net_ticktime=net_ticktime,
-                            speculation=speculation,
-                            journal=journal,
-                            dashboard=dashboard,
+                            **options,
                         ) as farm:
                             farms.append(farm)
                             if farm.dashboard_url is not None:
                                 console_for(sys.stderr).write_line(f"dashboard: {farm.dashboard_url}")
+                            if on_start is not None:
+                                on_start(farm)
                             result = module.main(farm)
                             if inspect.isawaitable(result):
                                 result = await result

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from collections import deque
 from typing import Any, Final
@@ -47,6 +49,7 @@ import philipjose as pj
 from philipjose.actors import current_runtime
 from philipjose.farm.errors import FarmError
 from philipjose.farm.interrupt import Interrupter
+from philipjose.farm.joining import LEAVE, LEFT, join
 from philipjose.farm.launch import wait_for_lifeline
 from philipjose.farm.shipping import run_task
 from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, split_by_size
@@ -64,7 +67,9 @@ STOP: Final = Atom("pj_stop")
 DONE: Final = Atom("pj_done")
 _NODEDOWN: Final = Atom("nodedown")
 _LIFELINE: Final = Atom("pj_lifeline_closed")
+_TERM: Final = Atom("pj_asked_to_leave")  # a joined worker's own note: it got SIGTERM
 _BATCH_BUDGET: Final = 0.005  # seconds of quick tasks run per thread hop and reported together
+_WAKE_RUNNER: Final = -2  # a task id no farm issues: wakes an idle runner so it sees it is leaving
 
 
 class FarmerUnreachable(FarmError, ConnectionError):
@@ -76,19 +81,29 @@ async def _watch_lifeline(me: Pid) -> None:
     current_runtime().send(me, _LIFELINE)
 
 
+async def _watch_sigterm(me: Pid) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            current_runtime().send(me, _TERM)
+
+
 def _run_batch(
     batch: list[tuple[int, bytes]],
     budget: float = _BATCH_BUDGET,
     limit: int = DEFAULT_MAX_MESSAGE_SIZE,
     revoked: set[int] | frozenset[int] = frozenset(),
     interrupter: Interrupter | None = None,
+    leaving: threading.Event | None = None,
 ) -> list[tuple[int, bytes]]:
     """Run tasks in order until ``budget`` seconds have passed (at least one); their outcomes, each
     at most ``limit`` bytes (a larger one becomes a ``ResultTooLarge``). A task revoked meanwhile is
-    skipped, one interrupted while it runs stops (both report an empty outcome)."""
+    skipped, one interrupted while it runs stops (both report an empty outcome). Once ``leaving`` is
+    set no further task starts (the farm has given them to others)."""
     done: list[tuple[int, bytes]] = []
     start = time.perf_counter()
     for task_id, payload in batch:
+        if leaving is not None and leaving.is_set():
+            break
         if task_id in revoked:  # revoked while this batch ran (the loop adds to the set)
             done.append((task_id, b""))
             continue
@@ -110,19 +125,28 @@ async def _runner(
     farm: tuple[Atom, Atom],
     limit: int,
     interrupter: Interrupter,
+    leaving: threading.Event,
 ) -> None:
     me = pj.self()
     queue: deque[tuple[int, bytes]] = deque()
     thread = TaskThread("philipjose-worker-task")
     try:
         while True:
+            if leaving.is_set():  # the running task was reported: tell the farm this worker is done
+                pj.send(farm, (LEFT, me))
+                return
             if not queue:
-                queue.append(await tasks.receive())
+                item = await tasks.receive()
+                if item[0] == _WAKE_RUNNER:
+                    continue
+                queue.append(item)
             while True:
                 try:
-                    queue.append(tasks.receive_nowait())
+                    item = tasks.receive_nowait()
                 except trio.WouldBlock:
                     break
+                if item[0] != _WAKE_RUNNER:
+                    queue.append(item)
             dropped = [t for t, _ in queue if t in revoked]
             if dropped:
                 gone = set(dropped)
@@ -130,7 +154,8 @@ async def _runner(
                 queue = deque(item for item in queue if item[0] not in gone)
                 pj.send(farm, (DONE, me, [(t, b"") for t in dropped]))
                 continue
-            done = await thread.run(_run_batch, list(queue), _BATCH_BUDGET, limit, revoked, interrupter)
+            batch = list(queue)
+            done = await thread.run(_run_batch, batch, _BATCH_BUDGET, limit, revoked, interrupter, leaving)
             for _ in done:
                 queue.popleft()
             revoked.difference_update(t for t, _ in done)
@@ -140,14 +165,23 @@ async def _runner(
 
 
 async def serve(
-    farmer: str, farm_name: str, *, lifeline: bool = True, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    farmer: str,
+    farm_name: str | None,
+    *,
+    lifeline: bool = True,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    came: str | None = None,
+    origin: str = "",
 ) -> None:
     """The worker's main process: announce itself, run tasks until told or forced to stop.
 
     ``max_message_size`` bounds each task's pickled outcome (see :mod:`philipjose.farm.sizes`); the
     node must accept messages of ``frame_limit(max_message_size)`` bytes. Raises
-    :class:`FarmerUnreachable` if it cannot connect to ``farmer`` at all."""
-    farmer_node, farm = Atom(farmer), (Atom(farm_name), Atom(farmer))
+    :class:`FarmerUnreachable` if it cannot connect to ``farmer`` at all. ``came`` (``"joined"``
+    or ``"server"``, with ``farm_name`` None): join the farm on ``farmer`` on its own
+    (:func:`philipjose.farm.joining.join`; ``JoinRefused`` when it is refused); SIGTERM then
+    makes it leave: it finishes the task it runs, and exits. ``origin``: a server's address."""
+    farmer_node = Atom(farmer)
     me = pj.self()
     # A worker's name is the farm's label for it: whatever its kind, it may reach its farmer (a
     # philipjose node, the only node it connects to) even where OTP would refuse short/long mixing.
@@ -163,14 +197,30 @@ async def serve(
     if lifeline:
         current_runtime().start_system_task(_watch_lifeline, me)
     pj.node.monitor_node(farmer_node)
-    pj.send(farm, (WORKER_UP, me, socket.gethostname().encode(), os.getpid()))
+    if came is None:
+        assert farm_name is not None
+        farm = (Atom(farm_name), farmer_node)
+        pj.send(farm, (WORKER_UP, me, socket.gethostname().encode(), os.getpid()))
+    else:
+        name, max_message_size = await join(
+            farmer_node, me, came=came, origin=origin, max_message_size=max_message_size
+        )
+        farm = (name, farmer_node)
+        current_runtime().start_system_task(_watch_sigterm, me)
     send_tasks, receive_tasks = trio.open_memory_channel[tuple[int, bytes]](math.inf)
     revoked: set[int] = set()
     interrupter = Interrupter()
+    leaving = threading.Event()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_runner, receive_tasks, revoked, farm, max_message_size, interrupter)
+        nursery.start_soon(_runner, receive_tasks, revoked, farm, max_message_size, interrupter, leaving)
         while True:
             msg: Any = await pj.receive()
+            if msg == _TERM:
+                if not leaving.is_set():
+                    leaving.set()
+                    pj.send(farm, (LEAVE, me))
+                    send_tasks.send_nowait((_WAKE_RUNNER, b""))
+                continue
             if type(msg) is tuple and len(msg) == 2 and msg[0] == RUN and isinstance(msg[1], list):
                 for task_id, payload in msg[1]:
                     send_tasks.send_nowait((task_id, payload))

@@ -61,3 +61,29 @@ def logged_square(path: str, x: int) -> int:
     with open(path, "a") as out:
         out.write(f"{x}\n")
     return x * x
+
+
+def gated_square(flag: str, x: int) -> int:
+    """``x * x``; from ``x = 100`` on, only once the file ``flag`` exists (the test creates it when it
+    wants the rest of a map to run), and after 5 ms of work."""
+    if x >= 100:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(flag) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the task waits for the test's go-ahead (a file), not for time
+    time.sleep(0.005)  # the workload, not a wait
+    return x * x
+
+
+def running_until_told(started: str, go: str) -> str:
+    """Says it is running (a line into the named pipe ``started``), then waits for a line from the
+    named pipe ``go`` and returns ``"finished"``."""
+    with open(started, "w") as out:
+        out.write("running\n")
+    with open(go) as source:
+        source.readline()
+    return "finished"
+
+
+def write_file(path: str) -> None:
+    with open(path, "w") as out:
+        out.write("ran\n")

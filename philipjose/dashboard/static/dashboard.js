@@ -79,7 +79,7 @@
       (c.replayed ? stat("replayed", num(c.replayed), "from journal") : "") +
       `<div class="stat">${sparkline(d.spark)}<span>throughput, last ${d.spark.length} s</span></div></div>`);
     const wrows = d.workers.map((w) =>
-      `<tr data-slot="${w.slot}"><td>${w.kind === "erlang" ? "erl " + w.slot.slice(1) : "w" + w.slot}</td><td class="node">${esc(w.node)}</td><td>${esc(w.machine)}</td>` +
+      `<tr data-slot="${w.slot}"><td>${w.kind === "erlang" ? "erl " + w.slot.slice(1) : "w" + w.slot}</td><td class="node">${esc(w.node)}</td><td>${esc(w.machine)}${w.came && w.came !== "launched" ? ` <span class="muted">(${esc(w.came)})</span>` : ""}</td>` +
       `<td class="num os-pid">${w.os_pid == null ? "" : w.os_pid}</td><td><span class="state ${w.state.split(" ")[0]}">${esc(w.state)}</span></td>` +
       `<td class="num tasks-done">${num(w.tasks_done)}</td><td class="task">${esc(w.task || "")}</td><td class="num">${dur(w.task_for)}</td>` +
       `<td class="num">${w.cpu == null ? "" : w.cpu.toFixed(0) + "%"}</td><td class="num">${bytes(w.rss)}</td>` +

@@ -42,6 +42,7 @@ from philipjose.farm.elastic_cli import (
     add_run_options,
     add_worker_modes,
     announce,
+    cli_error,
     run_options,
     worker_mode,
 )
@@ -351,16 +352,16 @@ def _worker(args: argparse.Namespace) -> int:
             if not getattr(args, k)
         ]
         if missing:
-            return _fail_worker(f"{', '.join(missing)} needed (or --join, --listen, --stop)")
+            return cli_error("worker", f"{', '.join(missing)} needed (or --join, --listen, --stop)")
     try:
         tls = tls_from_args(args)
     except NodeConfigError as exc:
-        return _fail_worker(str(exc))
+        return cli_error("worker", str(exc))
     size = DEFAULT_MAX_MESSAGE_SIZE if args.max_message_size is None else args.max_message_size
     try:
         check_max_message_size(size)
     except ValueError as exc:
-        return _fail_worker(str(exc))
+        return cli_error("worker", str(exc))
     args.max_message_size_value = size
     node_options: dict[str, Any] = {
         "tls": tls,
@@ -398,11 +399,6 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"philipjose worker: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _fail_worker(message: str) -> int:
-    print(f"philipjose worker: error: {message}", file=sys.stderr)
-    return 2
 
 
 # -- philipjose farm run -------------------------------------------------------------------------------

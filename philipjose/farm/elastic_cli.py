@@ -34,6 +34,7 @@ __all__ = [
     "add_run_options",
     "add_worker_modes",
     "announce",
+    "cli_error",
     "farm_cookie",
     "run_options",
     "worker_mode",
@@ -92,7 +93,8 @@ def _secret(args: argparse.Namespace) -> bytes:
     return read_secret()
 
 
-def _error(command: str, message: str, status: int = 2) -> int:
+def cli_error(command: str, message: str, status: int = 2) -> int:
+    """Print ``philipjose COMMAND: error: MESSAGE`` on stderr; returns ``status``."""
     print(f"philipjose {command}: error: {message}", file=sys.stderr)
     return status
 
@@ -163,7 +165,7 @@ def _listen(args: argparse.Namespace, secret: bytes, node_options: dict[str, Any
     try:
         address = parse_address(args.listen, default_host="")
     except ValueError as exc:
-        return _error("worker", str(exc))
+        return cli_error("worker", str(exc))
     listen_host = address.host or None
     if address.host in ("", "0.0.0.0", "::"):
         address = ServerAddress(socket.getfqdn(), address.port)
@@ -190,7 +192,7 @@ def _listen(args: argparse.Namespace, secret: bytes, node_options: dict[str, Any
             **options,
         )
     except OSError as exc:
-        return _error("worker", f"cannot listen on {args.listen}: {exc.strerror or exc}", 1)
+        return cli_error("worker", f"cannot listen on {args.listen}: {exc.strerror or exc}", 1)
     return 0
 
 
@@ -257,7 +259,7 @@ def _ping(args: argparse.Namespace) -> int:
         secret = _secret(args)
         tls = tls_from_args(args)
     except (LaunchError, OSError, NodeConfigError) as exc:
-        return _error(
+        return cli_error(
             "farm ping", f"no usable secret: {exc}" if not isinstance(exc, NodeConfigError) else str(exc)
         )
     return _admin("farm ping", args.address, INFO, args.timeout, secret, {"tls": tls} if tls else None)

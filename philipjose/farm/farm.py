@@ -91,7 +91,7 @@ from philipjose.farm.errors import (
 from philipjose.farm.history import History
 from philipjose.farm.joining import LAUNCHED, JoinDesk
 from philipjose.farm.journal import Journal, explicit_key, task_key
-from philipjose.farm.launch import LaunchError, WorkerProcess, launch
+from philipjose.farm.launch import WORKER_COMMAND, LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine
 from philipjose.farm.options import OptionsView, TaskOptions
 from philipjose.farm.output import LineSplitter, prefixed, receive_chunk, write_stdout_line
@@ -714,11 +714,7 @@ class Farm:
         host = "127.0.0.1" if slot.machine.is_local else slot.machine.host.rpartition("@")[2]
         slot.node = Atom(f"w{slot.index}g{slot.generation}-{self._id}@{host}")
         return [
-            "-m",
-            "philipjose",
-            "--log-level",
-            "WARNING",
-            "worker",
+            *WORKER_COMMAND,
             "--farmer",
             str(self._farmer_node),
             "--farmer-port",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_SECRET",
+    "WORKER_COMMAND",
     "LaunchError",
     "WorkerProcess",
     "launch",
@@ -53,6 +54,9 @@ MAX_SECRET = 1024
 """The longest secret accepted, in bytes (Erlang cookies are far shorter)."""
 
 _GRACE = 10.0
+
+WORKER_COMMAND = ("-m", "philipjose", "--log-level", "WARNING", "worker")
+"""The python arguments that start ``philipjose worker`` (its options follow), as farms and servers do."""
 
 
 class LaunchError(FarmError, RuntimeError):

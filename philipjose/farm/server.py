@@ -54,7 +54,7 @@ import trio
 import philipjose as pj
 from philipjose.actors import current_runtime
 from philipjose.farm.errors import FarmError
-from philipjose.farm.launch import LaunchError, WorkerProcess, launch
+from philipjose.farm.launch import WORKER_COMMAND, LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine, load_machines
 from philipjose.farm.policy import backoff_delay
 from philipjose.term import Atom, Pid, Reference
@@ -310,11 +310,7 @@ class _Server:
 
     def worker_argv(self, farm: _Farm) -> list[str]:
         return [
-            "-m",
-            "philipjose",
-            "--log-level",
-            "WARNING",
-            "worker",
+            *WORKER_COMMAND,
             "--join",
             str(farm.farmer),
             "--farmer-port",

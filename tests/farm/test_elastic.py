@@ -197,6 +197,9 @@ async def test_ping_answers_for_a_live_server_and_times_out_for_a_dead_one(procs
     )
     wrong = _cli("farm", "ping", f"127.0.0.1:{port}", "--timeout", "20", secret="wrong")
     assert wrong.returncode == 1 and "not reachable" in wrong.stdout + wrong.stderr
+    with pytest.raises(farm.FarmError, match="does not accept our cookie"):  # nor a farm
+        async with farm.Farm(servers=[f"127.0.0.1:{port}"], cookie="wrong", start_timeout=2):
+            pass
     os.kill(server.pid, signal.SIGSTOP)  # alive as far as TCP goes, but it never answers
     try:
         dead = _cli("farm", "ping", f"127.0.0.1:{port}", "--timeout", "1")
@@ -207,6 +210,9 @@ async def test_ping_answers_for_a_live_server_and_times_out_for_a_dead_one(procs
     )
     nobody = _cli("farm", "ping", f"127.0.0.1:{_free_port()}", "--timeout", "5")
     assert nobody.returncode == 1 and "is not reachable" in nobody.stderr
+    server.kill()
+    _, err = server.communicate()
+    assert err.count(b"wrong cookie") >= 2  # the ping's and the farm's (it retries), logged by the server
 
 
 async def test_stop_lets_the_running_task_finish_and_refuses_the_next_farm(

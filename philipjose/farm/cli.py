@@ -109,10 +109,11 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
     )
     add.add_argument(
         "--kind",
-        choices=["erlang", "ssh"],  # a Slurm source is written by hand (docs/farm.md)
+        choices=["erlang", "server", "ssh"],  # a Slurm source is written by hand (docs/farm.md)
         default="ssh",
         help="ssh: Python workers started there (default); erlang: HOST is a running Erlang/Elixir node "
-        "(name@host) used as an Erlang worker, --workers tasks at once (default: its schedulers)",
+        "(name@host) used as an Erlang worker, --workers tasks at once (default: its schedulers); server: "
+        "HOST is a worker server's host:port (philipjose worker --listen), --workers slots (default: all)",
     )
     add.add_argument("--replace", action="store_true", help="replace the machine if it is registered")
     _add_machines_file_option(add)
@@ -219,6 +220,8 @@ def _describe(machine: Machine | Slurm) -> str:
         return "  ".join(["(slurm)", *(f"{key}={value}" for key, value in table.items())])
     if machine.kind == "erlang":
         return f"erlang node  workers={machine.workers or 'its schedulers_online'}"
+    if machine.kind == "server":
+        return f"worker server  slots={machine.workers or 'all it has'}"
     if machine.workers is not None:
         workers = str(machine.workers)
     else:  # what the farm starts there (see Machine.workers)
@@ -283,6 +286,11 @@ def _validate(args: argparse.Namespace) -> int:
     nodes = [m.host for m in machines if isinstance(m, Machine) and m.kind == "erlang"]
     if nodes:  # reached by distribution, not ssh: the farm checks them when it connects
         print(f"note: not validated (Erlang nodes, checked when a farm connects): {', '.join(nodes)}")
+    servers = [m.host for m in machines if isinstance(m, Machine) and m.kind == "server"]
+    if servers:
+        print(f"note: not validated (worker servers: philipjose farm ping ADDRESS): {', '.join(servers)}")
+    if nodes or servers:
+        nodes += servers
         machines = [m for m in machines if m.host not in nodes]
     if not machines and not nodes:
         return _fail(f"no machines registered in {path}; name hosts to validate, or add some", 1)

@@ -203,3 +203,22 @@ def test_servers_are_machines_of_kind_server() -> None:
         parse_machines('[machines.box]\nkind = "server"\n', "m.toml")
     with pytest.raises(MachinesError, match="unknown key"):
         parse_machines('[machines."h:1"]\nkind = "server"\npython = "python3"\n', "m.toml")
+
+
+def test_machines_add_list_and_validate_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from philipjose.cli import main
+
+    path = str(tmp_path / "m.toml")
+    assert (
+        main(["machines", "add", "build-9:9000", "--kind", "server", "--workers", "4", "--machines", path])
+        == 0
+    )
+    assert main(["machines", "list", "--machines", path]) == 0
+    assert "worker server  slots=4" in capsys.readouterr().out
+    assert main(["machines", "validate", "--machines", path]) == 0
+    assert (
+        "not validated (worker servers: philipjose farm ping ADDRESS): build-9:9000"
+        in capsys.readouterr().out
+    )
+    assert main(["machines", "add", "box", "--kind", "server", "--machines", path]) == 2
+    assert "'server' needs the host to be the server's address" in capsys.readouterr().err

@@ -105,6 +105,11 @@ def worker_mode(args: argparse.Namespace, node_options: dict[str, Any]) -> int |
     ``node_options``: what the worker's node is started with (TLS, frame and message sizes, ticktime)."""
     if args.join is None and args.listen is None and args.stop is None:
         return None
+    if args.listen is not None:  # a bad address is said before the secret is asked for
+        try:
+            args.listen_address = parse_address(args.listen, default_host="")
+        except ValueError as exc:
+            return cli_error("worker", str(exc))
     try:
         secret = _secret(args)
     except (LaunchError, OSError) as exc:
@@ -162,10 +167,7 @@ def _listen(args: argparse.Namespace, secret: bytes, node_options: dict[str, Any
     import philipjose as pj
     from philipjose.farm.server import serve_server
 
-    try:
-        address = parse_address(args.listen, default_host="")
-    except ValueError as exc:
-        return cli_error("worker", str(exc))
+    address: ServerAddress = args.listen_address
     listen_host = address.host or None
     if address.host in ("", "0.0.0.0", "::"):
         address = ServerAddress(socket.getfqdn(), address.port)

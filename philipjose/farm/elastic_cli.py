@@ -291,6 +291,19 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="dispatch no task before N workers are up at once",
     )
     parser.add_argument(
+        "--farmer-name",
+        metavar="NAME[@HOST]",
+        default=None,
+        help="the farmer's node name (default: farmer-<random>@this host), for workers that join each farm",
+    )
+    parser.add_argument(
+        "--farmer-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="the port the farmer's node listens on (default: any free one)",
+    )
+    parser.add_argument(
         "--server",
         metavar="ADDRESS",
         action="append",
@@ -299,7 +312,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-RUN_OPTIONS = ("accept_workers", "cookie_file", "min_workers", "server")
+RUN_OPTIONS = ("accept_workers", "cookie_file", "min_workers", "server", "farmer_name", "farmer_port")
 
 
 def farm_cookie(path: Path) -> bytes:
@@ -328,6 +341,12 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         options["accept_workers"] = True
     if args.server:
         options["servers"] = [str(_address(s)) for s in args.server]
+    if args.farmer_name is not None:
+        options["farmer_name"] = args.farmer_name
+    if args.farmer_port is not None:
+        if not 0 <= args.farmer_port <= 65535:
+            raise ValueError(f"--farmer-port must be from 0 to 65535, not {args.farmer_port}")
+        options["farmer_port"] = args.farmer_port
     if args.min_workers is not None:
         if args.min_workers < 0:
             raise ValueError(f"--min-workers must be at least 0, not {args.min_workers}")

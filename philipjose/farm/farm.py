@@ -359,7 +359,9 @@ class Farm:
     before that many workers have been up at once. ``servers``: addresses (``"host:port"``) of
     ``philipjose worker --listen`` servers to ask for workers (needs ``cookie``, the servers'), as
     ``kind = "server"`` machines do; the farm keeps reconnecting to a server that goes away.
-    ``farmer_port`` (default 0: any free port): the port the farmer's node listens on.
+    ``farmer_port`` (default 0: any free port): the port the farmer's node listens on;
+    ``farmer_name`` (``NAME`` or ``NAME@HOST``, default ``farmer-<random>``): its node's name, so that
+    standing workers (a systemd unit, a Deployment) can join each farm that takes that name in turn.
     """
 
     def __init__(
@@ -394,6 +396,7 @@ class Farm:
         min_workers: int = 0,
         servers: Sequence[str] = (),
         farmer_port: int = 0,
+        farmer_name: str | None = None,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -424,6 +427,11 @@ class Farm:
         )
         self._wanted_cookie = None if cookie is None else _check_cookie(cookie)
         self._wanted_port = farmer_port
+        alive, _, named_host = (farmer_name or "").partition("@")
+        if farmer_name is not None and not alive:
+            raise ValueError(f"farmer_name must be NAME or NAME@HOST, not {farmer_name!r}")
+        farmer_host = named_host or farmer_host
+        self._alive = alive  # the farmer node's name before the @ (default: farmer-<random>)
         supervisors.SupFlags("one_for_one", restart_intensity, restart_period)  # SpecError if invalid
         if not net_ticktime > 0:
             raise ValueError(f"net_ticktime must be positive, not {net_ticktime}")
@@ -620,7 +628,7 @@ class Farm:
     async def _start_node(self) -> None:
         """Make the runtime the farmer's node: a fresh cookie for this farm, hidden, TLS if asked."""
         await pj.node.start(
-            f"farmer-{self._id}@{self.farmer_host}",
+            f"{self._alive or 'farmer-' + self._id}@{self.farmer_host}",
             # Erlang nodes and callers know the farm's cookie: the given one, else ~/.erlang.cookie
             cookie=self._wanted_cookie
             if self._wanted_cookie or self._erlang.hosts or self.service

@@ -166,6 +166,8 @@ def test_farm_run_options(tmp_path: Path) -> None:
             "cookie_file": None,
             "min_workers": None,
             "server": None,
+            "farmer_name": None,
+            "farmer_port": None,
         }
         base.update(given)
         return argparse.Namespace(**base)
@@ -222,3 +224,15 @@ def test_machines_add_list_and_validate_a_server(tmp_path: Path, capsys: pytest.
     )
     assert main(["machines", "add", "box", "--kind", "server", "--machines", path]) == 2
     assert "'server' needs the host to be the server's address" in capsys.readouterr().err
+
+
+async def test_a_farm_can_be_given_its_node_name_and_port() -> None:
+    import secrets
+
+    from tests.farm.conftest import _free_port
+
+    name, port = f"fm-{secrets.token_hex(3)}", _free_port()
+    async with Farm(workers=0, accept_workers=True, farmer_name=f"{name}@127.0.0.1", farmer_port=port) as f:
+        assert f.node == f"{name}@127.0.0.1" and f.port == port and f.workers == []
+    with pytest.raises(ValueError, match="farmer_name"):
+        Farm(workers=0, accept_workers=True, farmer_name="@h")

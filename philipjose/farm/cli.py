@@ -4,6 +4,7 @@
 ::
 
     philipjose machines add HOST [--workers N] [--python PATH] [--ssh-opt KEY=VALUE]... [--kind KIND]
+                            [--partition P] [--time T] [--account A] [--slurm-option OPT]...
                             [--machines FILE]
     philipjose machines remove HOST... [--machines FILE]
     philipjose machines list [--machines FILE]
@@ -109,13 +110,15 @@ def _add_machines_command(subparsers: argparse._SubParsersAction[argparse.Argume
     )
     add.add_argument(
         "--kind",
-        choices=["erlang", "server", "ssh"],  # a Slurm source is written by hand (docs/farm.md)
+        choices=["erlang", "server", "ssh", "slurm"],
         default="ssh",
         help="ssh: Python workers started there (default); erlang: HOST is a running Erlang/Elixir node "
         "(name@host) used as an Erlang worker, --workers tasks at once (default: its schedulers); server: "
-        "HOST is a worker server's host:port (philipjose worker --listen), --workers slots (default: all)",
+        "HOST is a worker server's host:port (philipjose worker --listen), --workers slots (default: all); "
+        "slurm: HOST names a source of --workers workers (default 1) started through Slurm",
     )
     add.add_argument("--replace", action="store_true", help="replace the machine if it is registered")
+    _add_slurm_options(add, "with --kind slurm")
     _add_machines_file_option(add)
     add.set_defaults(func=_add)
 
@@ -190,7 +193,14 @@ def _fail(message: str, status: int = 2) -> int:
 def _add(args: argparse.Namespace) -> int:
     path = _path(args)
     try:
-        machine = Machine(args.host, args.workers, args.python, tuple(args.ssh_options), kind=args.kind)
+        machine: Machine | Slurm
+        if args.kind == "slurm":
+            if args.ssh_options:
+                raise MachinesError("--ssh-opt does not go with --kind slurm")
+            machine = _slurm_source(args, args.workers or 1, python=args.python, name=args.host)
+        else:
+            _no_slurm_options(args)
+            machine = Machine(args.host, args.workers, args.python, tuple(args.ssh_options), kind=args.kind)
         add_machine(path, machine, replace=args.replace)
     except MachinesError as exc:
         return _fail(str(exc))
@@ -217,7 +227,8 @@ def _describe(machine: Machine | Slurm) -> str:
     if isinstance(machine, Slurm):
         table = machine.to_table()
         del table["kind"]
-        return "  ".join(["(slurm)", *(f"{key}={value}" for key, value in table.items())])
+        shown = {k: " ".join(v) if isinstance(v, list) else v for k, v in table.items()}
+        return "  ".join(["(slurm)", *(f"{key}={value}" for key, value in shown.items())])
     if machine.kind == "erlang":
         return f"erlang node  workers={machine.workers or 'its schedulers_online'}"
     if machine.kind == "server":
@@ -497,18 +508,7 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
         help="run N workers started through Slurm: in the job the command runs in (SLURM_JOB_ID), "
         "else in a job the farm asks for and cancels at the end (see docs/farm.md)",
     )
-    slurm = parser.add_argument_group("with --slurm (the job's salloc options)")
-    slurm.add_argument("--partition", default=None, help="the Slurm partition (default: the cluster's)")
-    slurm.add_argument("--time", default=None, help='the job\'s time limit ("30", "1:00:00", "2-12")')
-    slurm.add_argument("--account", default=None, help="the Slurm account to charge")
-    slurm.add_argument(
-        "--slurm-option",
-        dest="slurm_options",
-        metavar="OPT",
-        action="append",
-        default=None,
-        help='another salloc option, as one word ("--qos=short"); repeat for more',
-    )
+    _add_slurm_options(parser)
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -562,14 +562,31 @@ def _add_farm_run_options(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
 
 
-def _slurm_source(args: argparse.Namespace) -> Slurm:
-    """``--slurm N`` and its options as a :class:`Slurm` (MachinesError for a bad value)."""
+def _add_slurm_options(parser: argparse.ArgumentParser, title: str = "with --slurm") -> None:
+    """The job's options that go with ``--slurm`` (``farm run``) or ``--kind slurm`` (``machines add``)."""
+    slurm = parser.add_argument_group(f"{title} (the job's salloc options)")
+    slurm.add_argument("--partition", default=None, help="the Slurm partition (default: the cluster's)")
+    slurm.add_argument("--time", default=None, help='the job\'s time limit ("30", "1:00:00", "2-12")')
+    slurm.add_argument("--account", default=None, help="the Slurm account to charge")
+    slurm.add_argument(
+        "--slurm-option",
+        dest="slurm_options",
+        metavar="OPT",
+        action="append",
+        default=None,
+        help='another salloc option, as one word ("--qos=short"); repeat for more',
+    )
+
+
+def _slurm_source(args: argparse.Namespace, workers: int, **more: Any) -> Slurm:
+    """``--slurm`` and its options as a :class:`Slurm` (MachinesError for a bad value)."""
     return Slurm(
-        workers=args.slurm,
+        workers=workers,
         partition=args.partition,
         time=args.time,
         account=args.account,
         extra=tuple(args.slurm_options or ()),
+        **more,
     )
 
 
@@ -578,7 +595,7 @@ def _no_slurm_options(args: argparse.Namespace) -> None:
     if args.slurm_options:
         given.append("--slurm-option")
     if given:
-        raise MachinesError(f"{', '.join(given)} go with --slurm N")
+        raise MachinesError(f"{', '.join(given)}: Slurm options, for a Slurm source")
 
 
 def resolve_machines(
@@ -707,7 +724,7 @@ def _farm_run(args: argparse.Namespace) -> int:
         farm_options = run_options(args)
         elastic = bool(args.accept_workers or args.server) and args.workers is None and args.machines is None
         if args.slurm is not None:
-            workers, machines = None, [_slurm_source(args)]
+            workers, machines = None, [_slurm_source(args, args.slurm)]
             where = f"running {args.slurm} workers through Slurm (--slurm)"
         elif elastic:  # only the workers that join, or come from the servers
             workers, machines, where = (

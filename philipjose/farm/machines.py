@@ -378,7 +378,7 @@ def save_machines(path: str | os.PathLike[str], machines: Iterable[Machine | Slu
         raise
 
 
-def add_machine(path: str | os.PathLike[str], machine: Machine, *, replace: bool = False) -> None:
+def add_machine(path: str | os.PathLike[str], machine: Machine | Slurm, *, replace: bool = False) -> None:
     """Register ``machine`` in the file at ``path``.
 
     Raises :class:`MachinesError` when the host is already registered, unless ``replace`` is true.

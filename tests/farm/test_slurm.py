@@ -38,7 +38,7 @@ from philipjose.farm.slurm import (
 )
 from philipjose.farm.validate import validate_machine
 from tests.farm._slurm_tasks import where_square
-from tests.farm.test_cli import _philipjose
+from tests.farm.test_cli import _philipjose, _run
 
 # -- the pure part -------------------------------------------------------------------------------------
 
@@ -140,6 +140,43 @@ def test_the_registry_holds_slurm_sources() -> None:
         parse_machines('[machines.c]\nkind = "slurm"\nworkers = 0\n', "m.toml")
     with pytest.raises(farm.MachinesError, match=r"m.toml: machines.c.extra: \[0\] must be"):
         parse_machines('[machines.c]\nkind = "slurm"\nextra = [3]\n', "m.toml")
+
+
+def test_machines_add_registers_a_slurm_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = str(tmp_path / "m.toml")
+    argv = [
+        "machines",
+        "add",
+        "hpc",
+        "--kind",
+        "slurm",
+        "--workers",
+        "8",
+        "--partition",
+        "debug",
+        "--time",
+        "30",
+    ]
+    assert _run(capsys, *argv, "--slurm-option=--qos=short", "--machines", registry)[0] == 0
+    assert parse_machines(Path(registry).read_text())["hpc"] == Slurm(
+        workers=8, partition="debug", time="30", extra=("--qos=short",), name="hpc"
+    )
+    assert _run(capsys, "machines", "list", "--machines", registry)[1].split() == [
+        "hpc",
+        "(slurm)",
+        "workers=8",
+        "partition=debug",
+        "time=30",
+        "extra=--qos=short",
+    ]
+    for bad, said in [
+        (["box", "--partition", "debug"], "--partition: Slurm options, for a Slurm source"),
+        (["c2", "--kind", "slurm", "--ssh-opt", "Port=1"], "--ssh-opt does not go with --kind slurm"),
+        (["c3", "--kind", "slurm", "--time", "soon"], "Slurm time must be a Slurm time limit"),
+    ]:
+        status, out, err = _run(capsys, "machines", "add", *bad, "--machines", registry)
+        assert (status, out) == (2, "") and err.startswith(f"philipjose machines: error: {said}"), err
+        assert len(err.splitlines()) == 1
 
 
 # -- against a real slurmctld and slurmd ------------------------------------------------------------

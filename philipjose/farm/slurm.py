@@ -22,13 +22,13 @@ The allocation (:class:`Allocation`, one per ``Slurm`` source of a farm):
   id. The command, run by salloc on the farmer's host, holds the allocation as long as its stdin is
   open: it is the allocation's lifeline, as stdin is a worker's. When the farmer exits in any way
   (SIGKILL included) the pipe closes, salloc relinquishes the job, and nothing is left queued or
-  running on the cluster. Closing the farm ``scancel``\\ s the job (only a job it created), closes the
-  lifeline and waits until ``squeue`` no longer lists the job.
+  running on the cluster. Closing the farm closes that lifeline, ``scancel``\\ s the job (only a job it
+  created) and waits until ``squeue`` no longer lists it.
 
 A worker lost to the scheduler (its step killed, the job cancelled, its time limit reached, the job
 preempted or its node failed) is a worker whose process (``srun``) exited: the failure policy
 (:mod:`~philipjose.farm.policy`) charges its death as any other, and its keeper launches a
-replacement. Before each launch :meth:`Allocation.job` checks the job (``squeue``) and, when the
+replacement. Before each launch :meth:`Allocation.current_job` checks the job (``squeue``) and, when the
 whole allocation is gone, asks Slurm for a new one (one request however many workers are waiting).
 
 Which states a job may still run steps in, what ``sinfo`` says about a partition, what ``salloc``
@@ -42,6 +42,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -83,6 +84,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOLDER = 'echo "$SLURM_JOB_ID"; exec cat >/dev/null'  # holds the allocation while its stdin is open
 _CLOSE_WAIT: Final = 30.0  # seconds a closing farm waits for its job to leave squeue's listing
+_SAID: Final = 64  # lines of salloc's stderr kept to say why it gave up
 _SALLOC_GRACE: Final = 5.0  # seconds salloc gets to relinquish a job once its lifeline is closed
 _QUERY_TIMEOUT: Final = 30.0  # seconds a sinfo/squeue/scancel call may take
 
@@ -423,12 +425,15 @@ class Allocation:
             ) from exc
         self._holder = holder
         assert holder.stdout is not None and holder.stderr is not None
-        said: list[str] = []  # salloc's lines until the job is granted (or salloc gives up)
+        said: deque[str] = deque(maxlen=_SAID)  # salloc's last lines until the job is granted
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._hear_salloc, holder.stderr, said)
                 job = await _first_line(holder.stdout)
-                nursery.cancel_scope.cancel()
+                if job.isdigit():
+                    nursery.cancel_scope.cancel()
+                else:  # salloc gave up: its last words say why
+                    nursery.cancel_scope.deadline = trio.current_time() + _SALLOC_GRACE
         except BaseException:  # cancelled while queued: salloc withdraws its request on SIGTERM
             with trio.CancelScope(shield=True):
                 await self._release(terminate=True)
@@ -444,7 +449,7 @@ class Allocation:
         _LOG.info("%s: Slurm job %s granted (%d workers)", self.slurm.host, job, self.slurm.workers)
         return job
 
-    async def _hear_salloc(self, stream: trio.abc.ReceiveStream, said: list[str]) -> None:
+    async def _hear_salloc(self, stream: trio.abc.ReceiveStream, said: deque[str]) -> None:
         """Keep salloc's stderr lines in ``said``; log those saying the job waits in the queue at
         INFO (``salloc: job 41 queued and waiting for resources``)."""
         lines = LineSplitter()

@@ -16,13 +16,14 @@ The allocation (:class:`Allocation`, one per ``Slurm`` source of a farm):
 - inside one (``SLURM_JOB_ID`` is set: the farmer runs in an ``sbatch`` script or an ``salloc``
   shell), the steps go into that job. The farm never cancels it, and when it has ended a launch fails
   (the farmer is normally gone with it);
-- outside one, the farm asks for its own with ``salloc --ntasks=N --cpus-per-task=C [--partition,
-  --time, --account, extra...] --kill-command=TERM -- sh -c 'echo $SLURM_JOB_ID; exec cat'``. That
-  blocks until Slurm grants the job (a queued job waits: see ``start_timeout``), then prints the job
-  id. The command, run by salloc on the farmer's host, holds the allocation as long as its stdin is
-  open: it is the allocation's lifeline, as stdin is a worker's. When the farmer exits in any way
-  (SIGKILL included) the pipe closes, salloc relinquishes the job, and nothing is left queued or
-  running on the cluster. Closing the farm closes that lifeline, ``scancel``\\ s the job (only a job it
+- outside one, the farm asks for its own as it starts (before ``start_timeout`` counts) with
+  ``salloc --ntasks=N --cpus-per-task=C [--partition, --time, --account, extra...]
+  --kill-command=TERM -- sh -c 'echo $SLURM_JOB_ID; exec cat'``. That blocks while the job waits in
+  the queue (``--immediate=S`` in ``extra`` bounds the wait), then prints the job id. The command,
+  run by salloc on the farmer's host, holds the allocation as long as its stdin is open: it is the
+  allocation's lifeline, as stdin is a worker's. When the farmer exits in any way (SIGKILL
+  included) the pipe closes, salloc relinquishes the job, and nothing is left queued or running on
+  the cluster. Closing the farm closes that lifeline, ``scancel``\\ s the job (only a job it
   created) and waits until ``squeue`` no longer lists it.
 
 A worker lost to the scheduler (its step killed, the job cancelled, its time limit reached, the job
@@ -531,14 +532,24 @@ class Allocation:
 
 
 async def open_allocations(sources: Sequence[object], job_name: str) -> dict[str, Allocation]:
-    """An :class:`Allocation` for each :class:`Slurm` among a farm's ``sources``, by name, once
-    :func:`check_cluster` found the cluster answering and each partition there (else
-    :class:`SlurmError`). No job is asked for yet: the first worker's launch does."""
+    """An :class:`Allocation` for each :class:`Slurm` among a farm's ``sources``, by name, with its
+    job: :func:`check_cluster` must find the cluster answering and the partition there, and then
+    the job is asked for (outside an allocation: ``salloc`` waits in the queue as long as Slurm
+    keeps it there, unless ``extra`` has ``--immediate=S``). Raises :class:`SlurmError` at once
+    when Slurm refuses the job (with salloc's reason), after giving back the jobs already made."""
     allocations: dict[str, Allocation] = {}
-    for source in sources:
-        if isinstance(source, Slurm):
-            await check_cluster(source)
-            allocations[source.host] = Allocation(source, job_name)
+    try:
+        for source in sources:
+            if isinstance(source, Slurm):
+                await check_cluster(source)
+                allocation = allocations[source.host] = Allocation(source, job_name)
+                try:
+                    await allocation.current_job()
+                except LaunchError as exc:
+                    raise SlurmError(f"{source.host}: {exc}") from None
+    except BaseException:
+        await close_allocations(allocations)
+        raise
     return allocations
 
 

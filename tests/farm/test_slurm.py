@@ -312,25 +312,36 @@ async def test_the_cookie_is_on_no_command_line_and_in_no_environment(slurm_clus
                 continue
 
 
-async def test_a_job_that_cannot_start_is_withdrawn_when_the_farm_gives_up(
+async def test_a_queued_job_is_waited_for_and_withdrawn_when_the_start_is_cancelled(
     slurm_cluster: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "philipjose.farm.slurm")
     cpus = os.cpu_count() or 1
-    f = farm.Farm(machines=[Slurm(workers=cpus + 1)], start_timeout=3)
-    with pytest.raises(farm.FarmError, match="no worker came up within 3 s"):
+    f = farm.Farm(machines=[Slurm(workers=cpus + 1)], start_timeout=1)  # more CPUs than the node has
+    with trio.move_on_after(4) as waited:  # the start waits as long as the job is queued...
         async with f:
-            pass  # pragma: no cover: the node has too few CPUs, the job stays queued
+            pytest.fail("a farm started on a job that cannot run")  # pragma: no cover
+    assert waited.cancelled_caught
     assert any("queued and waiting for resources" in r.getMessage() for r in caplog.records), caplog.text
     listed = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True, timeout=30)
-    assert f"philipjose-farm-{f._id}" not in listed.stdout.split(), listed.stdout
+    assert f"philipjose-farm-{f._id}" not in listed.stdout.split(), listed.stdout  # ...and withdraws it
 
 
-async def test_a_job_slurm_refuses_fails_the_farm_with_sallocs_reason(slurm_cluster: None) -> None:
-    source = Slurm(workers=1, extra=["--mem=99999999"])  # more memory than the node has
-    with pytest.raises(farm.FarmError, match=r"no Slurm allocation: salloc: error: .*not available"):
-        async with farm.Farm(machines=[source], max_launch_failures=1):
-            pass  # pragma: no cover
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (["--mem=99999999"], "Requested node configuration is not available"),  # more than the node has
+        (["--immediate=1", "--ntasks-per-node=64"], "salloc: error: "),  # not now, and not waiting
+    ],
+)
+async def test_a_job_slurm_refuses_fails_the_start_with_sallocs_reason(
+    slurm_cluster: None, extra: list[str], reason: str
+) -> None:
+    with trio.fail_after(30):
+        with pytest.raises(SlurmError, match=r"^slurm: no Slurm allocation: salloc: error: ") as raised:
+            async with farm.Farm(machines=[Slurm(workers=1, extra=extra)]):
+                pass  # pragma: no cover
+    assert reason in str(raised.value)
 
 
 async def test_a_missing_partition_is_reported_at_once(slurm_cluster: None) -> None:

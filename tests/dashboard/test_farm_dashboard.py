@@ -130,8 +130,8 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
         times: list[float] = []
         seen: list[int] = []
 
-        def poll() -> None:
-            while not done.is_set():
+        def poll() -> None:  # as a few pages would: each JSON every 20 ms
+            while not done.wait(0.02):
                 for path in ("api/farm", "api/node"):
                     start = time.perf_counter()
                     data = _get(url + path)
@@ -152,13 +152,20 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
                 final = await trio.to_thread.run_sync(_get, url + "api/farm")
         assert final["counters"]["submitted"] == final["counters"]["completed"] == 2_000
         assert sum(len(w["tasks"]) for w in final["timeline"]["workers"]) <= 2 * TASKS_PER_WORKER
-        assert len(times) >= 5 and any(0 < n < 2_000 for n in seen)  # answers while the map ran
-        node = await trio.to_thread.run_sync(_get, url + "api/node")
-        links = {c["node"]: c for c in node["connections"]}
+        assert len(times) >= 10 and len({n for n in seen if 0 < n < 2_000}) >= 2  # answers while it ran
+        # the 2,000 tasks went out and their results came back: more than 50 bytes each, each way (a
+        # snapshot is served again for up to MAX_AGE seconds: the first may be from the map's start)
+        with trio.fail_after(30):
+            while True:
+                node = await trio.to_thread.run_sync(_get, url + "api/node")
+                links = {c["node"]: c for c in node["connections"]}
+                if sum(link["bytes_in"] for link in links.values()) > 2_000 * 50:
+                    break
         assert set(links) == {w.node for w in farm.workers}
-        for link in links.values():  # the tasks went out and their results came back on them
+        assert sum(link["bytes_out"] for link in links.values()) > 2_000 * 50
+        for link in links.values():
             assert link["state"] == "up" and not link["tls"] and link["hidden"]
-            assert link["bytes_out"] > 100_000 and link["bytes_in"] > 100_000 and link["queued"] >= 0
+            assert link["bytes_out"] > 0 and link["bytes_in"] > 0 and link["queued"] >= 0
         worst = max(times)
         assert worst < 0.2, f"the slowest of {len(times)} answers took {worst * 1000:.0f} ms"
 

@@ -11,8 +11,8 @@ def slow(x: int) -> int:
 
 
 def tiny(x: int) -> int:
-    """5 us of work (so a map of 100,000 lasts several of the dashboard's snapshots, however quiet)."""
-    end = time.perf_counter() + 5e-6
+    """20 us of work (so a map of 100,000 lasts several of the dashboard's snapshots, however quiet)."""
+    end = time.perf_counter() + 20e-6
     while time.perf_counter() < end:
         pass
     return x + 1

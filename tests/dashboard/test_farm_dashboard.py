@@ -120,9 +120,10 @@ async def test_the_farm_page_is_live_shows_replacements_and_tracebacks(tmp_path:
 
 
 async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
-    """100,000 tiny tasks in one map, in chunks of 50 (the farm's fast path: 2,000 farm tasks; a map
-    of 100,000 single tasks holds the farmer's loop for seconds while it ships them, which nothing on
-    that loop can answer through)."""
+    """100,000 tiny tasks in one map, in chunks of 250 (the farm's fast path: 400 farm tasks). The
+    slowest answer comes while ``map`` ships its tasks, before it first yields: 35 ms for 400 farm
+    tasks at load 15, but 276 ms for 2,000 and seconds for 100,000 single tasks, which nothing on the
+    farmer's loop can answer through (docs/benchmarks.md)."""
     async with Farm(workers=2, dashboard=0) as farm:
         url = farm.dashboard_url
         assert url is not None
@@ -142,27 +143,27 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trio.to_thread.run_sync, poll)
             try:
-                results = await farm.map(_tasks.tiny, range(100_000), chunksize=50)
+                results = await farm.map(_tasks.tiny, range(100_000), chunksize=250)
             finally:
                 done.set()
         assert results[:3] == [1, 2, 3] and len(results) == 100_000
         with trio.fail_after(30):  # a snapshot is served again for up to MAX_AGE seconds
             final = await trio.to_thread.run_sync(_get, url + "api/farm")
-            while final["counters"]["resolved"] < 2_000:
+            while final["counters"]["resolved"] < 400:
                 final = await trio.to_thread.run_sync(_get, url + "api/farm")
-        assert final["counters"]["submitted"] == final["counters"]["completed"] == 2_000
+        assert final["counters"]["submitted"] == final["counters"]["completed"] == 400
         assert sum(len(w["tasks"]) for w in final["timeline"]["workers"]) <= 2 * TASKS_PER_WORKER
-        assert len(times) >= 10 and len({n for n in seen if 0 < n < 2_000}) >= 2  # answers while it ran
-        # the 2,000 tasks went out and their results came back: more than 50 bytes each, each way (a
+        assert len(times) >= 10 and len({n for n in seen if 0 < n < 400}) >= 2  # answers while it ran
+        # the 400 tasks went out and their results came back: more than 50 bytes each, each way (a
         # snapshot is served again for up to MAX_AGE seconds: the first may be from the map's start)
         with trio.fail_after(30):
             while True:
                 node = await trio.to_thread.run_sync(_get, url + "api/node")
                 links = {c["node"]: c for c in node["connections"]}
-                if sum(link["bytes_in"] for link in links.values()) > 2_000 * 50:
+                if sum(link["bytes_in"] for link in links.values()) > 400 * 50:
                     break
         assert set(links) == {w.node for w in farm.workers}
-        assert sum(link["bytes_out"] for link in links.values()) > 2_000 * 50
+        assert sum(link["bytes_out"] for link in links.values()) > 400 * 50
         for link in links.values():
             assert link["state"] == "up" and not link["tls"] and link["hidden"]
             assert link["bytes_out"] > 0 and link["bytes_in"] > 0 and link["queued"] >= 0

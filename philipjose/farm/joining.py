@@ -85,6 +85,7 @@ __all__ = [
     "lost_message",
     "parse_join",
     "refusal",
+    "to_forget",
 ]
 
 DOOR: Final = Atom("pj_farm_door")
@@ -100,6 +101,9 @@ JOINED: Final = "joined"
 """How a worker came: it joined on its own (``philipjose worker --join``)."""
 SERVER: Final = "server"
 """How a worker came: started for the farm by a ``philipjose worker --listen`` server."""
+
+KEPT_LOST: Final = 1000
+"""How many lost joined workers a farm remembers (in ``f.workers``); older ones are forgotten."""
 
 JOIN_TIMEOUT: Final = 30.0
 """Seconds a joining worker waits for the farm's answer once it is connected to the farmer's node."""
@@ -164,6 +168,13 @@ def dispatch_open(min_workers: int, workers_up: int, opened: bool) -> bool:
     """Whether the farm may dispatch: once ``min_workers`` workers have been up at the same time
     (``opened`` says it happened before), for the rest of the farm's life."""
     return opened or workers_up >= min_workers
+
+
+def to_forget(lost: Sequence[bool], keep: int) -> set[int]:
+    """Which of a farm's slots to forget (their positions): the oldest of those ``lost`` (lost
+    joined workers) beyond the ``keep`` most recent."""
+    positions = [i for i, gone in enumerate(lost) if gone]
+    return set(positions[: max(0, len(positions) - keep)])
 
 
 def lost_message(worker: str, host: str, how: str, tasks: int, came: str) -> tuple[int, str]:
@@ -359,7 +370,7 @@ class JoinDesk:
         from philipjose.farm.farm import _Slot
 
         machine = _machine_label(request.origin if request.came == SERVER else request.host)
-        slot = _Slot(len(farm._slots), machine, came=request.came)
+        slot = _Slot(max((s.index for s in farm._slots), default=-1) + 1, machine, came=request.came)
         slot.node = node
         farm._slots.append(slot)
         farm._by_node[node] = slot
@@ -389,6 +400,10 @@ class JoinDesk:
         if slot.doomed is None:
             level, message = lost_message(worker, slot.machine.host, how, tasks, slot.came)
             _LOG.log(level, "%s", message)
+        lost = [s.came != LAUNCHED and s.pid is None and s.node not in farm._by_node for s in farm._slots]
+        forget = to_forget(lost, KEPT_LOST)  # the oldest lost joined workers (f.workers, the dashboard)
+        if forget:
+            farm._slots[:] = [s for i, s in enumerate(farm._slots) if i not in forget]
         farm._report()
 
     def kill(self, slot: _Slot) -> None:

@@ -20,6 +20,7 @@ from philipjose.farm.joining import (
     lost_message,
     parse_join,
     refusal,
+    to_forget,
 )
 from philipjose.farm.server import ServerAddress, grant, parse_address, server_node_name, split_servers
 from philipjose.term import Atom, Pid
@@ -236,3 +237,9 @@ async def test_a_farm_can_be_given_its_node_name_and_port() -> None:
         assert f.node == f"{name}@127.0.0.1" and f.port == port and f.workers == []
     with pytest.raises(ValueError, match="farmer_name"):
         Farm(workers=0, accept_workers=True, farmer_name="@h")
+
+
+def test_the_oldest_lost_joined_workers_are_forgotten() -> None:
+    assert to_forget([True, False, True, True], 2) == {0}
+    assert to_forget([True, False, True, True], 0) == {0, 2, 3}
+    assert to_forget([False, True], 5) == set()

@@ -8,26 +8,17 @@ from tests.farm._tasks import square
 from tests.farm.conftest import _free_port
 from tests.farm.test_elastic import COOKIE, Procs, _exit_status, _server_up, procs  # noqa: F401 (a fixture)
 
-from .certs import PKI, NodeFiles
+from .certs import PKI
 from .support import node_tls
 
 
-def _tls_args(files: NodeFiles) -> list[str]:
-    return [
-        "--tls-certfile",
-        str(files.certfile),
-        "--tls-keyfile",
-        str(files.keyfile),
-        "--tls-cafile",
-        str(files.cafile),
-    ]
-
-
 async def test_joined_and_server_workers_over_tls(procs: Procs, pki: PKI) -> None:  # noqa: F811
-    port = _free_port()
-    server = procs.start("worker", "--listen", f"127.0.0.1:{port}", "--slots", "1", *_tls_args(pki.good))
-    await _server_up(server)
     tls = node_tls(pki.good)
+    assert tls.files is not None
+    args = tls.files.argv()  # the --tls-* options the farm would give its own workers
+    port = _free_port()
+    server = procs.start("worker", "--listen", f"127.0.0.1:{port}", "--slots", "1", *args)
+    await _server_up(server)
     async with farm.Farm(
         workers=0,
         accept_workers=True,
@@ -38,7 +29,7 @@ async def test_joined_and_server_workers_over_tls(procs: Procs, pki: PKI) -> Non
     ) as f:
         status, err = await _exit_status(procs.join(f.node))  # no TLS: the farmer's node refuses it
         assert status == 1 and "cannot connect to the farmer" in err, err
-        procs.start("worker", "--join", f.node, *_tls_args(pki.good))
+        procs.start("worker", "--join", f.node, *args)
         await f.wait_for_workers(2, timeout=60)
         assert sorted(w.came for w in f.workers) == ["joined", "server"]
         assert await f.map(square, range(50)) == [x * x for x in range(50)]

@@ -362,6 +362,13 @@ class Farm:
     ``farmer_port`` (default 0: any free port): the port the farmer's node listens on;
     ``farmer_name`` (``NAME`` or ``NAME@HOST``, default ``farmer-<random>``): its node's name, so that
     standing workers (a systemd unit, a Deployment) can join each farm that takes that name in turn.
+    ``erlang_nodes`` (default None; node names, or machines of ``kind="erlang"``; the registry's
+    such machines count too): running Erlang/Elixir nodes that join as workers for
+    :class:`~philipjose.farm.erlang.Erl` tasks (alone, no Python worker is started); Erlang nodes
+    and callers must know the farm's ``cookie`` (with them, it defaults to ``$PHILIPJOSE_COOKIE`` or
+    ``~/.erlang.cookie``); ``service`` (default False; True registers ``philipjose_farm`` for
+    Erlang/Elixir callers, :mod:`philipjose.farm.service`). See "Mixed farms" and "Calling the farm
+    from Erlang and Elixir" in ``docs/farm.md``.
     """
 
     def __init__(

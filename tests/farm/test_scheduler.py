@@ -451,7 +451,8 @@ def test_capacity_limit_is_the_one_given_at_worker_up() -> None:
 
 
 class SchedulerMachine(RuleBasedStateMachine):
-    """Random events against a model: every task ends up resolved exactly once, nothing is lost."""
+    """Random events against a model: every task ends up resolved exactly once, nothing is lost, and
+    a task only ever goes to a worker of its kind (odd tasks are Erlang ones, workers either kind)."""
 
     MAX_IN_FLIGHT = 2
     MAX_DEATHS = 3
@@ -469,6 +470,11 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.held: dict[str, list[int]] = {}  # the model of what each live worker holds
         self.dead: list[str] = []
         self.death_log: dict[int, list[str]] = {}
+        self.kinds: dict[str, str] = {}  # each worker's kind
+
+    @staticmethod
+    def _kind_of(task_id: int) -> str:
+        return "erlang" if task_id % 2 else "python"
 
     # helpers
     def _apply(self, decisions: list[Any]) -> None:
@@ -486,6 +492,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         for a in self.s.dispatch(self.now):
             assert a.task_id not in self.resolutions
             assert a.payload == a.task_id * 10
+            assert self.kinds[str(a.worker)] == self._kind_of(a.task_id)
             self.held[str(a.worker)].append(a.task_id)
 
     # events
@@ -495,17 +502,21 @@ class SchedulerMachine(RuleBasedStateMachine):
         if not self.TIMERS_AND_CANCELS:
             timeout = deadline = None
         got = self.s.submit(
-            task_id * 10, timeout=timeout, deadline=None if deadline is None else self.now + deadline
+            task_id * 10,
+            timeout=timeout,
+            deadline=None if deadline is None else self.now + deadline,
+            kind=self._kind_of(task_id),
         )
         assert got == task_id
         self.submitted.append(task_id)
         self._dispatch()
 
-    @rule()
-    def worker_up(self) -> None:
+    @rule(erlang=st.booleans())
+    def worker_up(self, erlang: bool) -> None:
         name = f"w{self.next_worker}"
         self.next_worker += 1
-        self.s.worker_up(name)
+        self.kinds[name] = "erlang" if erlang else "python"
+        self.s.worker_up(name, kind=self.kinds[name])
         self.held[name] = []
         self._dispatch()
 
@@ -623,7 +634,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         # after dispatch, no live task is queued while a worker could take it
         if self.s.counters.pending == 0:
             return
-        idle = [w for w, tasks in self.held.items() if not tasks]
+        waiting = {self._kind_of(t) for t in self.s.live_tasks() if self.s.state(t) is PENDING}
+        idle = [w for w, tasks in self.held.items() if not tasks and self.kinds[w] in waiting]
         assert not idle
 
     @invariant()
@@ -639,18 +651,21 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         # with a worker that never dies and reports everything, every task resolves
-        self.s.worker_up("finisher")
-        self.held["finisher"] = []
-        for name in [n for n in self.held if n != "finisher"]:
+        finishers = {"python": "finisher", "erlang": "erlang finisher"}
+        for kind, finisher in finishers.items():
+            self.s.worker_up(finisher, kind=kind)
+            self.kinds[finisher], self.held[finisher] = kind, []
+        for name in [n for n in self.held if n not in finishers.values()]:
             for task_id in self.held[name]:
                 if task_id not in self.resolutions:
                     self.death_log.setdefault(task_id, []).append(name)
             del self.held[name]
             self._apply(self.s.worker_down(name))
         self._dispatch()
-        while self.held["finisher"]:
-            task_id = self.held["finisher"].pop(0)
-            self._apply(self.s.result("finisher", task_id, ("out", task_id)))
+        while self.held["finisher"] or self.held["erlang finisher"]:
+            finisher = "finisher" if self.held["finisher"] else "erlang finisher"
+            task_id = self.held[finisher].pop(0)
+            self._apply(self.s.result(finisher, task_id, ("out", task_id)))
             self._dispatch()
         assert set(self.resolutions) == set(self.submitted)
         assert self.s.live_tasks() == []

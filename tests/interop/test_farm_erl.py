@@ -237,6 +237,9 @@ async def test_erlang_tasks_fail_when_no_erlang_worker_is_left(monkeypatch: pyte
             with pytest.raises(farm.FarmError, match=f"no machine can run erlang workers.*{nobody}"):
                 f.submit(farm.Erl("erlang", "node"))
             assert await f.submit(where, 1) == (f.workers[0].os_pid, 1)  # the Python side goes on
+        with pytest.raises(farm.FarmError, match=f"no machine can run a worker.*{nobody}"):
+            async with farm.Farm(erlang_nodes=[nobody], cookie=COOKIE, max_launch_failures=1):
+                pass  # an Erlang-only farm none of whose nodes answers does not start
         async with farm.Farm(workers=1) as f:
             with pytest.raises(farm.FarmError, match="no Erlang workers"):
                 f.submit(farm.erl("erlang", "node"))

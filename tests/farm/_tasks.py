@@ -87,3 +87,16 @@ def running_until_told(started: str, go: str) -> str:
 def write_file(path: str) -> None:
     with open(path, "w") as out:
         out.write("ran\n")
+
+
+def stubborn_from_the_start(fifo: str) -> None:
+    """As :func:`stubborn_once_started`, but it swallows the farm's request to stop from its first
+    line on, even one that comes while it says it is running."""
+    said = False
+    while True:
+        with contextlib.suppress(BaseException):  # the point: it refuses to stop
+            if not said:
+                with open(fifo, "w") as out:
+                    out.write("running\n")
+                said = True
+            time.sleep(1000)

@@ -18,7 +18,13 @@ import trio
 
 from philipjose import farm
 from philipjose.dashboard.farm_view import FarmView
-from tests.farm._tasks import gated_square, running_until_told, when_started, write_file
+from tests.farm._tasks import (
+    gated_square,
+    running_until_told,
+    stubborn_from_the_start,
+    when_started,
+    write_file,
+)
 from tests.farm.conftest import _free_port
 from tests.farm.test_farm import Watch
 
@@ -148,6 +154,23 @@ async def test_a_join_with_a_wrong_secret_is_refused_and_logged(
         assert f.counters.running == 0
     refusals = [r.getMessage() for r in caplog.records if "wrong cookie" in r.getMessage()]
     assert refusals and "refused a connection from 127.0.0.1" in refusals[0]
+
+
+async def test_a_joined_worker_that_will_not_stop_a_task_is_disconnected(
+    procs: Procs, tmp_path: Path
+) -> None:
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    async with farm.Farm(workers=0, accept_workers=True, cookie=COOKIE, farmer_host="127.0.0.1") as f:
+        joiner = procs.join(f.node)
+        future = f.submit(stubborn_from_the_start, fifo)
+        assert await trio.to_thread.run_sync(when_started, fifo) == "running"
+        assert future.cancel()
+        status, _ = await _exit_status(joiner)  # the farm closed its connection: it exits
+        assert status == 0 and future.cancelled()
+        await f.wait_for_workers(0)
+        assert [(w.alive, w.cause) for w in f.workers] == [(False, "was disconnected by the farm (cancel)")]
+        assert f.counters.cancelled == 1
 
 
 def test_a_cookie_file_others_can_read_is_refused(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
+import trio
+
 import philipjose as pj
 from philipjose import Atom, farm, rpc
 from philipjose.farm.errors import FarmError, TaskError, TaskTimeout, WorkerLost
@@ -26,6 +28,11 @@ ok, error, undef = Atom("ok"), Atom("error"), Atom("undef")
 
 
 def square(x: int) -> int:
+    return x * x
+
+
+async def async_square(x: int) -> int:
+    await trio.sleep(0)
     return x * x
 
 
@@ -83,13 +90,15 @@ def test_errors_have_erlang_shapes() -> None:
 
 
 def test_the_service_answers_python_callers_and_a_dead_callers_map_is_cancelled() -> None:
-    rpc.expose("pyfarm", [square, nap])
+    rpc.expose("pyfarm", [square, nap, async_square])
     watch = Watch()
 
     async def main() -> object:
         async with farm.Farm(workers=1, service=True, progress=watch) as f:
             request = (Atom("map"), Atom("pyfarm"), Atom("square"), [[2], [3]])
             got = await pj.call(SERVICE_NAME, request, timeout=60)
+            asynchronous = (Atom("map"), Atom("pyfarm"), Atom("async_square"), [[5]])
+            got_async = await pj.call(SERVICE_NAME, asynchronous, timeout=60)  # run under trio.run
 
             async def caller() -> None:
                 await pj.call(SERVICE_NAME, (Atom("map"), Atom("pyfarm"), Atom("nap"), [[60]]), timeout=120)
@@ -100,12 +109,12 @@ def test_the_service_answers_python_callers_and_a_dead_callers_map_is_cancelled(
             await watch.until(lambda c: c.cancelled == 1)  # the service saw its DOWN: the map stops
             assert await f.submit(square, 5) == 25  # and the worker is free again
             stats = await pj.call(SERVICE_NAME, Atom("stats"), timeout=60)
-            return got, stats
+            return got, got_async, stats
 
     try:
-        got, stats = pj.run(main, node="svc@localhost", cookie="svc-cookie")
+        got, got_async, stats = pj.run(main, node="svc@localhost", cookie="svc-cookie")
     finally:
         rpc.unexpose("pyfarm")
-    assert got == (ok, [4, 9])
-    assert stats[0] == ok and stats[1][Atom("completed")] == 3 and stats[1][Atom("cancelled")] == 1
+    assert got == (ok, [4, 9]) and got_async == (ok, [25])
+    assert stats[0] == ok and stats[1][Atom("completed")] == 4 and stats[1][Atom("cancelled")] == 1
     assert stats[1][Atom("workers")] == {Atom("python"): 1, Atom("erlang"): 0}

@@ -211,7 +211,8 @@ class FarmFuture:
         self._farm = farm
         self.task_id = task_id
         self.description = description
-        self._event = trio.Event()
+        self._done = False
+        self._event: trio.Event | None = None  # made by the first wait(): most futures are never awaited
         self._outcome: Outcome | None = None
         self._error: BaseException | None = None
         self._callbacks: list[Callable[[FarmFuture], None]] = []
@@ -223,7 +224,7 @@ class FarmFuture:
 
     def done(self) -> bool:
         """True once resolved (by a result, an error, a loss, a timeout or a cancellation)."""
-        return self._event.is_set()
+        return self._done
 
     def cancelled(self) -> bool:
         return isinstance(self._error, concurrent.futures.CancelledError)
@@ -266,20 +267,27 @@ class FarmFuture:
 
     async def wait(self) -> None:
         """Wait until resolved, without raising its error."""
+        if self._done:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = trio.Event()
         await self._event.wait()
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self._get().__await__()
 
     async def _get(self) -> Any:
-        await self._event.wait()
+        await self.wait()
         return self.result()
 
     def _resolve(self, outcome: Outcome | None, error: BaseException | None) -> None:
         if self.done():
             return
         self._outcome, self._error = outcome, error
-        self._event.set()
+        self._done = True
+        if self._event is not None:
+            self._event.set()
         callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:
             fn(self)

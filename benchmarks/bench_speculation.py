@@ -15,7 +15,10 @@
 2. Journal overhead: batches of ``--trivial`` individual ``Executor.submit(abs, i)`` then every
    ``result()``, on two farms of 2 workers up at once, one without a journal and one with (new
    tasks each batch, so every task runs and is recorded), taking turns batch by batch (5 x
-   ``--runs`` batches each). Printed: tasks/s of each batch, the medians and the cost in percent.
+   ``--runs`` batches each). Printed: tasks/s of each batch, the medians and the cost in percent;
+   the farmer's CPU time per task; and the journal's own work per task measured alone (the key,
+   a look-up, recording, the commit: CPU time in this process, best of 5 rounds of 20,000). The
+   instruction counts of ``benchmarks/bench_farm_instructions.py`` are the steadier measure.
 
 Start-up is not timed; every system is warmed up first. The systems take turns, ``--runs`` times;
 the medians are printed.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import math
 import os
 import statistics
 import tempfile
@@ -144,6 +148,42 @@ def _journal_runs(
     return rates, cpu
 
 
+def _journal_alone(folder: Path, n: int = 20_000) -> dict[str, float]:
+    """The journal's own work per trivial task, on its own (CPU us, best of 5 rounds of ``n``): the key
+    of the task's payload, the look-up of a key never recorded, recording an outcome, and the commit
+    (flushes of 2,000 records, as the farm's flusher writes a 0.1 s batch at 20,000 tasks/s)."""
+    from philipjose.farm import journal as jr
+    from philipjose.farm.shipping import Returned, dumps_outcome, dumps_task
+
+    key = getattr(jr, "task_key", jr.payload_key)  # (payload_key before task_key existed)
+    payloads = [dumps_task(abs, (i,)) for i in range(n)]
+    outcomes = [dumps_outcome(Returned(i)) for i in range(n)]
+    best: dict[str, float] = {}
+    for round_ in range(5):
+        book = farm.Journal(folder / f"alone{round_}.sqlite", script=None)
+        book.open()
+        took: dict[str, float] = {"key": 0.0, "lookup": 0.0, "record": 0.0, "commit": 0.0}
+        for start in range(0, n, 2000):
+            span = range(start, start + 2000)
+            t0 = time.process_time()
+            keys = [key(payloads[i]) for i in span]
+            t1 = time.process_time()
+            for k in keys:
+                book.lookup(k)
+            t2 = time.process_time()
+            for k, i in zip(keys, span, strict=True):
+                book.record(k, "builtins.abs", True, outcomes[i])
+            t3 = time.process_time()
+            book.flush()
+            t4 = time.process_time()
+            for name, spent in zip(took, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                took[name] += spent
+        book.close()
+        for name, spent in took.items():
+            best[name] = min(best.get(name, math.inf), spent / n * 1e6)
+    return best
+
+
 def _median_line(name: str, values: list[float], fmt: Callable[[float], str]) -> str:
     return f"{name:<24} {' / '.join(fmt(v) for v in values):<40} median {fmt(statistics.median(values))}"
 
@@ -177,6 +217,7 @@ def main() -> None:
                 shares[name].append(share)
         if "journal" in chosen:
             rates, cpu = _journal_runs(args, folder)
+            alone = _journal_alone(folder)
     ideal = args.tasks * args.ms / 1000 / args.workers
     labels = {
         "farm": "farm Executor.map",
@@ -210,6 +251,8 @@ def main() -> None:
             f"best batches: {best_plain:,.0f}/s without, {best_journaled:,.0f}/s with: "
             f"{100 * (1 - best_journaled / best_plain):.1f} % (the least disturbed by the machine's load)"
         )
+        shown = ", ".join(f"{name} {us:.2f} us" for name, us in alone.items())
+        print(f"the journal alone, per task (CPU, best of 5): {shown}; total {sum(alone.values()):.2f} us")
 
 
 if __name__ == "__main__":

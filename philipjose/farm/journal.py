@@ -10,8 +10,8 @@ batch of records written together: its ``entries`` (for each record in order its
 name, whether it succeeded and the length of its outcome; ``marshal``-ed lists) and its ``outcomes``
 (the outcomes exactly as the workers pickled them, one after the other). A record is found by its
 batch and its place in it, and its outcome read alone from the batch's blob (SQLite's incremental
-blob I/O). One row per batch instead of one per task is what makes the journal cheap: writing a
-record costs the farmer about 0.2 us instead of a B-tree insert per task (3-4 us).
+blob I/O). One row per batch instead of one per task is what makes the journal cheap: committing a
+record costs the farmer about 0.7 us instead of 3.8 us for a row of its own (two B-tree inserts).
 
 Keys: every task the farm runs has one. By default it is the task's payload itself when that is at
 most 64 bytes (a function by reference and small arguments: ``abs(-3)`` is 39 bytes), else a digest

@@ -30,6 +30,19 @@ def _failed(message: str) -> bytes:
     return dumps_outcome(outcome_of(ValueError(message)))
 
 
+def _sql(path: Path, *statements: str) -> list[tuple[object, ...]]:
+    """Run ``statements`` on the database at ``path`` (committed); the rows of the last one."""
+    db = sqlite3.connect(path)
+    try:
+        rows: list[tuple[object, ...]] = []
+        for statement in statements:
+            rows = db.execute(statement).fetchall()
+        db.commit()
+        return rows
+    finally:
+        db.close()
+
+
 def test_records_survive_reopening_and_failures_rerun_unless_asked(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     book = jr.Journal(path, script=None)
@@ -52,9 +65,7 @@ def test_records_survive_reopening_and_failures_rerun_unless_asked(tmp_path: Pat
     replaying.open()
     assert replaying.lookup(bad) == jr.Recorded(False, _failed("no"))
     replaying.close()
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    db.close()
+    assert _sql(path, "PRAGMA journal_mode") == [("wal",)]
 
 
 def test_explicit_keys_never_collide_with_digests() -> None:
@@ -81,9 +92,7 @@ def test_records_in_many_batches_are_found_in_any_order(tmp_path: Path) -> None:
     for i, key in enumerate(keys[30:], 30):  # and a second flush of small ones
         book.record(key, "m.g", i % 2 == 0, _ok(i) if i % 2 == 0 else _failed(str(i)))
     book.close()
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT COUNT(*) FROM batches").fetchone() == (4,)
-    db.close()
+    assert _sql(path, "SELECT COUNT(*) FROM batches") == [(4,)]
     again = jr.Journal(path, script=None, rerun_failed=False)
     again.open()
     for i in [39, 0, 29, 31, 5, 30, 12, 38]:
@@ -107,9 +116,7 @@ def test_a_failure_superseded_by_a_success_counts_once_and_compacts_away(tmp_pat
     second.close()
     assert jr.summarize_journal(path).functions == {"m.f": (2, 0)}
     jr.compact_journal(path)
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT COUNT(*) FROM batches").fetchone() == (2,)  # the first batch, rewritten
-    db.close()
+    assert _sql(path, "SELECT COUNT(*) FROM batches") == [(2,)]  # the first batch, rewritten
     third = jr.Journal(path, script=None, rerun_failed=False)
     third.open()
     assert third.lookup(key) == jr.Recorded(True, _ok(2)) and len(third) == 2
@@ -123,18 +130,15 @@ def test_a_damaged_batch_or_an_older_format_is_refused(tmp_path: Path) -> None:
     book.open()
     book.record(jr.explicit_key("k"), "m.f", True, _ok(1))
     book.close()
-    db = sqlite3.connect(path)
-    db.execute("UPDATE batches SET entries = x'00ff'")
-    db.commit()
-    db.close()
+    _sql(path, "UPDATE batches SET entries = x'00ff'")
     with pytest.raises(jr.JournalError, match="a damaged batch of records"):
         jr.Journal(path, script=None).open()
     old = tmp_path / "old.sqlite"
-    db = sqlite3.connect(old)
-    db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.execute("INSERT INTO meta VALUES ('format', 'philipjose-farm-journal 1')")
-    db.commit()
-    db.close()
+    _sql(
+        old,
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta VALUES ('format', 'philipjose-farm-journal 1')",
+    )
     with pytest.raises(jr.JournalError, match=r"not a farm journal of this format.*journal 1"):
         jr.Journal(old, script=None).open()
 
@@ -154,10 +158,7 @@ def test_another_script_or_version_is_refused(tmp_path: Path) -> None:
         jr.Journal(path, script=script).open()
     with pytest.raises(jr.JournalMismatch):
         jr.Journal(path, script=None).open()
-    db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value = '0.0.1' WHERE name = 'philipjose'")
-    db.commit()
-    db.close()
+    _sql(path, "UPDATE meta SET value = '0.0.1' WHERE name = 'philipjose'")
     with pytest.raises(jr.JournalMismatch, match=rf"written by philipjose 0.0.1, this is {__version__}"):
         jr.Journal(path, script=script).open()
     assert issubclass(jr.JournalMismatch, farm.FarmError)
@@ -169,10 +170,7 @@ def test_what_is_not_a_journal_is_refused(tmp_path: Path) -> None:
     with pytest.raises(jr.JournalError, match="not a farm journal"):
         jr.Journal(text, script=None).open()
     other = tmp_path / "other.sqlite"
-    db = sqlite3.connect(other)
-    db.execute("CREATE TABLE t (x)")
-    db.commit()
-    db.close()
+    _sql(other, "CREATE TABLE t (x)")
     with pytest.raises(jr.JournalError, match="not a farm journal"):
         jr.Journal(other, script=None).open()
     with pytest.raises(jr.JournalError, match="is a folder"):

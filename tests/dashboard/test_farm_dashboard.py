@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import secrets
@@ -12,9 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -23,13 +20,9 @@ from philipjose.farm import Executor, Farm, Machine, TaskError
 from philipjose.farm.history import TASKS_PER_WORKER
 from tests.dashboard import _tasks
 from tests.dashboard.browser import browser
+from tests.dashboard.client import get, get_now
 from tests.supervisors.test_cli import _env, _free_port
 from tests.tools import require
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 async def test_the_farm_page_is_live_shows_replacements_and_tracebacks(tmp_path: Path) -> None:
@@ -135,7 +128,7 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
             while not done.wait(0.02):
                 for path in ("api/farm", "api/node"):
                     start = time.perf_counter()
-                    data = _get(url + path)
+                    data = get_now(url + path)
                     times.append(time.perf_counter() - start)
                     if path == "api/farm":
                         seen.append(data["counters"]["resolved"])
@@ -148,9 +141,9 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
                 done.set()
         assert results[:3] == [1, 2, 3] and len(results) == 100_000
         with trio.fail_after(30):  # a snapshot is served again for up to MAX_AGE seconds
-            final = await trio.to_thread.run_sync(_get, url + "api/farm")
+            final = await get(url + "api/farm")
             while final["counters"]["resolved"] < 400:
-                final = await trio.to_thread.run_sync(_get, url + "api/farm")
+                final = await get(url + "api/farm")
         assert final["counters"]["submitted"] == final["counters"]["completed"] == 400
         assert sum(len(w["tasks"]) for w in final["timeline"]["workers"]) <= 2 * TASKS_PER_WORKER
         assert len(times) >= 10 and len({n for n in seen if 0 < n < 400}) >= 2  # answers while it ran
@@ -158,7 +151,7 @@ async def test_the_json_answers_quickly_throughout_100000_tasks() -> None:
         # snapshot is served again for up to MAX_AGE seconds: the first may be from the map's start)
         with trio.fail_after(30):
             while True:
-                node = await trio.to_thread.run_sync(_get, url + "api/node")
+                node = await get(url + "api/node")
                 links = {c["node"]: c for c in node["connections"]}
                 if sum(link["bytes_in"] for link in links.values()) > 400 * 50:
                     break
@@ -177,9 +170,9 @@ def test_an_executor_serves_the_farm_page() -> None:
         assert url is not None and url.startswith("http://127.0.0.1:")
         assert executor.submit(_tasks.tiny, 41).result(timeout=60) == 42
         deadline = time.monotonic() + 30  # a snapshot is served again for up to MAX_AGE seconds
-        data = _get(url + "api/farm")
+        data = get_now(url + "api/farm")
         while data["counters"]["completed"] < 1 and time.monotonic() < deadline:
-            data = _get(url + "api/farm")
+            data = get_now(url + "api/farm")
         assert data["counters"]["completed"] == 1
         assert [w["node"] for w in data["workers"]] == [w.node for w in executor.farm.workers]
 
@@ -246,7 +239,7 @@ async def test_a_failing_machine_shows_as_retrying_and_its_slot_as_backing_off()
         assert url is not None
         with trio.fail_after(60):
             while True:
-                data = await trio.to_thread.run_sync(_get, url + "api/farm")
+                data = await get(url + "api/farm")
                 local, machine = data["machines"]
                 if machine["state"] != "up":
                     break

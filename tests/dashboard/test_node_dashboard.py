@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +18,11 @@ from philipjose import dashboard, supervisors
 from philipjose.supervisors.config import load_config
 from philipjose.supervisors.errors import ConfigError
 from tests.dashboard.browser import browser
+from tests.dashboard.client import fetch, get
 from tests.supervisors.node_keys import tree
 from tests.supervisors.test_cli import REPO, Lines, _env, _expect, _free_port, run_with_epmd
 
 _TREE_NAMES = {"example_top", "kv", "store", "workers", "ticker", "flaky", "janitor"}
-
-
-async def _fetch(url: str) -> bytes:
-    def get() -> bytes:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return bytes(answer.read())
-
-    return await trio.to_thread.run_sync(get)
-
-
-async def _get(url: str) -> Any:
-    return json.loads(await _fetch(url))
 
 
 def _labels(node: dict[str, Any]) -> set[str]:
@@ -66,7 +53,7 @@ async def test_the_node_page_of_philipjose_run_shows_the_tree_by_name(tmp_path: 
         seen = await _expect(lines, "philipjose run: dashboard at ")
         url = seen[-1].split(" at ", 1)[1].strip()
         assert url.startswith("http://127.0.0.1:")
-        data = await _get(url + "api/node")
+        data = await get(url + "api/node")
         assert data["kind"] == "node" and not data["distributed"]
         assert {"example_top", "kv"} <= {p["name"] for p in data["processes"]}
         [top] = data["trees"]
@@ -116,7 +103,7 @@ async def test_run_serves_the_node_page_of_the_node_table(tmp_path: Path) -> Non
     async with run_with_epmd(path, env) as run:
         assert run.stdout is not None
         seen = await _expect(Lines(run.stdout), "philipjose run: dashboard at ")
-        data = await _get(seen[-1].split(" at ", 1)[1].strip() + "api/node")
+        data = await get(seen[-1].split(" at ", 1)[1].strip() + "api/node")
         assert data["distributed"] and data["node"].startswith(name + "@")
         assert "net_kernel" in {p["name"] for p in data["processes"]}
         run.send_signal(signal.SIGTERM)
@@ -135,8 +122,8 @@ def test_pj_run_serves_the_node_page() -> None:
         pj.register("lonely", pj.spawn(worker))
         url = dashboard.url()
         assert url is not None
-        assert b'data-view="node"' in await _fetch(url)  # the node page is the home page
-        return await _get(url + "api/node")  # type: ignore[no-any-return]
+        assert b'data-view="node"' in await fetch(url)  # the node page is the home page
+        return await get(url + "api/node")  # type: ignore[no-any-return]
 
     data = pj.run(main, dashboard=0)
     procs = {p["name"]: p for p in data["processes"]}

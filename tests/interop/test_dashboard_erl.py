@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
 from philipjose import farm
+from tests.dashboard.client import get
 
 from .dist_support import COOKIE
 from .test_farm_erl import TASKS, beam_dir, mixed_setting
 
 pytestmark = pytest.mark.interop
 __all__ = ["beam_dir"]  # the fixture, for pytest
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 async def test_erlang_workers_have_rows_and_connections(
@@ -36,13 +29,13 @@ async def test_erlang_workers_have_rows_and_connections(
         assert url is not None
         with trio.fail_after(30):  # a snapshot is served again for up to 0.25 s
             while True:
-                data = await trio.to_thread.run_sync(_get, url + "api/farm")
+                data = await get(url + "api/farm")
                 rows = {w["kind"]: w for w in data["workers"]}
                 if rows["erlang"]["tasks_done"] >= 50:
                     break
         assert set(rows) == {"python", "erlang"} and len(data["workers"]) == 2
         erl = rows["erlang"]
         assert (erl["slot"], erl["node"], erl["state"]) == ("e0", a.name, "up")
-        node = await trio.to_thread.run_sync(_get, url + "api/node")
+        node = await get(url + "api/node")
         links = {c["node"]: c for c in node["connections"]}
         assert links[a.name]["state"] == "up" and links[a.name]["bytes_in"] > 0

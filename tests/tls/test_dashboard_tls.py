@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from typing import Any
-
-import trio
-
 from philipjose import farm
+from tests.dashboard.client import get
 
 from .certs import PKI
 from .support import node_tls
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 def double(x: int) -> int:
@@ -27,7 +17,7 @@ async def test_a_tls_farms_connections_show_tls_and_their_bytes(pki: PKI) -> Non
     async with farm.Farm(workers=1, tls=node_tls(pki.good), dashboard=0) as f:
         assert await f.map(double, range(200)) == [2 * x for x in range(200)]
         assert f.dashboard_url is not None
-        data = await trio.to_thread.run_sync(_get, f.dashboard_url + "api/node")
+        data = await get(f.dashboard_url + "api/node")
         [link] = data["connections"]
         assert link["node"] == f.workers[0].node and link["tls"] and link["state"] == "up"
         assert link["bytes_in"] > 10_000 and link["bytes_out"] > 10_000

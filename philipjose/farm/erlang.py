@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import logging
 import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -233,13 +233,14 @@ def map_tasks(fn: ErlFunction, chunks: Sequence[Sequence[tuple[Any, ...]]]) -> l
 
 def map_payloads(
     fn: Any, chunks: Sequence[Sequence[tuple[Any, ...]]], run_chunk: Callable[..., Any]
-) -> tuple[str, list[bytes]]:
+) -> tuple[str, Iterator[bytes]]:
     """``(kind, payloads)`` of a map's tasks: :func:`map_tasks` for an Erlang function, else
-    ``run_chunk(fn, chunk)`` pickled for each chunk."""
+    ``run_chunk(fn, chunk)`` pickled for each chunk. The payloads are made as they are taken, so a
+    caller on the farm's loop can let it run between them (:meth:`Farm.map`)."""
     erl_fn = erlang_function(fn)
     if erl_fn is None:
-        return PYTHON, [dumps_task(run_chunk, (fn, list(chunk))) for chunk in chunks]
-    return ERLANG, [task.encode() for task in map_tasks(erl_fn, chunks)]
+        return PYTHON, (dumps_task(run_chunk, (fn, list(chunk))) for chunk in chunks)
+    return ERLANG, (task.encode() for task in map_tasks(erl_fn, chunks))
 
 
 def reduce_task(fn: ErlFunction, items: Sequence[Any]) -> Erl:

@@ -82,6 +82,7 @@ class _Future(concurrent.futures.Future[Any]):
 
 # (payload, description, future, the task's options, its kind: Python or Erlang)
 _Queued = tuple[bytes, str, _Future, TaskOptions, str]
+_DRAIN_BATCH = 500  # queued tasks handed to the farm per turn of its loop (about 5 ms of its time)
 
 
 class Executor(concurrent.futures.Executor):
@@ -234,11 +235,15 @@ class Executor(concurrent.futures.Executor):
                 future.set_exception(error)
 
     def _drain(self) -> None:
-        """(The farm's thread) hand every queued task to the farm, then dispatch them together."""
+        """(The farm's thread) hand the queued tasks to the farm, then dispatch them together: at most
+        ``_DRAIN_BATCH`` of them, then this runs again after whatever else the loop has to do (ticks,
+        reports), so an ``Executor.map`` of 10^5 tasks does not hold the farm's node meanwhile."""
         with self._lock:
-            items = list(self._queue)
-            self._queue.clear()
-            self._drain_due = False
+            items = [self._queue.popleft() for _ in range(min(_DRAIN_BATCH, len(self._queue)))]
+            again = self._drain_due = bool(self._queue)
+        if again:
+            assert self._token is not None
+            self._token.run_sync_soon(self._drain)
         farm = self._farm
         for payload, description, future, options, kind in items:
             if future._cancel_asked:  # cancelled while queued here: it never reaches the farm

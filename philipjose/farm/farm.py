@@ -55,6 +55,7 @@ import math
 import os
 import secrets
 import subprocess
+import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ _EXIT_WAIT: Final = 0.5  # seconds a worker whose connection went down gets to s
 _STDERR_TAIL: Final = 5  # lines of a worker's stderr kept to explain why it did not come up
 _DEATH_NOTES: Final = 4096  # how many dead workers' causes of death are remembered for WorkerLost
 _NO_INITIAL: Final = object()
+_SUBMIT_BUDGET: Final = 0.005  # seconds a map pickles and queues tasks before it lets the loop run
 _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at once
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
 _INLINE_DECODE: Final = 16384  # bytes of outcomes in one pj_done decoded on the loop, not in a thread
@@ -1617,6 +1619,22 @@ class Farm:
             self._apply([])
         return future
 
+    async def _submit_all(
+        self, payloads: Iterable[bytes], description: str, kind: str, futures: list[FarmFuture]
+    ) -> None:
+        """Submit each of ``payloads`` (made, pickled, as they are taken) and append its future to
+        ``futures``. Every ``_SUBMIT_BUDGET`` seconds the tasks so far are handed to workers and the
+        loop runs other tasks (like the BEAM's reductions), so a map of 10^5 tasks does not hold the
+        farmer's node (ticks, workers' reports, the dashboard) until the last is queued."""
+        started = time.perf_counter()
+        for payload in payloads:
+            futures.append(self._submit(payload, description, kind=kind, dispatch=False))
+            if time.perf_counter() - started > _SUBMIT_BUDGET:
+                self._apply([])
+                await trio.lowlevel.checkpoint()
+                started = time.perf_counter()
+        self._apply([])
+
     async def map(
         self,
         fn: Callable[..., T],
@@ -1638,7 +1656,7 @@ class Farm:
         name = describe_task(fn)
         futures: list[FarmFuture] = []
         try:
-            futures.extend(self._submit(p, f"map {name}", kind=kind) for p in payloads)
+            await self._submit_all(payloads, f"map {name}", kind, futures)
             if ordered:
                 results: list[T] = []
                 for future in futures:

@@ -1587,6 +1587,7 @@ class Farm:
         idempotent: bool = True,
         key: str | bytes | None = None,
         kind: str = PYTHON,
+        alone: bool = False,
     ) -> FarmFuture:
         """Queue one pickled task (or Erlang one, ``kind``); ``dispatch=False`` leaves handing it to a
         worker to the caller's next ``_apply`` (a batch of submits then costs one dispatch)."""
@@ -1609,7 +1610,7 @@ class Farm:
                 return replayed
         limit = self.task_timeout if timeout is None else timeout
         task_id = self._sched.submit(
-            payload, timeout=limit, pin=pin, held=held, idempotent=idempotent, kind=kind
+            payload, timeout=limit, pin=pin, held=held, idempotent=idempotent, kind=kind, alone=alone
         )
         future = FarmFuture(self, task_id, f"{task_id} ({description})")
         self._futures[task_id] = future
@@ -1748,7 +1749,12 @@ class Farm:
         """
         if not thunks:
             raise ValueError("race needs at least one thunk")
-        futures = [self.submit(t) for t in thunks]
+        futures = []
+        for thunk in thunks:
+            # a Python worker runs one task at a time: each competitor waits for a worker of its own
+            # rather than behind another competitor (an Erlang node runs each task in its own process)
+            payload, description, kind = encode_task(thunk, (), {})
+            futures.append(self._submit(payload, description, kind=kind, alone=kind == PYTHON))
         error: BaseException | None = None
         try:
             async for future in self.as_completed(futures):

@@ -236,6 +236,7 @@ class _Task(Generic[P]):
     copies: list[WorkerId] = field(default_factory=list)  # other workers running it (duplicates)
     duplicates: int = 0  # copies asked for so far
     kind: Hashable = DEFAULT_KIND
+    alone: bool = False  # it waits for an idle worker and has it to itself (a race's competitors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +419,7 @@ class Scheduler(Generic[P]):
         held: bool = False,
         idempotent: bool = True,
         kind: Hashable = DEFAULT_KIND,
+        alone: bool = False,
     ) -> int:
         """Queue a task; returns its id (0, 1, 2, ...). Call :meth:`dispatch` to assign it.
 
@@ -426,7 +428,9 @@ class Scheduler(Generic[P]):
         ``pin``: the one worker it must run on (a broadcast); that worker must be up; ``held``: the
         task waits, assigned nowhere, until :meth:`pin` or :meth:`abandon` (not with ``pin``);
         ``idempotent`` False: it never gets a copy (:meth:`duplicate`); ``kind``: only workers of that
-        kind run it (a pinned task's worker must be of its kind).
+        kind run it (a pinned task's worker must be of its kind); ``alone``: it waits for an idle
+        worker and has it to itself, as a suspect task does (a race's competitors on workers that run
+        one task at a time: none may wait behind another while a second worker is free).
         """
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
@@ -441,7 +445,7 @@ class Scheduler(Generic[P]):
         task_id = self._next_id
         self._next_id += 1
         self._tasks[task_id] = _Task(
-            task_id, payload, timeout, pin, held=held, idempotent=idempotent, kind=kind
+            task_id, payload, timeout, pin, held=held, idempotent=idempotent, kind=kind, alone=alone
         )
         self._counts["submitted"] += 1
         self._pending += 1
@@ -666,11 +670,12 @@ class Scheduler(Generic[P]):
                 if task is None or task.state is not PENDING:
                     queue.popleft()  # resolved while queued
                     continue
-                chosen = self._idle_worker(kind) if task.deaths else self._least_loaded_worker(kind)
+                alone = task.alone or bool(task.deaths)
+                chosen = self._idle_worker(kind) if alone else self._least_loaded_worker(kind)
                 if chosen is None:
                     break
                 queue.popleft()
-                if task.deaths:
+                if alone:
                     chosen.exclusive = task.task_id
                 assignments.append(self._assign(task, chosen, now))
         return assignments

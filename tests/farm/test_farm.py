@@ -120,6 +120,22 @@ async def test_race_stops_a_running_loser(tmp_path: Path) -> None:
         assert await f.submit(square, 3) == 9
 
 
+def nap(seconds: float) -> str:
+    time.sleep(seconds)  # the workload, not a wait
+    return "woke"
+
+
+async def test_race_competitors_do_not_queue_behind_each_other() -> None:
+    """With one worker idle and the other busy for a second, the first competitor takes the idle
+    worker; the second must wait for the busy one, not be pipelined behind the first (it was, and the
+    slow competitor won)."""
+    async with farm.Farm(workers=2) as f:
+        short, long = f.submit(nap, 0.05), f.submit(nap, 1.0)  # one on each worker
+        await short
+        assert await f.race(lambda: nap(60), lambda: square(5)) == 25
+        assert await long == "woke"
+
+
 async def test_race_all_failing_raises() -> None:
     async with farm.Farm(workers=1) as f:
         with pytest.raises(farm.TaskError):

@@ -137,6 +137,25 @@ def test_suspect_task_waits_for_an_idle_worker() -> None:
     assert _assigned(s.dispatch()) == [("w4", d)]  # w2 and w3 each run a suspect alone
 
 
+def test_a_task_submitted_alone_waits_for_an_idle_worker_and_has_it_to_itself() -> None:
+    s: Scheduler[str] = Scheduler(max_in_flight=2)
+    s.worker_up("w1")
+    s.worker_up("w2")
+    busy = s.submit("busy")
+    assert _assigned(s.dispatch()) == [("w1", busy)]
+    first, second = s.submit("first", alone=True), s.submit("second", alone=True)
+    # not behind "busy" on w1 (least loaded would tie and take w1): only w2 is idle
+    assert _assigned(s.dispatch()) == [("w2", first)]
+    after = s.submit("after")
+    assert s.dispatch() == []  # the queue waits behind "second"; w2 runs "first" alone
+    s.result("w1", busy, "done")
+    assert _assigned(s.dispatch()) == [("w1", second)]
+    s.cancel(first)  # a race's loser: w2 is free again once it has stopped it (its report)
+    assert s.dispatch() == []
+    s.result("w2", first, "late")
+    assert _assigned(s.dispatch()) == [("w2", after)]
+
+
 def test_poison_task_fails_after_max_deaths_and_spares_its_neighbours() -> None:
     s: Scheduler[str] = Scheduler(max_in_flight=2, max_deaths=3)
     poison, innocent = s.submit("poison"), s.submit("innocent")

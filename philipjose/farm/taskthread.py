@@ -1,4 +1,4 @@
-"""One long-lived thread that runs a worker's tasks: ``await thread.run(fn, *args)``.
+"""One long-lived thread that runs a worker's tasks: ``await thread.run(fn, *args, wait=...)``.
 
 The worker runs its tasks off its event loop so its node keeps answering ticks while a task computes.
 ``trio.to_thread.run_sync`` would do, but each call pays for a capacity limiter, a copied context and
@@ -6,6 +6,15 @@ a thread-cache hand-off: about 140-160 us per call on a 2-core VM, against 70-11
 ``queue.SimpleQueue`` to the thread, ``TrioToken.run_sync_soon`` back), which is a fifth of a
 farm's single-task round trip. Calls run one at a time, in order, always in the same thread (the
 worker's :class:`~philipjose.farm.interrupt.Interrupter` aims at it while a task runs).
+
+A quick call comes back quicker still with ``wait``: the event loop then blocks (the GIL released)
+for up to ``wait`` seconds on the call's own ``threading.Event``, and a call done by then is returned
+at once, without the way back through the loop (a write to Trio's wake-up socket, a pass of the
+scheduler and a task switch: about 0.1 ms of a round trip, measured in ``docs/benchmarks.md``). A call
+still running after ``wait`` goes on as without it, and the loop serves everything else meanwhile;
+so ``wait`` is what the loop may be held for per call (the worker uses 1 ms: ticks, other messages
+and revocations wait that long at most). Which way a call's outcome goes is settled under the call's
+lock, so a call that ends just as the wait gives up is delivered exactly once.
 
 Cancelling a ``run`` abandons the call (as ``abandon_on_cancel=True``): the caller goes on at once,
 the call finishes in the thread and its outcome is dropped. The thread is a daemon: it never holds
@@ -28,11 +37,15 @@ T = TypeVar("T")
 
 
 class _Call:
-    __slots__ = ("abandoned", "args", "fn", "task")
+    __slots__ = ("abandoned", "args", "done", "fn", "lock", "result", "task", "waiting")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], task: trio.lowlevel.Task) -> None:
         self.fn, self.args, self.task = fn, args, task
         self.abandoned = False
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.waiting = True  # the loop is still blocked on ``done`` (under ``lock``)
+        self.result: outcome.Outcome[Any] | None = None
 
 
 class TaskThread:
@@ -50,6 +63,12 @@ class TaskThread:
             if call is None:
                 return
             result = outcome.capture(call.fn, *call.args)
+            with call.lock:
+                call.result = result
+                waiting = call.waiting
+            if waiting:  # the loop is blocked on it, or will see it when it takes the lock
+                call.done.set()
+                continue
             try:
                 self._token.run_sync_soon(self._deliver, call, result)
             except trio.RunFinishedError:
@@ -60,17 +79,27 @@ class TaskThread:
         if not call.abandoned:
             trio.lowlevel.reschedule(call.task, result)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the thread; its value, or its exception raised here."""
+    async def run(self, fn: Callable[..., T], *args: Any, wait: float = 0.0) -> T:
+        """``fn(*args)`` in the thread; its value, or its exception raised here. With ``wait``
+        (seconds), the loop first blocks that long at most for the call to end (see the module
+        docstring); a call that ended by then returns without yielding to the scheduler."""
         await trio.lowlevel.checkpoint_if_cancelled()
         call = _Call(fn, args, trio.lowlevel.current_task())
         self._calls.put(call)
+        if wait > 0:
+            call.done.wait(wait)
+        with call.lock:
+            result = call.result
+            call.waiting = False
+        if result is not None:
+            value: T = result.unwrap()
+            return value
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             call.abandoned = True
             return trio.lowlevel.Abort.SUCCEEDED
 
-        value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+        value = await trio.lowlevel.wait_task_rescheduled(abort)
         return value
 
     def close(self) -> None:

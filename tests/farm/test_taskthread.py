@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import trio
+import trio.testing
 
 from philipjose.farm.taskthread import TaskThread
 
@@ -33,5 +35,72 @@ async def test_a_cancelled_call_is_abandoned_and_the_thread_goes_on() -> None:
         assert scope.cancelled_caught
         release.set()  # the abandoned call ends; its outcome is dropped
         assert await thread.run(lambda: "next") == "next"
+    finally:
+        thread.close()
+
+
+async def test_with_wait_a_quick_call_returns_without_yielding_and_a_slow_one_still_returns() -> None:
+    thread = TaskThread()
+    release = threading.Event()
+    try:
+        assert await thread.run(divmod, 7, 2, wait=5.0) == (3, 1)  # done long before the wait ends
+        with pytest.raises(ZeroDivisionError):
+            await thread.run(divmod, 1, 0, wait=5.0)
+        # done within the wait: nothing else ran meanwhile (the call did not go through the scheduler)
+        ran: list[str] = []
+
+        async def other() -> None:
+            ran.append("other")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other)
+            assert await thread.run(lambda: "quick", wait=5.0) == "quick"
+            assert ran == []  # the nursery's task has not had a turn yet
+        assert ran == ["other"]
+        # not done within the wait: the loop goes on meanwhile, and the outcome arrives through it
+        got: list[bool] = []
+
+        async def slow() -> None:
+            got.append(await thread.run(release.wait, wait=0.001))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slow)
+            await trio.testing.wait_all_tasks_blocked()  # slow() gave up waiting and is parked
+            assert got == []
+            release.set()
+        assert got == [True]
+    finally:
+        thread.close()
+
+
+async def test_calls_that_end_as_the_wait_gives_up_are_delivered_once_each() -> None:
+    """A call that ends just as its wait runs out is the race the call's lock settles: every call
+    returns exactly its own value, once, whichever way it came back."""
+    thread = TaskThread()
+    try:
+        for i in range(300):
+            wait = (i % 7) * 20e-6
+            spin = (i % 5) * 20e-6
+
+            def busy(i: int = i, spin: float = spin) -> int:
+                end = time.perf_counter() + spin
+                while time.perf_counter() < end:
+                    pass
+                return i
+
+            assert await thread.run(busy, wait=wait) == i
+    finally:
+        thread.close()
+
+
+async def test_a_call_cancelled_after_its_wait_is_abandoned() -> None:
+    thread = TaskThread()
+    release = threading.Event()
+    try:
+        with trio.move_on_after(0.05) as scope:
+            await thread.run(release.wait, wait=0.001)
+        assert scope.cancelled_caught
+        release.set()
+        assert await thread.run(lambda: "next", wait=1.0) == "next"
     finally:
         thread.close()

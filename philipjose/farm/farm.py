@@ -202,6 +202,29 @@ class _Slot:
     came: str = LAUNCHED  # how its worker came (see WorkerInfo.came); only launched slots have keepers
 
 
+
+class _AsCompleted:
+    """What :meth:`Farm.as_completed` returns: each future once, in the order they resolve."""
+
+    __slots__ = ("_left", "_receive")
+
+    def __init__(self, futures: Iterable[FarmFuture]) -> None:
+        pending = list(futures)
+        send, self._receive = trio.open_memory_channel[FarmFuture](len(pending) or 1)
+        self._left = len(pending)
+        for future in pending:
+            future.add_done_callback(send.send_nowait)
+
+    def __aiter__(self) -> _AsCompleted:
+        return self
+
+    async def __anext__(self) -> FarmFuture:
+        if not self._left:
+            raise StopAsyncIteration
+        self._left -= 1
+        return await self._receive.receive()
+
+
 class FarmFuture:
     """The eventual outcome of one task. ``await future`` returns its value or raises.
 
@@ -1672,14 +1695,13 @@ class Farm:
                 if not future.done():
                     future.cancel()
 
-    async def as_completed(self, futures: Iterable[FarmFuture]) -> AsyncIterator[FarmFuture]:
-        """Yield ``futures`` as they resolve (done ones first)."""
-        pending = list(futures)
-        send, receive = trio.open_memory_channel[FarmFuture](len(pending) or 1)
-        for future in pending:
-            future.add_done_callback(send.send_nowait)
-        for _ in pending:
-            yield await receive.receive()
+    def as_completed(self, futures: Iterable[FarmFuture]) -> AsyncIterator[FarmFuture]:
+        """``futures`` as they resolve (done ones first): ``async for future in f.as_completed(fs)``.
+
+        An iterator object, not an async generator: leaving the loop early (``break``, an exception,
+        as ``race`` does on the first success) leaves nothing to finalize, and Trio has no
+        unfinished generator to warn about."""
+        return _AsCompleted(futures)
 
     async def reduce(
         self,

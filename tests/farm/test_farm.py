@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import operator
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,26 @@ async def test_submit_map_closures_and_errors() -> None:
         assert len(f.workers) == 2 and all(w.alive and w.os_pid for w in f.workers)
         assert sum(w.tasks_done for w in f.workers) == f.counters.resolved
         assert await f.ping() == 2
+
+
+async def test_leaving_as_completed_early_leaves_nothing_behind() -> None:
+    """``break`` out of ``as_completed`` (``race`` leaves it on the first success) leaves no unfinished
+    async generator behind for Trio to warn about when it is collected (a ``ResourceWarning``)."""
+    async with farm.Farm(workers=1) as f:
+        futures = [f.submit(square, i) for i in range(3)]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first = None
+            async for future in f.as_completed(futures):
+                first = future
+                break
+            gc.collect()
+            await trio.sleep(0)  # Trio finalizes collected async generators in a task of its own
+            assert await f.race(lambda: square(4), lambda: square(5)) in (16, 25)
+            gc.collect()
+            await trio.sleep(0)
+        assert first is not None and first.result() in (0, 1, 4)
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 async def test_broadcast_reaches_each_worker_once() -> None:

@@ -43,6 +43,7 @@ async def test_registrations_do_not_time_out(nursery: trio.Nursery) -> None:
         with trio.fail_after(30):
             idle = await trio.open_tcp_stream("127.0.0.1", server.port)
             assert await _wait_closed_by_server(idle) == b""
+            await idle.aclose()
         assert await epmd.port_please(name, epmd_port=server.port) is not None
 
 

@@ -278,10 +278,14 @@ async def raw_connect(node: LocalNode) -> trio.SocketStream:
 
 
 async def read_until_closed(stream: trio.SocketStream) -> bytes:
+    """Everything ``stream`` receives until the node closes it; then closes our end too."""
     data = b""
-    with trio.fail_after(20):
-        while chunk := await stream.receive_some(65536):
-            data += chunk
+    try:
+        with trio.fail_after(20):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    finally:
+        await stream.aclose()
     return data
 
 

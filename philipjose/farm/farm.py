@@ -91,7 +91,7 @@ from philipjose.farm.errors import (
 )
 from philipjose.farm.history import History
 from philipjose.farm.joining import LAUNCHED, JoinDesk
-from philipjose.farm.journal import Journal, explicit_key, task_key
+from philipjose.farm.journal import Journal, Record, explicit_key, task_key
 from philipjose.farm.launch import WORKER_COMMAND, LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine
 from philipjose.farm.options import OptionsView, TaskOptions
@@ -163,7 +163,6 @@ _PIPELINE_CAP: Final = 32  # most tasks an adaptive pipeline hands one worker at
 _PIPELINE_START: Final = 2  # and how many before anything is known about its speed
 _INLINE_DECODE: Final = 16384  # bytes of outcomes in one pj_done decoded on the loop, not in a thread
 _PIPELINE_WORK: Final = 0.010  # seconds of estimated work an adaptive pipeline keeps queued per worker
-_INLINE_JOURNAL: Final = 1 << 20  # bytes of journal records written on the loop, not in a thread
 _RUNTIME_SAMPLE: Final = 1024  # finished tasks' runtimes kept for speculation's median
 
 
@@ -713,18 +712,14 @@ class Farm:
 
     async def _flush_journal(self, journal: Journal) -> None:
         """Write the journal's new records in batches, ``flush_interval`` seconds after the first of
-        a batch (the last ones are written when the farm closes): a batch of at most
-        ``_INLINE_JOURNAL`` bytes of outcomes on the loop (a thread hop, and the writer thread taking
-        the GIL row by row, would cost the loop more: measured in ``docs/benchmarks.md``), a larger
-        one in a thread."""
+        a batch (the last ones are written when the farm closes), in a thread: a batch is one row,
+        and SQLite's writing it (and its WAL checkpoints) lets go of the GIL, so the loop goes on
+        meanwhile (measured in ``docs/benchmarks.md``)."""
         while True:
             await self._journal_dirty.wait()
             await trio.sleep(journal.flush_interval)
             self._journal_dirty = trio.Event()
-            if journal.unwritten_bytes() <= _INLINE_JOURNAL:
-                journal.flush()
-            else:
-                await trio.to_thread.run_sync(journal.flush)
+            await trio.to_thread.run_sync(journal.flush)
 
     def _replay(self, key: bytes, description: str) -> FarmFuture | None:
         """A future resolved at once from the journal's record of ``key``, or None."""
@@ -1338,6 +1333,8 @@ class Farm:
             started = [t for t in (self._sched.assigned_at(i) for i, p in items if p) if t is not None]
             per_task = (now - max(slot.last_report, min(started, default=now))) / len(data)
         self.history.report(slot, items, decoded, now, self._futures, self._sched.assigned_at)
+        keys = self._keys
+        journaled: list[Record] = []  # this report's outcomes to journal, recorded together
         for task_id, payload in items:
             self._stopping.reported(pid, task_id)
             outcome: Returned | TaskError | None = next(outcomes) if payload else None
@@ -1349,9 +1346,14 @@ class Farm:
                 continue
             if self.speculation is not None and got and isinstance(outcome, Returned):
                 self._runtimes.append(per_task)
-            if self._keys and got and payload:
-                self._record(task_id, payload, isinstance(outcome, Returned))
+            if keys and got and payload:
+                entry = keys.pop(task_id, None)
+                if entry is not None:
+                    journaled.append((entry[0], entry[1], isinstance(outcome, Returned), payload))
             decisions += got
+        if journaled and self.journal is not None:  # before the futures resolve
+            self.journal.record_all(journaled)
+            self._journal_dirty.set()
         if slot is not None:
             slot.last_report = now
         if slot is not None and slot.pid is not None:

@@ -57,7 +57,7 @@ import secrets
 import subprocess
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -487,6 +487,7 @@ class Farm:
         else:
             raise TypeError(f"journal must be a path or a farm.Journal, not {type(journal).__name__}")
         self._keys: dict[int, tuple[bytes, str]] = {}  # journaled tasks: task id -> (key, function)
+        self._journal_keys: Container[bytes] = ()  # the journal's keys() once it is open
         self._journal_dirty = trio.Event()
         self._replayed = [0, 0]  # tasks resolved from the journal: succeeded, failed
         self._next_replay_id = -2  # ids of futures resolved from the journal (-1 is the initializer's)
@@ -591,6 +592,7 @@ class Farm:
         assert self._nursery is not None
         if self.journal is not None:  # a journal another script wrote fails the start at once
             await trio.to_thread.run_sync(self.journal.open)
+            self._journal_keys = self.journal.keys()
             self._nursery.start_soon(self._flush_journal, self.journal)
         try:
             rt = current_runtime()
@@ -1629,10 +1631,11 @@ class Farm:
         journaled: bytes | None = None
         if self.journal is not None and pin is None and not held:
             journaled = task_key(payload) if key is None else explicit_key(key)
-            replayed = self._replay(journaled, description)
-            if replayed is not None:
-                self._report()
-                return replayed
+            if journaled in self._journal_keys:  # a key never recorded: no look-up
+                replayed = self._replay(journaled, description)
+                if replayed is not None:
+                    self._report()
+                    return replayed
         limit = self.task_timeout if timeout is None else timeout
         task_id = self._sched.submit(
             payload, timeout=limit, pin=pin, held=held, idempotent=idempotent, kind=kind, alone=alone

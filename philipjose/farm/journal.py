@@ -55,7 +55,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -323,7 +323,8 @@ class Journal:
                 writer.execute("COMMIT")
             reader = _connect(self.path)
             live = _scan(reader, self.path)
-            self._index = {key: ok for key, (_, _, ok, _) in live.items()}
+            self._index.clear()  # the same dict: keys() views stay live
+            self._index.update((key, ok) for key, (_, _, ok, _) in live.items())
             self._where = {key: batch for key, (batch, _, _, _) in live.items()}
         except sqlite3.Error as exc:
             writer.close()
@@ -351,6 +352,11 @@ class Journal:
 
     def __len__(self) -> int:
         return len(self._index)
+
+    def keys(self) -> KeysView[bytes]:
+        """Every key recorded (written or not; failures too), a live view: ``key in journal.keys()``
+        is how the farm skips :meth:`lookup` (a call) for a task never recorded."""
+        return self._index.keys()
 
     def lookup(self, key: bytes) -> Recorded | None:
         """The recorded outcome of ``key`` to replay, or None (never recorded, or a failure to rerun)."""
@@ -392,8 +398,13 @@ class Journal:
             unwritten = self._unwritten
             for record in records:
                 key = record[0]
-                if index.get(key):
+                held = index.get(key)
+                if held:
                     continue
+                if held is not None:  # a recorded failure, replaced (perhaps before it is written)
+                    replaced = unwritten.get(key)
+                    if replaced is not None:
+                        size -= len(replaced[3])
                 index[key] = record[2]
                 unwritten[key] = record
                 size += len(record[3])

@@ -101,6 +101,38 @@ def test_records_in_many_batches_are_found_in_any_order(tmp_path: Path) -> None:
     again.close()
 
 
+def test_a_report_recorded_at_once_keeps_first_successes_and_replaces_failures(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    book = jr.Journal(path, script=None, rerun_failed=False)
+    book.open()
+    known = book.keys()  # a live view, the farm's test for "never recorded"
+    a, b, c = (jr.explicit_key(k) for k in "abc")
+    assert a not in known
+    book.record_all(
+        [
+            (a, "pj_farm_script_0123456789ab.f", False, _failed("first")),
+            (a, "pj_farm_script_0123456789ab.f", True, _ok(1)),  # replaces the failure
+            (b, "m.g", True, _ok(2)),
+            (b, "m.g", True, _ok(3)),  # a second success of the same key is dropped
+        ]
+    )
+    book.record_all([(c, "m.g", False, _failed("c")), (a, "m.f", True, _ok(4))])
+    assert a in known and c in known and book.recorded == 4 and book.unwritten() == 3  # a twice
+    assert book.unwritten_bytes() == len(_ok(1)) + len(_ok(2)) + len(_failed("c"))
+    assert book.lookup(a) == jr.Recorded(True, _ok(1)) and book.lookup(c) == jr.Recorded(False, _failed("c"))
+    assert book.flush() == 3
+    book.close()
+    assert _sql(path, "PRAGMA page_size") == [(65536,)]  # a new journal's pages
+    again = jr.Journal(path, script=None, rerun_failed=False)
+    view = again.keys()
+    again.open()
+    assert set(view) == {a, b, c}  # the view taken before open() sees what it read
+    assert again.lookup(b) == jr.Recorded(True, _ok(2))
+    again.close()
+    # function names are shown as `farm run` scripts' functions are, from what was given
+    assert jr.summarize_journal(path).functions == {"f": (1, 0), "m.g": (1, 1)}
+
+
 def test_a_failure_superseded_by_a_success_counts_once_and_compacts_away(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     key = jr.explicit_key("k")

@@ -99,10 +99,6 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 """
 _BATCH_BYTES: Final = 2**20  # outcomes per row of batches (a larger outcome has a row of its own)
-# A new journal's pages: a batch's two blobs span a few pages, not a hundred (a commit costs about
-# half as much as with 4 KiB pages); the WAL is checkpointed at 4 MiB, as SQLite's default does.
-_PAGE_SIZE: Final = 65536
-_WAL_BYTES: Final = 4 * 2**20
 _OWN_KEY: Final = 64  # a payload of at most this many bytes is its own key
 _SCRIPT_MODULE = re.compile(r"pj_farm_script_[0-9a-f]{12}\.")
 
@@ -178,10 +174,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     import sqlite3  # here: the workers import the farm, never a journal
     try:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        db.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # a new journal's (an existing one keeps its own)
         db.execute("PRAGMA journal_mode=WAL")
-        (page_size,) = db.execute("PRAGMA page_size").fetchone()
-        db.execute(f"PRAGMA wal_autocheckpoint={max(1, _WAL_BYTES // page_size)}")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
     except sqlite3.Error as exc:

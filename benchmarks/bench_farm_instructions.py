@@ -16,8 +16,12 @@ instructions per task, and the journal's cost in percent of the plain farm's.
 
 Under valgrind the farmer runs some 50 times slower than the workers, so it always finds their
 results waiting: this is the farmer-bound regime, the one in which a trivial task's throughput is
-the farmer's cost per task. Needs ``valgrind`` (``apt-get install valgrind``). To compare with another
-checkout, run the same command with that checkout first on ``PYTHONPATH``.
+the farmer's cost per task. Two settings keep that regime like the farmer's at full speed: each
+worker's pipeline is 32 tasks deep (what the adaptive depth reaches at full speed; under valgrind it
+follows the farmer's slowness, and the number of messages per task then varied 1.7 times from one
+run to the next), and the journal's ``flush_interval`` is 2 s (a commit then holds about as many
+records as a 0.1 s one at full speed). Needs ``valgrind`` (``apt-get install valgrind``). To
+compare with another checkout, run the same command with that checkout first on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import tempfile
 from pathlib import Path
 
 BATCH = 2000
+PIPELINE = 32  # tasks each worker holds (see the module docstring)
+FLUSH_INTERVAL = 2.0  # the journal's, under valgrind (see the module docstring)
 
 
 def _workload(case: str, batches: int) -> None:
@@ -39,8 +45,12 @@ def _workload(case: str, batches: int) -> None:
     from philipjose import farm
 
     with tempfile.TemporaryDirectory() as folder:
-        journal = farm.Journal(Path(folder) / "j.sqlite", script=None) if case == "journal" else None
-        with farm.Executor(2, journal=journal) as ex:
+        journal = (
+            farm.Journal(Path(folder) / "j.sqlite", script=None, flush_interval=FLUSH_INTERVAL)
+            if case == "journal"
+            else None
+        )
+        with farm.Executor(2, journal=journal, max_in_flight=PIPELINE) as ex:
             assert [f.result() for f in [ex.submit(abs, -i) for i in range(200)]] == list(range(200))
             os.getpgid(0)  # callgrind zeroes its counters here (--zero-before=getpgid)
             first = 1000  # new tasks every batch: with a journal, each one runs and is recorded

@@ -15,10 +15,11 @@
 2. Journal overhead: batches of ``--trivial`` individual ``Executor.submit(abs, i)`` then every
    ``result()``, on two farms of 2 workers up at once, one without a journal and one with (new
    tasks each batch, so every task runs and is recorded), taking turns batch by batch (5 x
-   ``--runs`` batches each). Printed: tasks/s of each batch, the medians and the cost in percent;
-   the farmer's CPU time per task; and the journal's own work per task measured alone (the key,
-   a look-up, recording, the commit: CPU time in this process, best of 5 rounds of 20,000). The
-   instruction counts of ``benchmarks/bench_farm_instructions.py`` are the steadier measure.
+   ``--runs`` batches each; which goes first alternates from round to round). Printed: tasks/s of
+   each batch, the medians and the cost in percent; the farmer's CPU time per task; and the
+   journal's own work per task measured alone (the key, a look-up, recording, the commit: CPU time
+   in this process, best of 5 rounds of 20,000). The instruction counts of
+   ``benchmarks/bench_farm_instructions.py`` are the steadier measure.
 
 Start-up is not timed; every system is warmed up first. The systems take turns, ``--runs`` times;
 the medians are printed.
@@ -125,9 +126,9 @@ def _journal_runs(
     args: argparse.Namespace, folder: Path
 ) -> tuple[dict[bool, list[float]], dict[bool, list[float]]]:
     """Trivial tasks/s of individual submits, without and with a (fresh) journal: both farms up at
-    once, taking turns batch by batch (``--runs`` x 5 batches), so a slow spell hits both; and the
-    farmer's CPU time per task (all its threads: ``time.process_time``), which the machine's load
-    disturbs far less than wall time."""
+    once, taking turns batch by batch (``--runs`` x 5 batches, the first of each round alternating),
+    so a slow spell hits both; and the farmer's CPU time per task (all its threads:
+    ``time.process_time``), which the machine's load disturbs far less than wall time."""
     rates: dict[bool, list[float]] = {False: [], True: []}
     cpu: dict[bool, list[float]] = {False: [], True: []}
     book = farm.Journal(folder / f"j{time.monotonic_ns()}.sqlite", script=None)
@@ -136,8 +137,8 @@ def _journal_runs(
         for ex in executors.values():
             [f.result() for f in [ex.submit(abs, -i) for i in range(200)]]  # warm up
         first = 1000
-        for _ in range(5 * args.runs):
-            for journal, ex in executors.items():
+        for round_ in range(5 * args.runs):
+            for journal, ex in sorted(executors.items(), reverse=round_ % 2 == 1):
                 start, used = time.perf_counter(), time.process_time()
                 futures = [ex.submit(abs, i) for i in range(first, first + args.trivial)]
                 for f in futures:

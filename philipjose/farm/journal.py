@@ -24,12 +24,13 @@ defined in the script and shipped by value). ``options(key=...)`` gives a task a
 instead (``str`` or ``bytes``); the three kinds of key start with different bytes, so they never
 collide.
 
-Recording: :meth:`Journal.record` is called on the event loop when a task resolves with an outcome;
-it only adds to a dict. The farm's flusher writes what was recorded in one transaction (batched
-commits), ``flush_interval`` seconds (default 0.1) after the first unwritten record, and once more
-when the farm closes: up to 1 MiB of outcomes on the event loop (one insert of two blobs per
-MiB), more in a thread, off the loop. So a farmer killed outright loses at most the last
-``flush_interval`` seconds of results, which run again.
+Recording: the farm calls :meth:`Journal.record_all` on the event loop with the outcomes of a
+worker's report, before their futures resolve; it only adds the records to a dict. The farm's
+flusher writes what was recorded in one transaction (batched commits), ``flush_interval`` seconds
+(default 0.1) after the first unwritten record, and once more when the farm closes, in a thread:
+one insert of two blobs per MiB of outcomes, during which SQLite lets go of the GIL. So a farmer
+killed outright loses at most the last ``flush_interval`` seconds of results, which run again. A
+task whose key was never recorded costs no look-up: the farm tests ``key in journal.keys()``.
 
 Replaying: :meth:`Journal.open` checks the ``meta`` table (a journal of another script or another
 philipjose version is refused with :class:`JournalMismatch`, never silently reused) and reads the

@@ -10,10 +10,11 @@ worker's :class:`~philipjose.farm.interrupt.Interrupter` aims at it while a task
 A quick call comes back quicker still with ``wait``: the event loop then blocks (the GIL released)
 for up to ``wait`` seconds on the call's own ``threading.Event``, and a call done by then is returned
 at once, without the way back through the loop (a write to Trio's wake-up socket, a pass of the
-scheduler and a task switch: about 0.1 ms of a round trip, measured in ``docs/benchmarks.md``). A call
-still running after ``wait`` goes on as without it, and the loop serves everything else meanwhile;
-so ``wait`` is what the loop may be held for per call (the worker uses 1 ms: ticks, other messages
-and revocations wait that long at most). Which way a call's outcome goes is settled under the call's
+scheduler and a task switch: a trivial call there and back took 91-107 us without, 55-68 us with,
+in ``benchmarks/bench_latency_floor.py`` on a 2-core VM; a farm's round trip did not measurably
+change, see ``docs/benchmarks.md``). A call still running after ``wait`` goes on as without it,
+and the loop serves everything else meanwhile; so ``wait`` is what the loop may be held for per
+call (the worker uses 1 ms: ticks, other messages and revocations wait that long at most). Which way a call's outcome goes is settled under the call's
 lock, so a call that ends just as the wait gives up is delivered exactly once.
 
 Cancelling a ``run`` abandons the call (as ``abandon_on_cancel=True``): the caller goes on at once,

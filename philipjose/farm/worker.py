@@ -25,7 +25,7 @@ computes), with :func:`philipjose.farm.shipping.run_task`. Quick tasks are batch
 runs queued tasks until 5 ms have passed and their outcomes go back in one ``pj_done`` message; a
 longer task is reported as soon as it ends. The loop waits up to 1 ms for each batch before it goes
 on serving (``TaskThread.run(wait=...)``): a batch done by then is reported without a pass through
-the scheduler (a trivial call in the thread and back: 104 -> 67-77 us on a 2-core VM). The worker
+the scheduler (a trivial call in the thread and back: 91-107 -> 55-68 us on a 2-core VM). The worker
 exits when the farmer's node goes down, when its stdin (the lifeline) ends, or on ``pj_stop``. If
 its first connection to the farmer fails (a wrong secret: the farmer refuses the handshake; or
 nothing listening there), :func:`serve` raises

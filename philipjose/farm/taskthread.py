@@ -14,8 +14,9 @@ scheduler and a task switch: a trivial call there and back took 91-107 us withou
 in ``benchmarks/bench_latency_floor.py`` on a 2-core VM; a farm's round trip did not measurably
 change, see ``docs/benchmarks.md``). A call still running after ``wait`` goes on as without it,
 and the loop serves everything else meanwhile; so ``wait`` is what the loop may be held for per
-call (the worker uses 1 ms: ticks, other messages and revocations wait that long at most). Which way a call's outcome goes is settled under the call's
-lock, so a call that ends just as the wait gives up is delivered exactly once.
+call (the worker uses 1 ms: ticks, other messages and revocations wait that long at most). Which
+way a call's outcome goes is settled under the call's lock, so a call that ends just as the wait
+gives up is delivered exactly once.
 
 Cancelling a ``run`` abandons the call (as ``abandon_on_cancel=True``): the caller goes on at once,
 the call finishes in the thread and its outcome is dropped. The thread is a daemon: it never holds

@@ -25,6 +25,7 @@ import concurrent.futures
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -91,8 +92,6 @@ def blocking_tcp(n: int) -> float:
 
 
 def trio_echo(family: str, n: int) -> float:
-    import subprocess
-
     with tempfile.TemporaryDirectory() as tmp:
         if family == "tcp":
             with socket.socket() as probe:

@@ -1631,7 +1631,7 @@ class Farm:
         journaled: bytes | None = None
         if self.journal is not None and pin is None and not held:
             journaled = task_key(payload) if key is None else explicit_key(key)
-            if journaled in self._journal_keys:  # a key never recorded: no look-up
+            if journaled in self._journal_keys:  # only a recorded key is looked up
                 replayed = self._replay(journaled, description)
                 if replayed is not None:
                     self._report()

@@ -274,6 +274,9 @@ class Executor(concurrent.futures.Executor):
         """(The farm's thread) the farm resolved ``ff``: resolve the caller's future alike."""
         future = ff._on_behalf
         assert isinstance(future, _Future)
+        # the caller's future no longer holds the farm's (nor the farm's it): a resolved task then
+        # costs the caller's process a plain Future, freed by reference counting, never by the GC
+        ff._on_behalf = future._farm_future = None
         if ff.cancelled():
             concurrent.futures.Future.cancel(future)  # the farm's own cancel: nothing to forward
             future.set_running_or_notify_cancel()  # tells wait() and as_completed()

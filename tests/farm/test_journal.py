@@ -132,6 +132,26 @@ def test_a_report_recorded_at_once_keeps_first_successes_and_replaces_failures(t
     assert jr.summarize_journal(path).functions == {"f": (1, 0), "m.g": (1, 1)}
 
 
+def test_records_written_by_this_run_are_replayed_by_it(tmp_path: Path) -> None:
+    """What a run wrote (several commits; a failure, then its key's success in a later one) is
+    found by the same run's look-ups, from disk, as a later run finds it."""
+    book = jr.Journal(tmp_path / "j.sqlite", script=None, rerun_failed=False)
+    book.open()
+    keys = [jr.explicit_key(str(i)) for i in range(6)]
+    book.record_all([(keys[0], "m.f", True, _ok(0)), (keys[1], "m.f", False, _failed("one"))])
+    assert book.flush() == 2
+    assert book.lookup(keys[1]) == jr.Recorded(False, _failed("one"))  # places the first commit
+    book.record_all([(keys[1], "m.f", True, _ok(1)), (keys[2], "m.f", True, _ok(2))])
+    assert book.flush() == 2
+    book.record_all([(k, "m.f", True, _ok(i)) for i, k in enumerate(keys[3:], 3)])
+    assert book.flush() == 3 and book.unwritten() == 0
+    for i, key in enumerate(keys):
+        assert book.lookup(key) == jr.Recorded(True, _ok(i)), i
+    book.record_all([(keys[2], "m.f", False, _failed("late")), (keys[0], "m.f", True, _ok("again"))])
+    assert book.unwritten() == 0 and book.lookup(keys[2]) == jr.Recorded(True, _ok(2))  # first success
+    book.close()
+
+
 def test_a_failure_superseded_by_a_success_counts_once_and_compacts_away(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     key = jr.explicit_key("k")

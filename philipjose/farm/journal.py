@@ -34,16 +34,15 @@ task whose key was never recorded costs no look-up: the farm tests ``key in jour
 
 Replaying: :meth:`Journal.open` checks the ``meta`` table (a journal of another script or another
 philipjose version is refused with :class:`JournalMismatch`, never silently reused) and reads the
-entries of every batch into memory (the set of keys, the set of those whose record is a failure,
-and which batch holds each; outcomes stay on disk); :meth:`Journal.lookup` then costs a set look-up
-for a key never recorded, and one blob read for one that was (the entries of the batch last read
-are kept at hand: a run resumed submits its tasks in about the order they were recorded). The
-batches a run writes are placed (key -> batch) only by its first look-up after them: a run that
-looks nothing up never pays for it. Sets rather than a dict of key -> succeeded, because a set
-finds or misses a key in one cache line, where a dict of 10^5 keys takes two or three cache misses:
-on the loop, twice a task (the loop's journal work: 2.0 -> 1.4 us a task at 300,000 keys). A recorded failure
-is replayed only with ``rerun_failed=False``; by default it runs again, and its new outcome
-supersedes it.
+entries of every batch into memory (key -> succeeded, and which batch holds it; outcomes stay on
+disk); :meth:`Journal.lookup` then costs a dict look-up for a key never recorded, and one blob read
+for one that was (the entries of the batch last read are kept at hand: a run resumed submits its
+tasks in about the order they were recorded). The batches a run writes are placed (key -> batch)
+only by its first look-up after them: a run that looks nothing up never pays for it. What stays in
+memory for the whole run is held so that the garbage collector need not visit it: dicts of bytes
+to bools or ints, tuples of bytes (a set of 300,000 keys added 12 ms to every full collection,
+which a farm of trivial tasks makes every few thousand tasks). A recorded failure is replayed
+only with ``rerun_failed=False``; by default it runs again, and its new outcome supersedes it.
 
 Guarantees: execution is at least once (a task may run again after its worker died, or after the
 farmer died before its result was written); results are exactly once per key: the first recorded
@@ -62,7 +61,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Iterable, Iterator, KeysView
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -289,13 +288,13 @@ class Journal:
         self.flush_interval = flush_interval
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
-        # every key recorded (written or not), and those whose record in force is a failure: sets,
-        # not a dict of key -> succeeded, since a set finds (or misses) a key in one cache line
-        # where a dict of 10^5 keys takes two or three cache misses, on the loop, twice a task
-        self._index: set[bytes] = set()
-        self._failed: set[bytes] = set()
+        # key -> succeeded, for every record (written or not). A dict of bytes -> bool, and never
+        # a set: the garbage collector leaves such a dict alone, where it would visit every key of
+        # a set in each full collection (12 ms at 300,000 keys)
+        self._index: dict[bytes, bool] = {}
         self._where: dict[bytes, int] = {}  # key -> the batch that holds its record in force
-        self._unplaced: list[tuple[int, list[bytes]]] = []  # batches written, not yet in _where
+        # batches written, not yet in _where (their keys in tuples, which the GC then leaves alone)
+        self._unplaced: list[tuple[int, tuple[bytes, ...]]] = []
         self._located: tuple[int, dict[bytes, tuple[int, int]]] = (0, {})  # a batch's (offset, length)s
         self._unwritten: dict[bytes, Record] = {}
         self._writing: dict[bytes, Record] = {}  # being written by flush()
@@ -329,10 +328,8 @@ class Journal:
                 writer.execute("COMMIT")
             reader = _connect(self.path)
             live = _scan(reader, self.path)
-            self._index.clear()  # the same set: keys() stays live
-            self._index.update(live)
-            self._failed.clear()
-            self._failed.update(key for key, (_, _, ok, _) in live.items() if not ok)
+            self._index.clear()  # the same dict: keys() views stay live
+            self._index.update((key, ok) for key, (_, _, ok, _) in live.items())
             self._where = {key: batch for key, (batch, _, _, _) in live.items()}
         except sqlite3.Error as exc:
             writer.close()
@@ -361,17 +358,15 @@ class Journal:
     def __len__(self) -> int:
         return len(self._index)
 
-    def keys(self) -> Set[bytes]:
+    def keys(self) -> KeysView[bytes]:
         """Every key recorded (written or not; failures too), a live view: ``key in journal.keys()``
         is how the farm skips :meth:`lookup` (a call) for a task never recorded."""
-        return self._index
+        return self._index.keys()
 
     def lookup(self, key: bytes) -> Recorded | None:
         """The recorded outcome of ``key`` to replay, or None (never recorded, or a failure to rerun)."""
-        if key not in self._index:
-            return None
-        ok = key not in self._failed
-        if not ok and self.rerun_failed:
+        ok = self._index.get(key)
+        if ok is None or (not ok and self.rerun_failed):
             return None
         with self._lock:
             pending = self._unwritten.get(key) or self._writing.get(key)
@@ -408,32 +403,27 @@ class Journal:
         """:meth:`record` each of ``records`` in turn (the farm records a worker's report at once:
         one call and one lock for its tasks, the tuples kept as they are until written)."""
         records = records if isinstance(records, (list, tuple)) else list(records)
-        index, failed = self._index, self._failed
+        index = self._index
         fresh_records = dict(zip(map(_KEY, records), records, strict=True))
         with self._lock:
             unwritten = self._unwritten
-            if len(fresh_records) == len(records) and index.isdisjoint(fresh_records):
+            if len(fresh_records) == len(records) and index.keys().isdisjoint(fresh_records):
                 # the usual report: keys never recorded, each once: no Python loop
-                index.update(fresh_records)
-                if not all(map(_OK, records)):
-                    failed.update(record[0] for record in records if not record[2])
+                index.update(zip(fresh_records, map(_OK, records), strict=True))
                 unwritten.update(fresh_records)
                 size, fresh = sum(map(len, map(_OUTCOME, records))), len(records)
             else:
                 size = fresh = 0
                 for record in records:
                     key = record[0]
-                    if key in index:
-                        if key not in failed:  # a recorded success keeps its first outcome
-                            continue
-                        replaced = unwritten.get(key)  # a failure, replaced (perhaps unwritten yet)
+                    held = index.get(key)
+                    if held:  # a recorded success keeps its first outcome
+                        continue
+                    if held is not None:  # a recorded failure, replaced (perhaps before it is written)
+                        replaced = unwritten.get(key)
                         if replaced is not None:
                             size -= len(replaced[3])
-                    index.add(key)
-                    if record[2]:
-                        failed.discard(key)
-                    else:
-                        failed.add(key)
+                    index[key] = record[2]
                     unwritten[key] = record
                     size += len(record[3])
                     fresh += 1
@@ -455,12 +445,12 @@ class Journal:
             with self._lock:
                 batch, size = self._unwritten, self._unwritten_bytes
                 self._writing, self._unwritten, self._unwritten_bytes = batch, {}, 0
-            written: list[tuple[int, list[bytes]]] = []  # (row, its keys) once committed
+            written: list[tuple[int, tuple[bytes, ...]]] = []  # (row, its keys) once committed
             try:
                 if not batch or self._writer is None:
                     return 0
                 now = time.time()
-                rows: list[tuple[int, list[bytes]]] = []
+                rows: list[tuple[int, tuple[bytes, ...]]] = []
                 try:
                     self._writer.execute("BEGIN")
                     for group in _split(batch, size):
@@ -471,7 +461,7 @@ class Journal:
                             (now, entries, outcomes),
                         )
                         assert row.lastrowid is not None
-                        rows.append((row.lastrowid, keys))
+                        rows.append((row.lastrowid, tuple(keys)))
                     self._writer.execute("COMMIT")
                 except sqlite3.Error as exc:
                     with contextlib.suppress(sqlite3.Error):

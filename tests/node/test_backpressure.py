@@ -123,8 +123,11 @@ async def node_and_peer(
             while Atom(peer.name) not in node.dist.nodes():
                 await trio.sleep(0.01)  # bounded poll: the node has no event for an accepted peer
         nursery.start_soon(peer.tick_forever, 0.2)
-        yield node, node.dist, peer
-        nursery.cancel_scope.cancel()
+        try:
+            yield node, node.dist, peer
+        finally:
+            nursery.cancel_scope.cancel()
+            await trio.aclose_forcefully(peer.stream)
 
 
 def queued(dist: Node, peer: RawPeer) -> int:

@@ -186,15 +186,21 @@ def _write(tmp_path: Path) -> str:
 
 
 async def _expect_closed(peer: h.RawPeer, what: str, timeout: float = 30) -> None:
-    assert await peer.closed(timeout), f"the node kept the connection open after {what}"
+    try:
+        assert await peer.closed(timeout), f"the node kept the connection open after {what}"
+    finally:
+        await peer.aclose()  # our end of it
 
 
 async def _expect_alive(peer: h.RawPeer, timeout: float = 60) -> None:
     """The connection still works: ``echo`` answers (so everything sent before was handled)."""
-    await peer.send_frame(h.header_frame(peer.pid, "echo", term_to_binary((peer.pid, Atom("still_here")))))
-    body = await peer.next_message(timeout)
-    assert body.endswith(b"still_here"), body[:100]
-    await peer.aclose()
+    try:
+        echo = term_to_binary((peer.pid, Atom("still_here")))
+        await peer.send_frame(h.header_frame(peer.pid, "echo", echo))
+        body = await peer.next_message(timeout)
+        assert body.endswith(b"still_here"), body[:100]
+    finally:
+        await peer.aclose()
 
 
 async def passthrough_bombs(port: int, label: str) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from philipjose import __version__, farm
 from philipjose.farm import journal as jr
@@ -130,6 +132,49 @@ def test_a_report_recorded_at_once_keeps_first_successes_and_replaces_failures(t
     again.close()
     # function names are shown as `farm run` scripts' functions are, from what was given
     assert jr.summarize_journal(path).functions == {"f": (1, 0), "m.g": (1, 1)}
+
+
+_REPORTS = st.lists(  # reports of (key number, succeeded, outcome size), as a farm's workers send them
+    st.lists(st.tuples(st.integers(0, 6), st.booleans(), st.integers(0, 40)), max_size=8), max_size=8
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_REPORTS, st.lists(st.booleans(), min_size=8, max_size=8))
+def test_record_all_keeps_first_successes_whatever_the_reports(
+    tmp_path_factory: pytest.TempPathFactory, reports: list[list[tuple[int, bool, int]]], flushes: list[bool]
+) -> None:
+    """``record_all``'s two paths (a report of new keys at once, any other record by record) agree
+    with the rule, report after report, flushed or not: a key's first success is kept; a failure is
+    replaced by the next outcome of its key; what waits for the flush is each key's latest record."""
+    book = jr.Journal(tmp_path_factory.mktemp("j") / "j.sqlite", script=None, rerun_failed=False)
+    book.open()
+    held: dict[bytes, jr.Record] = {}  # the model: each key's record in force
+    waiting: dict[bytes, jr.Record] = {}  # the model: what the next flush writes
+    for report, flush in zip(reports, flushes, strict=False):
+        records = [
+            (jr.explicit_key(str(k)), "m.f", ok, bytes([k]) * size + (b"ok" if ok else b"no"))
+            for k, ok, size in report
+        ]
+        for record in records:
+            previous = held.get(record[0])
+            if previous is None or not previous[2]:
+                held[record[0]] = waiting[record[0]] = record
+        book.record_all(records)
+        assert book.unwritten() == len(waiting)
+        assert book.unwritten_bytes() == sum(len(r[3]) for r in waiting.values())
+        assert dict.fromkeys(book.keys(), None) == dict.fromkeys(held, None)
+        for key, record in held.items():
+            assert book.lookup(key) == jr.Recorded(record[2], record[3])
+        if flush:
+            assert book.flush() == len(waiting)
+            waiting.clear()
+    book.close()
+    again = jr.Journal(book.path, script=None, rerun_failed=False)
+    again.open()
+    for key, record in held.items():  # and the journal read back holds the same
+        assert again.lookup(key) == jr.Recorded(record[2], record[3])
+    again.close()
 
 
 def test_records_written_by_this_run_are_replayed_by_it(tmp_path: Path) -> None:

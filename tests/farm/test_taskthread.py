@@ -26,15 +26,16 @@ async def test_calls_run_in_one_other_thread_in_order() -> None:
         thread.close()
 
 
-async def test_a_cancelled_call_is_abandoned_and_the_thread_goes_on() -> None:
+@pytest.mark.parametrize(("wait", "next_wait"), [(0.0, 0.0), (0.001, 1.0)], ids=["no wait", "after its wait"])
+async def test_a_cancelled_call_is_abandoned_and_the_thread_goes_on(wait: float, next_wait: float) -> None:
     thread = TaskThread()
     release = threading.Event()
     try:
         with trio.move_on_after(0.05) as scope:
-            await thread.run(release.wait)
+            await thread.run(release.wait, wait=wait)
         assert scope.cancelled_caught
         release.set()  # the abandoned call ends; its outcome is dropped
-        assert await thread.run(lambda: "next") == "next"
+        assert await thread.run(lambda: "next", wait=next_wait) == "next"
     finally:
         thread.close()
 
@@ -89,18 +90,5 @@ async def test_calls_that_end_as_the_wait_gives_up_are_delivered_once_each() -> 
                 return i
 
             assert await thread.run(busy, wait=wait) == i
-    finally:
-        thread.close()
-
-
-async def test_a_call_cancelled_after_its_wait_is_abandoned() -> None:
-    thread = TaskThread()
-    release = threading.Event()
-    try:
-        with trio.move_on_after(0.05) as scope:
-            await thread.run(release.wait, wait=0.001)
-        assert scope.cancelled_caught
-        release.set()
-        assert await thread.run(lambda: "next", wait=1.0) == "next"
     finally:
         thread.close()

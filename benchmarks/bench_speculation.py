@@ -3,6 +3,7 @@
 
     python benchmarks/bench_speculation.py [--workers 4] [--tasks 200] [--ms 20] [--runs 3]
                                            [--trivial 5000] [--only farm,farm-spec,pool,dask]
+                                           [--journal-held 300000]
 
 1. Stragglers: a map of ``--tasks`` tasks of ``--ms`` ms each (sleeping in 1 ms steps, so a task
    stopped on purpose stops at once) on ``--workers`` workers, one of which is 10 times slower: a
@@ -15,7 +16,9 @@
 2. Journal overhead: batches of ``--trivial`` individual ``Executor.submit(abs, i)`` then every
    ``result()``, on two farms of 2 workers up at once, one without a journal and one with (new
    tasks each batch, so every task runs and is recorded), taking turns batch by batch (5 x
-   ``--runs`` batches each; which goes first alternates from round to round). Printed: tasks/s of
+   ``--runs`` batches each; which goes first alternates from round to round). The journal is new,
+   or with ``--journal-held N`` holds N records of an earlier run (as a run resumed on a large
+   journal, whose every new task is looked up among them). Printed: tasks/s of
    each batch, the medians and the cost in percent; the farmer's CPU time per task; and the
    journal's own work per task measured alone (the key, a look-up, recording, the commit: CPU time
    in this process, best of 5 rounds of 20,000). The instruction counts of
@@ -133,7 +136,10 @@ def _journal_runs(args: argparse.Namespace, folder: Path) -> dict[str, dict[bool
     measures: dict[str, dict[bool, list[float]]] = {
         name: {False: [], True: []} for name in ("rate", "cpu", "loop", "caller")
     }
-    book = farm.Journal(folder / f"j{time.monotonic_ns()}.sqlite", script=None)
+    path = folder / f"j{time.monotonic_ns()}.sqlite"
+    if args.journal_held:
+        _fill_journal(path, args.journal_held)
+    book = farm.Journal(path, script=None)
     with farm.Executor(2) as plain, farm.Executor(2, journal=book) as journaled:
         executors = {False: plain, True: journaled}
         idents = {journal: ex._thread.ident for journal, ex in executors.items()}  # the farms' threads
@@ -159,6 +165,23 @@ def _journal_runs(args: argparse.Namespace, folder: Path) -> dict[str, dict[bool
                     measures[name][journal].append(value)
             first += args.trivial  # new tasks every batch: each one runs and is recorded
     return measures
+
+
+def _fill_journal(path: Path, n: int) -> None:
+    """Write ``n`` records of an earlier run into a new journal at ``path``: the results of
+    ``abs(-i)`` for ``n`` values of ``i`` that the timed batches never submit."""
+    from philipjose.farm import journal as jr
+    from philipjose.farm.shipping import Returned, dumps_outcome, dumps_task
+
+    earlier = jr.Journal(path, script=None)
+    earlier.open()
+    outcome = dumps_outcome(Returned(0))
+    for start in range(0, n, 10_000):
+        span = range(10**9 + start, 10**9 + min(n, start + 10_000))
+        keys = [jr.task_key(dumps_task(abs, (-i,))) for i in span]
+        earlier.record_all([(key, "builtins.abs", True, outcome) for key in keys])
+        earlier.flush()
+    earlier.close()
 
 
 def _journal_alone(folder: Path, n: int = 20_000) -> dict[str, float]:
@@ -227,6 +250,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--trivial", type=int, default=2000, help="tasks per batch (journal)")
     parser.add_argument("--only", default="farm,farm-spec,pool,dask,journal")
+    parser.add_argument(
+        "--journal-held", type=int, default=0, help="records of an earlier run the journal starts with"
+    )
     args = parser.parse_args()
     chosen = args.only.split(",")
     if "dask" in chosen and importlib.util.find_spec("distributed") is None:
@@ -265,7 +291,8 @@ def main() -> None:
         rates = journal["rate"]
         plain, journaled = statistics.median(rates[False]), statistics.median(rates[True])
         print(
-            f"journal: batches of {args.trivial} individual Executor.submit(abs, i) on 2 workers, alternating"
+            f"journal: batches of {args.trivial} individual Executor.submit(abs, i) on 2 workers, "
+            f"alternating; the journal holding {args.journal_held:,} records of an earlier run when it opens"
         )
         print(_median_line("without a journal", rates[False], lambda v: f"{v:,.0f}/s"))
         print(_median_line("with a journal", rates[True], lambda v: f"{v:,.0f}/s"))

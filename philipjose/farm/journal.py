@@ -25,24 +25,28 @@ instead (``str`` or ``bytes``); the three kinds of key start with different byte
 collide.
 
 Recording: the farm calls :meth:`Journal.record_all` on the event loop with the outcomes of a
-worker's report, before their futures resolve; it only adds the records to a dict. The farm's
-flusher writes what was recorded in one transaction (batched commits), ``flush_interval`` seconds
-(default 0.1) after the first unwritten record, and once more when the farm closes, in a thread:
-one insert of two blobs per MiB of outcomes, during which SQLite lets go of the GIL. So a farmer
-killed outright loses at most the last ``flush_interval`` seconds of results, which run again. A
-task whose key was never recorded costs no look-up: the farm tests ``key in journal.keys()``.
+worker's report, before their futures resolve; it only appends them to a list. The farm's flusher
+writes what was recorded in one transaction (batched commits), ``flush_interval`` seconds (default
+0.1) after the first unwritten record, and once more when the farm closes, in a thread: one insert
+of two blobs per MiB of outcomes, during which SQLite lets go of the GIL. So a farmer killed
+outright loses at most the last ``flush_interval`` seconds of results, which run again. Records
+are written as they come, a key's second record too (two tasks of the same key in one run); which
+one is in force is decided when the journal is read: a key's first success, else its last failure.
 
 Replaying: :meth:`Journal.open` checks the ``meta`` table (a journal of another script or another
 philipjose version is refused with :class:`JournalMismatch`, never silently reused) and reads the
-entries of every batch into memory (key -> succeeded, and which batch holds it; outcomes stay on
-disk); :meth:`Journal.lookup` then costs a dict look-up for a key never recorded, and one blob read
-for one that was (the entries of the batch last read are kept at hand: a run resumed submits its
-tasks in about the order they were recorded). The batches a run writes are placed (key -> batch)
-only by its first look-up after them: a run that looks nothing up never pays for it. What stays in
-memory for the whole run is held so that the garbage collector need not visit it: dicts of bytes
-to bools or ints, tuples of bytes (a set of 300,000 keys added 12 ms to every full collection,
-which a farm of trivial tasks makes every few thousand tasks). A recorded failure is replayed
-only with ``rerun_failed=False``; by default it runs again, and its new outcome supersedes it.
+entries of every batch into memory (key -> succeeded, and where its record in force lies; outcomes
+stay on disk); :meth:`Journal.lookup` then costs one blob read (the entries of the batch last read
+are kept at hand: a run resumed submits its tasks in about the order they were recorded). A task
+whose key was not recorded costs no call: the farm tests ``key in journal.keys()``. What a farm
+replays is what the journal held when it opened; the records of its own run are for the runs after
+it. That keeps a run's own keys out of memory: a dict of every key recorded so far, probed for
+each task, cost a farm of trivial tasks 2-3 us a task at 300,000 keys (cache misses: the keys and
+the dict outgrow the CPU's caches), four times the journal's own work. What stays in memory is held
+so that the garbage collector need not visit it: dicts of bytes to bools or ints (a set of 300,000
+keys added 12 ms to every full collection, which a farm of trivial tasks makes every few thousand
+tasks). A recorded failure is replayed only with ``rerun_failed=False``; by default it runs again,
+and its new outcome supersedes it.
 
 Guarantees: execution is at least once (a task may run again after its worker died, or after the
 farmer died before its result was written); results are exactly once per key: the first recorded
@@ -95,6 +99,7 @@ DEFAULT_FLUSH_INTERVAL: Final = 0.1
 
 _NO_SCRIPT: Final = "none"
 _AUTO: Final = object()
+_INSERT: Final = "INSERT INTO batches (recorded, entries, outcomes) VALUES (?, ?, ?)"
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
@@ -108,7 +113,8 @@ _BATCH_BYTES: Final = 2**20  # outcomes per row of batches (a larger outcome has
 _OWN_KEY: Final = 64  # a payload of at most this many bytes is its own key
 _SCRIPT_MODULE = re.compile(r"pj_farm_script_[0-9a-f]{12}\.")
 
-_KEY, _OK, _OUTCOME = operator.itemgetter(0), operator.itemgetter(2), operator.itemgetter(3)  # of a Record
+_OUTCOME = operator.itemgetter(3)  # of a Record
+_PLACE_BITS = 32  # where a record lies: its batch << _PLACE_BITS | its place in the batch
 # what a batch's entries hold: keys, function names, whether each succeeded, outcome lengths
 _Entries = tuple[list[bytes], list[str], list[bool], list[int]]
 Record = tuple[bytes, str, bool, bytes]
@@ -220,29 +226,29 @@ def _entries(data: bytes, path: Path) -> _Entries:
     return keys, functions, oks, lengths
 
 
-def _pack(keys: list[bytes], records: dict[bytes, Record]) -> tuple[bytes, bytes]:
-    """A row of ``batches``: the entries of the records (``keys``, in order; functions as
+def _pack(records: list[Record]) -> tuple[bytes, bytes]:
+    """A row of ``batches``: the entries of the records (in order; functions as
     :func:`function_name` shows them) and their outcomes, one after the other."""
-    _, functions, oks, outcomes = zip(*records.values())  # noqa: B905 (four fields each)
+    keys, functions, oks, outcomes = zip(*records)  # noqa: B905 (four fields each)
     names = {function: function_name(function) for function in set(functions)}
-    entries = (keys, list(map(names.__getitem__, functions)), list(oks), list(map(len, outcomes)))
+    entries = (list(keys), list(map(names.__getitem__, functions)), list(oks), list(map(len, outcomes)))
     return marshal.dumps(entries), b"".join(outcomes)
 
 
-def _split(batch: dict[bytes, Record], size: int) -> Iterator[dict[bytes, Record]]:
+def _split(batch: list[Record], size: int) -> Iterator[list[Record]]:
     """The records of ``batch`` (in order) in groups of at most ``_BATCH_BYTES`` of outcomes (a larger
     outcome alone); ``size`` is their total."""
     if size <= _BATCH_BYTES:
         yield batch
         return
-    group: dict[bytes, Record] = {}
+    group: list[Record] = []
     held = 0
-    for key, record in batch.items():
+    for record in batch:
         length = len(record[3])
         if group and held + length > _BATCH_BYTES:
             yield group
-            group, held = {}, 0
-        group[key] = record
+            group, held = [], 0
+        group.append(record)
         held += length
     if group:
         yield group
@@ -288,16 +294,13 @@ class Journal:
         self.flush_interval = flush_interval
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
-        # key -> succeeded, for every record (written or not). A dict of bytes -> bool, and never
-        # a set: the garbage collector leaves such a dict alone, where it would visit every key of
-        # a set in each full collection (12 ms at 300,000 keys)
+        # key -> succeeded, for every key recorded when the journal was opened. A dict of bytes ->
+        # bool, and never a set: the garbage collector leaves such a dict alone, where it would
+        # visit every key of a set in each full collection (12 ms at 300,000 keys)
         self._index: dict[bytes, bool] = {}
-        self._where: dict[bytes, int] = {}  # key -> the batch that holds its record in force
-        # batches written, not yet in _where (their keys in tuples, which the GC then leaves alone)
-        self._unplaced: list[tuple[int, tuple[bytes, ...]]] = []
-        self._located: tuple[int, dict[bytes, tuple[int, int]]] = (0, {})  # a batch's (offset, length)s
-        self._unwritten: dict[bytes, Record] = {}
-        self._writing: dict[bytes, Record] = {}  # being written by flush()
+        self._where: dict[bytes, int] = {}  # key -> where its record in force lies (_PLACE_BITS)
+        self._located: tuple[int, list[int], list[int]] = (0, [], [])  # a batch's offsets, lengths
+        self._unwritten: list[Record] = []
         self._unwritten_bytes = 0
         self._lock = threading.Lock()  # the unwritten records
         self._write_lock = threading.Lock()  # the writer connection
@@ -330,7 +333,7 @@ class Journal:
             live = _scan(reader, self.path)
             self._index.clear()  # the same dict: keys() views stay live
             self._index.update((key, ok) for key, (_, _, ok, _) in live.items())
-            self._where = {key: batch for key, (batch, _, _, _) in live.items()}
+            self._where = {key: batch << _PLACE_BITS | place for key, (batch, place, _, _) in live.items()}
         except sqlite3.Error as exc:
             writer.close()
             raise JournalError(f"{self.path}: {exc}") from exc
@@ -356,79 +359,50 @@ class Journal:
             )
 
     def __len__(self) -> int:
+        """How many keys the journal held when it was opened."""
         return len(self._index)
 
     def keys(self) -> KeysView[bytes]:
-        """Every key recorded (written or not; failures too), a live view: ``key in journal.keys()``
-        is how the farm skips :meth:`lookup` (a call) for a task never recorded."""
+        """Every key recorded when the journal was opened (failures too), a live view: ``key in
+        journal.keys()`` is how the farm skips :meth:`lookup` (a call) for a task never recorded."""
         return self._index.keys()
 
     def lookup(self, key: bytes) -> Recorded | None:
-        """The recorded outcome of ``key`` to replay, or None (never recorded, or a failure to rerun)."""
+        """The outcome of ``key`` the journal held when it was opened, to replay; None if it held
+        none, or a failure to rerun. (What this run records is for the runs after it.)"""
         ok = self._index.get(key)
         if ok is None or (not ok and self.rerun_failed):
             return None
-        with self._lock:
-            pending = self._unwritten.get(key) or self._writing.get(key)
-        if pending is not None:
-            return Recorded(pending[2], pending[3])
         assert self._reader is not None, "the journal is not open"
-        if self._unplaced:  # this run's commits are placed in _where by the first look-up after them
-            with self._lock:
-                written, self._unplaced = self._unplaced, []
-            for row_id, keys in written:  # in the order written: a key's last record is in force
-                self._where.update(dict.fromkeys(keys, row_id))
-        batch = self._where[key]
-        offset, length = self._locate(batch)[key]
+        batch, place = divmod(self._where[key], 1 << _PLACE_BITS)
+        offsets, lengths = self._locate(batch)
         with self._reader.blobopen("batches", "outcomes", batch, readonly=True) as blob:
-            blob.seek(offset)
-            return Recorded(ok, blob.read(length))
+            blob.seek(offsets[place])
+            return Recorded(ok, blob.read(lengths[place]))
 
-    def _locate(self, batch: int) -> dict[bytes, tuple[int, int]]:
-        """Where each record of ``batch`` lies in its outcomes: key -> (offset, length)."""
+    def _locate(self, batch: int) -> tuple[list[int], list[int]]:
+        """Where the records of ``batch`` lie in its outcomes: their offsets and lengths, in order."""
         if self._located[0] != batch:
             assert self._reader is not None
             (data,) = self._reader.execute("SELECT entries FROM batches WHERE id = ?", (batch,)).fetchone()
-            keys, _, _, lengths = _entries(data, self.path)
-            offsets = itertools.accumulate(lengths, initial=0)
-            self._located = (batch, dict(zip(keys, zip(offsets, lengths, strict=False), strict=True)))
-        return self._located[1]
+            _, _, _, lengths = _entries(data, self.path)
+            self._located = (batch, list(itertools.accumulate(lengths, initial=0)), lengths)
+        return self._located[1], self._located[2]
 
     def record(self, key: bytes, function: str, ok: bool, outcome: bytes) -> None:
-        """Record ``key``'s outcome (written by the next :meth:`flush`). A key already recorded as a
-        success keeps its first outcome; a recorded failure is replaced."""
+        """Record ``key``'s outcome (written by the next :meth:`flush`). Every record is written;
+        read back, a key's first success is in force, else its last failure."""
         self.record_all(((key, function, ok, outcome),))
 
     def record_all(self, records: Iterable[Record]) -> None:
         """:meth:`record` each of ``records`` in turn (the farm records a worker's report at once:
         one call and one lock for its tasks, the tuples kept as they are until written)."""
         records = records if isinstance(records, (list, tuple)) else list(records)
-        index = self._index
-        fresh_records = dict(zip(map(_KEY, records), records, strict=True))
+        size = sum(map(len, map(_OUTCOME, records)))
         with self._lock:
-            unwritten = self._unwritten
-            if len(fresh_records) == len(records) and index.keys().isdisjoint(fresh_records):
-                # the usual report: keys never recorded, each once: no Python loop
-                index.update(zip(fresh_records, map(_OK, records), strict=True))
-                unwritten.update(fresh_records)
-                size, fresh = sum(map(len, map(_OUTCOME, records))), len(records)
-            else:
-                size = fresh = 0
-                for record in records:
-                    key = record[0]
-                    held = index.get(key)
-                    if held:  # a recorded success keeps its first outcome
-                        continue
-                    if held is not None:  # a recorded failure, replaced (perhaps before it is written)
-                        replaced = unwritten.get(key)
-                        if replaced is not None:
-                            size -= len(replaced[3])
-                    index[key] = record[2]
-                    unwritten[key] = record
-                    size += len(record[3])
-                    fresh += 1
+            self._unwritten += records
             self._unwritten_bytes += size
-        self.recorded += fresh
+        self.recorded += len(records)
 
     def unwritten(self) -> int:
         """How many recorded outcomes wait for :meth:`flush`."""
@@ -444,35 +418,21 @@ class Journal:
         with self._write_lock:
             with self._lock:
                 batch, size = self._unwritten, self._unwritten_bytes
-                self._writing, self._unwritten, self._unwritten_bytes = batch, {}, 0
-            written: list[tuple[int, tuple[bytes, ...]]] = []  # (row, its keys) once committed
+                self._unwritten, self._unwritten_bytes = [], 0
+            if not batch or self._writer is None:
+                return 0
+            now = time.time()
             try:
-                if not batch or self._writer is None:
-                    return 0
-                now = time.time()
-                rows: list[tuple[int, tuple[bytes, ...]]] = []
-                try:
-                    self._writer.execute("BEGIN")
-                    for group in _split(batch, size):
-                        keys = list(group)
-                        entries, outcomes = _pack(keys, group)
-                        row = self._writer.execute(
-                            "INSERT INTO batches (recorded, entries, outcomes) VALUES (?, ?, ?)",
-                            (now, entries, outcomes),
-                        )
-                        assert row.lastrowid is not None
-                        rows.append((row.lastrowid, tuple(keys)))
-                    self._writer.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._writer.execute("ROLLBACK")
-                    raise JournalError(f"journal {self.path}: could not record results: {exc}") from exc
-                written = rows
-                return len(batch)
-            finally:
-                with self._lock:
-                    self._unplaced += written  # before their records leave _writing (lookup())
-                    self._writing = {}
+                self._writer.execute("BEGIN")
+                for group in _split(batch, size):
+                    entries, outcomes = _pack(group)
+                    self._writer.execute(_INSERT, (now, entries, outcomes))
+                self._writer.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._writer.execute("ROLLBACK")
+                raise JournalError(f"journal {self.path}: could not record results: {exc}") from exc
+            return len(batch)
 
     def close(self) -> None:
         """Write what is unwritten and close."""
@@ -571,8 +531,9 @@ def summarize_journal(path: str | os.PathLike[str]) -> JournalSummary:
 
 
 def compact_journal(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """Drop the records no longer in force (failures superseded by a later record of their key),
-    checkpoint the WAL and VACUUM the journal at ``path``; its size before and after."""
+    """Drop the records no longer in force (failures superseded by a later record of their key, and
+    a key's successes after its first), checkpoint the WAL and VACUUM the journal at ``path``; its
+    size before and after."""
     file = Path(path)
     before = _disk_size(file)
     with _existing(file) as (db, _):
@@ -588,10 +549,8 @@ def compact_journal(path: str | os.PathLike[str]) -> tuple[int, int]:
                 continue
             (outcomes,) = db.execute("SELECT outcomes FROM batches WHERE id = ?", (batch,)).fetchone()
             offsets = list(itertools.accumulate(lengths, initial=0))
-            records = {
-                keys[i]: (keys[i], functions[i], oks[i], outcomes[offsets[i] : offsets[i + 1]]) for i in kept
-            }
-            entries, joined = _pack(list(records), records)
+            records = [(keys[i], functions[i], oks[i], outcomes[offsets[i] : offsets[i + 1]]) for i in kept]
+            entries, joined = _pack(records)
             db.execute("UPDATE batches SET entries = ?, outcomes = ? WHERE id = ?", (entries, joined, batch))
         db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -53,8 +53,9 @@ def test_records_survive_reopening_and_failures_rerun_unless_asked(tmp_path: Pat
     assert book.lookup(good) is None
     book.record(good, "m.f", True, _ok(4))
     book.record(bad, "m.f", False, _failed("no"))
-    assert book.lookup(good) == jr.Recorded(True, _ok(4))  # before it is written, too
+    assert book.lookup(good) is None  # what a run records is for the runs after it
     assert book.unwritten() == 2 and book.flush() == 2 and book.unwritten() == 0
+    assert book.lookup(good) is None and len(book) == 0  # written too
     book.record(good, "m.f", True, _ok(5))  # a key keeps its first success
     book.close()
     again = jr.Journal(path, script=None)
@@ -109,26 +110,25 @@ def test_a_report_recorded_at_once_keeps_first_successes_and_replaces_failures(t
     book.open()
     known = book.keys()  # a live view, the farm's test for "never recorded"
     a, b, c = (jr.explicit_key(k) for k in "abc")
-    assert a not in known
-    book.record_all(
-        [
-            (a, "pj_farm_script_0123456789ab.f", False, _failed("first")),
-            (a, "pj_farm_script_0123456789ab.f", True, _ok(1)),  # replaces the failure
-            (b, "m.g", True, _ok(2)),
-            (b, "m.g", True, _ok(3)),  # a second success of the same key is dropped
-        ]
-    )
+    records = [
+        (a, "pj_farm_script_0123456789ab.f", False, _failed("first")),
+        (a, "pj_farm_script_0123456789ab.f", True, _ok(1)),  # replaces the failure
+        (b, "m.g", True, _ok(2)),
+        (b, "m.g", True, _ok(3)),  # a second success of the same key is not in force
+    ]
+    book.record_all(records)
     book.record_all([(c, "m.g", False, _failed("c")), (a, "m.f", True, _ok(4))])
-    assert a in known and c in known and book.recorded == 4 and book.unwritten() == 3  # a twice
-    assert book.unwritten_bytes() == len(_ok(1)) + len(_ok(2)) + len(_failed("c"))
-    assert book.lookup(a) == jr.Recorded(True, _ok(1)) and book.lookup(c) == jr.Recorded(False, _failed("c"))
-    assert book.flush() == 3
+    records += [(c, "m.g", False, _failed("c")), (a, "m.f", True, _ok(4))]
+    assert a not in known and book.recorded == 6 and book.unwritten() == 6  # every record is written
+    assert book.unwritten_bytes() == sum(len(record[3]) for record in records)
+    assert book.lookup(a) is None and book.flush() == 6
     book.close()
     again = jr.Journal(path, script=None, rerun_failed=False)
     view = again.keys()
     again.open()
     assert set(view) == {a, b, c}  # the view taken before open() sees what it read
-    assert again.lookup(b) == jr.Recorded(True, _ok(2))
+    assert again.lookup(a) == jr.Recorded(True, _ok(1)) and again.lookup(b) == jr.Recorded(True, _ok(2))
+    assert again.lookup(c) == jr.Recorded(False, _failed("c"))
     again.close()
     # function names are shown as `farm run` scripts' functions are, from what was given
     assert jr.summarize_journal(path).functions == {"f": (1, 0), "m.g": (1, 1)}
@@ -144,13 +144,15 @@ _REPORTS = st.lists(  # reports of (key number, succeeded, outcome size), as a f
 def test_record_all_keeps_first_successes_whatever_the_reports(
     tmp_path_factory: pytest.TempPathFactory, reports: list[list[tuple[int, bool, int]]], flushes: list[bool]
 ) -> None:
-    """``record_all``'s two paths (a report of new keys at once, any other record by record) agree
-    with the rule, report after report, flushed or not: a key's first success is kept; a failure is
-    replaced by the next outcome of its key; what waits for the flush is each key's latest record."""
-    book = jr.Journal(tmp_path_factory.mktemp("j") / "j.sqlite", script=None, rerun_failed=False)
+    """Whatever the reports (a key twice in one, or in several; flushed together or apart), the
+    journal read back after each flush, and by the run after, holds the rule's record of each key: its
+    first success, else its last failure; the run itself looks none of them up."""
+    path = tmp_path_factory.mktemp("j") / "j.sqlite"
+    book = jr.Journal(path, script=None, rerun_failed=False)
     book.open()
     held: dict[bytes, jr.Record] = {}  # the model: each key's record in force
-    waiting: dict[bytes, jr.Record] = {}  # the model: what the next flush writes
+    written: dict[bytes, jr.Record] = {}  # the model: the same, of what is written
+    waiting: list[jr.Record] = []  # the model: what the next flush writes
     for report, flush in zip(reports, flushes, strict=False):
         records = [
             (jr.explicit_key(str(k)), "m.f", ok, bytes([k]) * size + (b"ok" if ok else b"no"))
@@ -159,42 +161,81 @@ def test_record_all_keeps_first_successes_whatever_the_reports(
         for record in records:
             previous = held.get(record[0])
             if previous is None or not previous[2]:
-                held[record[0]] = waiting[record[0]] = record
+                held[record[0]] = record
         book.record_all(records)
+        waiting += records
         assert book.unwritten() == len(waiting)
-        assert book.unwritten_bytes() == sum(len(r[3]) for r in waiting.values())
-        assert dict.fromkeys(book.keys(), None) == dict.fromkeys(held, None)
-        for key, record in held.items():
-            assert book.lookup(key) == jr.Recorded(record[2], record[3])
+        assert book.unwritten_bytes() == sum(len(r[3]) for r in waiting)
+        assert not book.keys() and all(book.lookup(key) is None for key in held)
         if flush:
             assert book.flush() == len(waiting)
             waiting.clear()
+            written = dict(held)
+        reader = jr.Journal(path, script=None, rerun_failed=False)
+        reader.open()  # another farm on the same file, now: sees what is written
+        assert {key: reader.lookup(key) for key in reader.keys()} == {
+            key: jr.Recorded(record[2], record[3]) for key, record in written.items()
+        }
+        reader.close()
     book.close()
-    again = jr.Journal(book.path, script=None, rerun_failed=False)
+    again = jr.Journal(path, script=None, rerun_failed=False)
     again.open()
+    assert len(again) == len(held)
     for key, record in held.items():  # and the journal read back holds the same
         assert again.lookup(key) == jr.Recorded(record[2], record[3])
     again.close()
 
 
-def test_records_written_by_this_run_are_replayed_by_it(tmp_path: Path) -> None:
-    """What a run wrote (several commits; a failure, then its key's success in a later one) is
-    found by the same run's look-ups, from disk, as a later run finds it."""
-    book = jr.Journal(tmp_path / "j.sqlite", script=None, rerun_failed=False)
-    book.open()
-    keys = [jr.explicit_key(str(i)) for i in range(6)]
-    book.record_all([(keys[0], "m.f", True, _ok(0)), (keys[1], "m.f", False, _failed("one"))])
-    assert book.flush() == 2
-    assert book.lookup(keys[1]) == jr.Recorded(False, _failed("one"))  # places the first commit
-    book.record_all([(keys[1], "m.f", True, _ok(1)), (keys[2], "m.f", True, _ok(2))])
-    assert book.flush() == 2
-    book.record_all([(k, "m.f", True, _ok(i)) for i, k in enumerate(keys[3:], 3)])
-    assert book.flush() == 3 and book.unwritten() == 0
-    for i, key in enumerate(keys):
-        assert book.lookup(key) == jr.Recorded(True, _ok(i)), i
-    book.record_all([(keys[2], "m.f", False, _failed("late")), (keys[0], "m.f", True, _ok("again"))])
-    assert book.unwritten() == 0 and book.lookup(keys[2]) == jr.Recorded(True, _ok(2))  # first success
-    book.close()
+def test_a_run_replays_what_the_journal_held_when_it_opened(tmp_path: Path) -> None:
+    """A run looks up what earlier runs recorded, never its own records; read back, a key recorded
+    several times (in one batch or in several) has its first success in force, else its last failure."""
+    path = tmp_path / "j.sqlite"
+    keys = [jr.explicit_key(str(i)) for i in range(4)]
+    first = jr.Journal(path, script=None, rerun_failed=False)
+    first.open()
+    first.record_all([(keys[0], "m.f", True, _ok("first")), (keys[1], "m.f", False, _failed("one"))])
+    assert first.flush() == 2 and first.lookup(keys[0]) is None
+    first.close()
+    second = jr.Journal(path, script=None, rerun_failed=False)
+    second.open()
+    assert second.lookup(keys[0]) == jr.Recorded(True, _ok("first"))
+    second.record_all(
+        [
+            (keys[1], "m.f", True, _ok("one")),  # supersedes the failure of the first run
+            (keys[2], "m.f", False, _failed("two")),
+            (keys[2], "m.f", True, _ok("two")),
+            (keys[2], "m.f", False, _failed("late")),  # after a success: not in force
+            (keys[0], "m.f", True, _ok("again")),
+            (keys[3], "m.f", False, _failed("three")),
+        ]
+    )
+    second.record(keys[3], "m.f", False, _failed("three, again"))  # the last failure is in force
+    assert second.flush() == 7
+    assert second.lookup(keys[1]) == jr.Recorded(False, _failed("one"))  # as it was at its open
+    assert second.lookup(keys[2]) is None and len(second) == 2
+    second.close()
+    third = jr.Journal(path, script=None, rerun_failed=False)
+    third.open()
+    assert [third.lookup(key) for key in keys] == [
+        jr.Recorded(True, _ok("first")),
+        jr.Recorded(True, _ok("one")),
+        jr.Recorded(True, _ok("two")),
+        jr.Recorded(False, _failed("three, again")),
+    ]
+    third.close()
+    assert jr.summarize_journal(path).functions == {"m.f": (3, 1)}
+    jr.compact_journal(path)  # what is not in force is dropped
+    kept = [jr._entries(data, path)[0] for (data,) in _sql(path, "SELECT entries FROM batches ORDER BY id")]
+    assert kept == [[keys[0]], [keys[1], keys[2], keys[3]]]
+    again = jr.Journal(path, script=None, rerun_failed=False)
+    again.open()
+    assert [again.lookup(key) for key in keys] == [
+        jr.Recorded(True, _ok("first")),
+        jr.Recorded(True, _ok("one")),
+        jr.Recorded(True, _ok("two")),
+        jr.Recorded(False, _failed("three, again")),
+    ]
+    again.close()
 
 
 def test_a_failure_superseded_by_a_success_counts_once_and_compacts_away(tmp_path: Path) -> None:

@@ -173,7 +173,8 @@ def test_record_all_keeps_first_successes_whatever_the_reports(
             written = dict(held)
         reader = jr.Journal(path, script=None, rerun_failed=False)
         reader.open()  # another farm on the same file, now: sees what is written
-        assert {key: reader.lookup(key) for key in reader.keys()} == {
+        read = reader.keys()
+        assert {key: reader.lookup(key) for key in read} == {
             key: jr.Recorded(record[2], record[3]) for key, record in written.items()
         }
         reader.close()

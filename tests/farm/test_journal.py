@@ -215,28 +215,17 @@ def test_a_run_replays_what_the_journal_held_when_it_opened(tmp_path: Path) -> N
     assert second.lookup(keys[1]) == jr.Recorded(False, _failed("one"))  # as it was at its open
     assert second.lookup(keys[2]) is None and len(second) == 2
     second.close()
-    third = jr.Journal(path, script=None, rerun_failed=False)
-    third.open()
-    assert [third.lookup(key) for key in keys] == [
-        jr.Recorded(True, _ok("first")),
-        jr.Recorded(True, _ok("one")),
-        jr.Recorded(True, _ok("two")),
-        jr.Recorded(False, _failed("three, again")),
-    ]
-    third.close()
-    assert jr.summarize_journal(path).functions == {"m.f": (3, 1)}
-    jr.compact_journal(path)  # what is not in force is dropped
+    in_force = [_ok("first"), _ok("one"), _ok("two"), _failed("three, again")]
+    for compacted in (False, True):  # the same before and after a compaction
+        third = jr.Journal(path, script=None, rerun_failed=False)
+        third.open()
+        assert [third.lookup(key) for key in keys] == [jr.Recorded(i < 3, o) for i, o in enumerate(in_force)]
+        third.close()
+        assert jr.summarize_journal(path).functions == {"m.f": (3, 1)}
+        if not compacted:
+            jr.compact_journal(path)  # what is not in force is dropped
     kept = [jr._entries(data, path)[0] for (data,) in _sql(path, "SELECT entries FROM batches ORDER BY id")]
     assert kept == [[keys[0]], [keys[1], keys[2], keys[3]]]
-    again = jr.Journal(path, script=None, rerun_failed=False)
-    again.open()
-    assert [again.lookup(key) for key in keys] == [
-        jr.Recorded(True, _ok("first")),
-        jr.Recorded(True, _ok("one")),
-        jr.Recorded(True, _ok("two")),
-        jr.Recorded(False, _failed("three, again")),
-    ]
-    again.close()
 
 
 def test_a_failure_superseded_by_a_success_counts_once_and_compacts_away(tmp_path: Path) -> None:

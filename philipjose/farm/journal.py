@@ -299,7 +299,7 @@ class Journal:
         # visit every key of a set in each full collection (12 ms at 300,000 keys)
         self._index: dict[bytes, bool] = {}
         self._where: dict[bytes, int] = {}  # key -> where its record in force lies (_PLACE_BITS)
-        self._located: tuple[int, list[int], list[int]] = (0, [], [])  # a batch's offsets, lengths
+        self._located: tuple[int, list[int]] = (0, [])  # a batch, and where its outcomes start
         self._unwritten: list[Record] = []
         self._unwritten_bytes = 0
         self._lock = threading.Lock()  # the unwritten records
@@ -375,19 +375,19 @@ class Journal:
             return None
         assert self._reader is not None, "the journal is not open"
         batch, place = divmod(self._where[key], 1 << _PLACE_BITS)
-        offsets, lengths = self._locate(batch)
+        start, end = self._locate(batch)[place : place + 2]
         with self._reader.blobopen("batches", "outcomes", batch, readonly=True) as blob:
-            blob.seek(offsets[place])
-            return Recorded(ok, blob.read(lengths[place]))
+            blob.seek(start)
+            return Recorded(ok, blob.read(end - start))
 
-    def _locate(self, batch: int) -> tuple[list[int], list[int]]:
-        """Where the records of ``batch`` lie in its outcomes: their offsets and lengths, in order."""
+    def _locate(self, batch: int) -> list[int]:
+        """Where the records of ``batch`` lie in its outcomes: record i from offset i to i + 1."""
         if self._located[0] != batch:
             assert self._reader is not None
             (data,) = self._reader.execute("SELECT entries FROM batches WHERE id = ?", (batch,)).fetchone()
             _, _, _, lengths = _entries(data, self.path)
-            self._located = (batch, list(itertools.accumulate(lengths, initial=0)), lengths)
-        return self._located[1], self._located[2]
+            self._located = (batch, list(itertools.accumulate(lengths, initial=0)))
+        return self._located[1]
 
     def record(self, key: bytes, function: str, ok: bool, outcome: bytes) -> None:
         """Record ``key``'s outcome (written by the next :meth:`flush`). Every record is written;

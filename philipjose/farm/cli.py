@@ -353,9 +353,26 @@ def _add_worker_command(subparsers: argparse._SubParsersAction[argparse.Argument
         help="the farm's largest pickled task or result (default 1 GiB); the node accepts frames of "
         "that plus 1 MiB",
     )
+    parser.add_argument(
+        "--lane",
+        type=_lane_fds,
+        default=None,
+        metavar="R,W",
+        help="set by a farmer that starts the worker on its own host: the inherited pipes its tasks "
+        "come through (R) and their outcomes go back through (W)",
+    )
     add_tls_arguments(parser)
     add_worker_modes(parser)
     parser.set_defaults(func=_worker)
+
+
+def _lane_fds(text: str) -> tuple[int, int]:
+    from philipjose.farm.lane import parse_lane_fds
+
+    try:
+        return parse_lane_fds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -400,7 +417,9 @@ def _worker(args: argparse.Namespace) -> int:
     options = {} if args.net_ticktime is None else {"net_ticktime": args.net_ticktime}
     try:
         pj.run(
-            functools.partial(serve, lifeline=args.cookie_file is None, max_message_size=size),
+            functools.partial(
+                serve, lifeline=args.cookie_file is None, max_message_size=size, lane=args.lane
+            ),
             args.farmer,
             args.farm,
             node=args.name,

@@ -92,6 +92,7 @@ from philipjose.farm.errors import (
 from philipjose.farm.history import History
 from philipjose.farm.joining import LAUNCHED, JoinDesk
 from philipjose.farm.journal import Journal, Record, explicit_key, task_key
+from philipjose.farm.lane import FarmerLane, LaneError
 from philipjose.farm.launch import WORKER_COMMAND, LaunchError, WorkerProcess, launch
 from philipjose.farm.machines import Machine
 from philipjose.farm.options import OptionsView, TaskOptions
@@ -199,7 +200,21 @@ class _Slot:
     settled: trio.Event = field(default_factory=trio.Event)  # its first worker came up, failed or retired
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=_STDERR_TAIL))
     came: str = LAUNCHED  # how its worker came (see WorkerInfo.came); only launched slots have keepers
+    lane: FarmerLane | None = None  # its worker's lane (a local launched worker's), while it lives
 
+
+
+def _lane_pipes() -> tuple[int, int, int, int]:
+    """A lane's two pipes: (tasks' read end, tasks' write end, outcomes' read end, outcomes' write
+    end); the farmer keeps the tasks' write end and the outcomes' read end."""
+    task_r, task_w = os.pipe()
+    try:
+        out_r, out_w = os.pipe()
+    except OSError:
+        os.close(task_r)
+        os.close(task_w)
+        raise
+    return task_r, task_w, out_r, out_w
 
 
 class _AsCompleted:
@@ -326,6 +341,8 @@ def _reduce_chunk(fn: Callable[[Any, Any], Any], chunk: list[Any]) -> Any:
 
 
 class Farm:
+    _lanes = True  # local launched workers get a lane (philipjose.farm.lane); False: the node alone
+
     """An async farm of worker processes (see the module docstring and ``docs/farm.md``).
 
     ``async with Farm(workers=4) as farm: ...`` starts 4 local workers. ``machines`` takes a list of
@@ -860,20 +877,34 @@ class Farm:
         process: WorkerProcess | None = None
         came_up, how, tasks = False, "", 0
         gone = False
+        lane: FarmerLane | None = None
         try:
             allocation = self._allocations.get(host)  # a Slurm source: its job's srun
+            local = allocation is None and isinstance(slot.machine, Machine) and slot.machine.is_local
+            ends = _lane_pipes() if local and self._lanes else None
             try:
                 process = slot.process = await (launch if allocation is None else allocation.launch)(
                     slot.machine,
-                    args,
+                    args if ends is None else [*args, "--lane", f"{ends[0]},{ends[3]}"],
                     secret=self._cookie,
                     ssh=self.ssh,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE if self.worker_stderr is None else self.worker_stderr,
+                    pass_fds=() if ends is None else (ends[0], ends[3]),
                 )
             except LaunchError as exc:
                 how = str(exc)
                 return self._policy.lost(host, trio.current_time(), token=token, came_up=False, how=how)
+            finally:
+                if ends is not None:  # the child's ends are the child's now (or nobody's)
+                    os.close(ends[0])
+                    os.close(ends[3])
+                    if process is not None:
+                        limit = frame_limit(self._message_limit)
+                        lane = slot.lane = FarmerLane(ends[1], ends[2], max_frame=limit)
+                    else:
+                        os.close(ends[1])
+                        os.close(ends[2])
             read_done, out_done = trio.Event(), trio.Event()
             # its output is read until all of it has come, even while this keeper is being cancelled
             readers = [trio.CancelScope(shield=True), trio.CancelScope(shield=True)]
@@ -891,6 +922,8 @@ class Farm:
                 try:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._note_exit, process, pj.self(), node, read_done)
+                        if lane is not None:
+                            nursery.start_soon(self._serve_lane, slot, lane)
                         came_up, status, nodedown = await self._watch_worker(slot, node)
                         if nodedown:
                             # the process may be exiting: its status says more than "connection lost"
@@ -918,6 +951,9 @@ class Farm:
         finally:
             if not gone:
                 tasks = self._worker_gone(slot, how or "it was stopped")
+            if lane is not None:
+                slot.lane = None
+                lane.close()
             slot.settled.set()
         return self._policy.lost(
             host,
@@ -929,6 +965,23 @@ class Farm:
             doomed=slot.doomed,
             tasks=tasks,
         )
+
+    async def _serve_lane(self, slot: _Slot, lane: FarmerLane) -> None:
+        """Handle the outcomes coming through ``slot``'s lane as the ``pj_done`` messages they stand
+        for (here, as they come: a trip through the farmer process's mailbox would cost a task
+        switch a report), while the farmer process serves; a lane that sends anything else has its
+        worker killed."""
+
+        async def deliver(batch: list[tuple[int, bytes]]) -> None:
+            if lane.owner is not None and not self._farmer_done.is_set():
+                await self._on_done(lane.owner, batch)
+
+        try:
+            await lane.serve(deliver)
+        except LaneError as exc:
+            _LOG.error("w%d: %s; killing it", slot.index, exc)
+            if slot.process is not None:
+                slot.process.kill()
 
     def _describe_end(self, slot: _Slot, came_up: bool, status: int | None, nodedown: bool) -> str:
         if status is None and not nodedown:
@@ -1289,8 +1342,13 @@ class Farm:
             came=slot.came,
         )
         self._by_pid[pid] = slot
+        if slot.lane is not None:
+            slot.lane.owner = pid
         if self._init_payload is not None and self._rt is not None:
-            self._rt.send(pid, (w.INIT, self._init_payload))  # it runs before the worker's first task
+            if slot.lane is not None:  # first on the lane, where the tasks go: it runs before them
+                slot.lane.send([(w.INIT_TASK, self._init_payload)])
+            else:
+                self._rt.send(pid, (w.INIT, self._init_payload))  # it runs before the worker's first task
         if slot.came == LAUNCHED:
             self._policy.worker_up(slot.machine.host)
         self._sched.worker_up(pid)
@@ -1423,9 +1481,13 @@ class Farm:
         if self._rt is not None:
             now = trio.current_time()
             for worker, batch in batches.items():
-                for part in split_by_size(batch, self._message_limit):
-                    self._rt.send(worker, (w.RUN, part))
                 slot = self._by_pid.get(worker)
+                lane = slot.lane if slot is not None else None
+                for part in split_by_size(batch, self._message_limit):
+                    if lane is not None:
+                        lane.send(part)
+                    else:
+                        self._rt.send(worker, (w.RUN, part))
                 if slot is not None and slot.busy_since is None:
                     slot.busy_since = now
         deadline = self._next_deadline()

@@ -131,6 +131,7 @@ async def launch(
     stdout: int | None = None,
     stderr: int | None = None,
     argv: Sequence[str] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> WorkerProcess:
     """Start ``PYTHON *args`` on ``machine`` and hand it ``secret`` as the first line of its stdin.
 
@@ -141,7 +142,8 @@ async def launch(
     :class:`LaunchError` if the program cannot be run or the secret
     cannot be written (the process already died); the caller owns the returned process and must
     :meth:`~WorkerProcess.aclose` it. ``argv`` replaces the command that runs ``PYTHON *args``
-    (:func:`launch_argv`'s): a Slurm step's ``srun`` (:mod:`philipjose.farm.slurm`).
+    (:func:`launch_argv`'s): a Slurm step's ``srun`` (:mod:`philipjose.farm.slurm`). ``pass_fds``:
+    descriptors the local process inherits (as for ``subprocess``; a worker's lane).
     """
     _check_secret(secret)
     if argv is None:
@@ -157,6 +159,7 @@ async def launch(
             stderr=stderr,
             env=None if env is None else dict(env),
             process_group=0,  # not in the terminal's foreground group: Ctrl-C reaches the farmer only
+            pass_fds=tuple(pass_fds),
         )
     except OSError as exc:
         raise LaunchError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc

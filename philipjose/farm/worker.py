@@ -19,6 +19,13 @@ Protocol (Erlang terms over the distribution connection; ``FARM`` is the farmer'
 - worker -> ``{FARM, farmer}``: ``(pj_done, WorkerPid, [(TaskId, Outcome :: binary), ...])``, one
   report per task, an empty ``Outcome`` for a task dropped after a revocation.
 
+A worker its farmer started on the farmer's own host also has a *lane* (``--lane R,W``, two pipes
+the farmer made: :mod:`philipjose.farm.lane`): its tasks (``pj_run``'s and ``pj_init``'s items)
+come through it, and their outcomes go back through it as ``pj_done``'s items would; a thread of
+the worker's own reads the lane, runs what comes and writes the outcomes, so the event loop is not
+on the tasks' way at all. Revocations and everything else still come over the distribution
+connection.
+
 Tasks run one at a time, in order, in a thread of their own
 (:class:`~philipjose.farm.taskthread.TaskThread`, so the node keeps answering ticks while a task
 computes), with :func:`philipjose.farm.shipping.run_task`. Quick tasks are batched: one thread hop
@@ -37,6 +44,7 @@ reported it within a short grace period, the farmer kills the worker process.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -44,6 +52,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Final
 
 import trio
@@ -53,9 +62,10 @@ from philipjose.actors import current_runtime
 from philipjose.farm.errors import FarmError
 from philipjose.farm.interrupt import Interrupter
 from philipjose.farm.joining import LEAVE, LEFT, join
+from philipjose.farm.lane import LaneError, WorkerLane
 from philipjose.farm.launch import wait_for_lifeline
 from philipjose.farm.shipping import run_task
-from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, split_by_size
+from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, frame_limit, split_by_size
 from philipjose.farm.taskthread import TaskThread
 from philipjose.term import Atom, Pid
 
@@ -70,6 +80,7 @@ STOP: Final = Atom("pj_stop")
 DONE: Final = Atom("pj_done")
 _NODEDOWN: Final = Atom("nodedown")
 _LIFELINE: Final = Atom("pj_lifeline_closed")
+_LANE_FAILED: Final = Atom("pj_lane_failed")  # the lane's thread ended on an error (it says which)
 _TERM: Final = Atom("pj_asked_to_leave")  # a joined worker's own note: it got SIGTERM
 _BATCH_BUDGET: Final = 0.005  # seconds of quick tasks run per thread hop and reported together
 _WAKE_RUNNER: Final = -2  # a task id no farm issues: wakes an idle runner so it sees it is leaving
@@ -123,6 +134,40 @@ def _report(farm: tuple[Atom, Atom], me: Pid, done: list[tuple[int, bytes]], lim
         pj.send(farm, (DONE, me, batch))
 
 
+def _serve_lane(
+    lane: WorkerLane, revoked: set[int], limit: int, interrupter: Interrupter, failed: Callable[[str], None]
+) -> None:
+    """(The lane's thread) run the tasks that come through ``lane`` in order, in batches as
+    :func:`_runner` does, and write their outcomes back; until the farmer closes its end. A task
+    revoked while queued is reported at once with an empty outcome. On an error (a malformed
+    frame, a write that fails) ``failed`` is called with what happened."""
+    queue: deque[tuple[int, bytes]] = deque()
+    try:
+        while True:
+            batches = lane.receive(block=not queue)
+            if batches is None:
+                return
+            for batch in batches:
+                queue.extend(batch)
+            if revoked:
+                dropped = [t for t, _ in queue if t in revoked]
+                if dropped:
+                    gone = set(dropped)
+                    revoked.difference_update(gone)
+                    queue = deque(item for item in queue if item[0] not in gone)
+                    lane.send([(t, b"") for t in dropped])
+                    continue
+            done = _run_batch(list(queue), _BATCH_BUDGET, limit, revoked, interrupter)
+            for _ in done:
+                queue.popleft()
+            if revoked:
+                revoked.difference_update(t for t, _ in done)
+            for part in split_by_size(done, limit):
+                lane.send(part)
+    except (OSError, ValueError) as exc:
+        failed(f"{type(exc).__name__}: {exc}")
+
+
 async def _runner(
     tasks: trio.MemoryReceiveChannel[tuple[int, bytes]],
     revoked: set[int],
@@ -170,6 +215,28 @@ async def _runner(
         thread.close()
 
 
+def _start_lane(
+    lane: tuple[int, int], revoked: set[int], limit: int, interrupter: Interrupter, me: Pid
+) -> None:
+    """Start the thread serving the lane on descriptors ``lane`` (a daemon: it never holds the
+    worker's exit back); an error in it is sent to ``me`` as ``(pj_lane_failed, Why)``."""
+    token = trio.lowlevel.current_trio_token()
+    rt = current_runtime()
+
+    def failed(why: str) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(rt.send, me, (_LANE_FAILED, why))
+
+    ends = WorkerLane(*lane, max_frame=frame_limit(limit))
+    thread = threading.Thread(
+        target=_serve_lane,
+        args=(ends, revoked, limit, interrupter, failed),
+        name="philipjose-worker-lane",
+        daemon=True,
+    )
+    thread.start()
+
+
 async def serve(
     farmer: str,
     farm_name: str | None,
@@ -178,6 +245,7 @@ async def serve(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     came: str | None = None,
     origin: str = "",
+    lane: tuple[int, int] | None = None,
 ) -> None:
     """The worker's main process: announce itself, run tasks until told or forced to stop.
 
@@ -186,7 +254,10 @@ async def serve(
     :class:`FarmerUnreachable` if it cannot connect to ``farmer`` at all. ``came`` (``"joined"``
     or ``"server"``, with ``farm_name`` None): join the farm on ``farmer`` on its own
     (:func:`philipjose.farm.joining.join`; ``JoinRefused`` when it is refused); SIGTERM then
-    makes it leave: it finishes the task it runs, and exits. ``origin``: a server's address."""
+    makes it leave: it finishes the task it runs, and exits. ``origin``: a server's address.
+    ``lane``: the (task, outcome) pipe descriptors its farmer gave it (see the module docstring);
+    a lane that fails (it should not: only the farmer writes to it) ends the worker with
+    :class:`~philipjose.farm.lane.LaneError`."""
     farmer_node = Atom(farmer)
     me = pj.self()
     # A worker's name is the farm's label for it: whatever its kind, it may reach its farmer (a
@@ -219,8 +290,12 @@ async def serve(
     leaving = threading.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_runner, receive_tasks, revoked, farm, max_message_size, interrupter, leaving)
+        if lane is not None:
+            _start_lane(lane, revoked, max_message_size, interrupter, me)
         while True:
             msg: Any = await pj.receive()
+            if type(msg) is tuple and len(msg) == 2 and msg[0] == _LANE_FAILED:
+                raise LaneError(f"the worker's lane failed: {msg[1]}")
             if msg == _TERM:
                 if not leaving.is_set():
                     leaving.set()

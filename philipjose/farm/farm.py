@@ -12,6 +12,10 @@ decisions: assignments are batched per worker into ``pj_run`` messages (cut to t
 worker; when it must really stop, cancelled, timed out or a race's loser, a worker that has not
 reported it within the grace of :mod:`~philipjose.farm.stopping` is killed), resolutions resolve
 :class:`FarmFuture` objects.
+A local worker's tasks and outcomes take its *lane* instead (:mod:`~philipjose.farm.lane`: two
+pipes it inherits; ``_Slot.lane``): the batches are written to it, and the keeper's lane task hands
+the outcomes that come back to :meth:`Farm._on_done` as they come, as the farmer process does with
+a ``pj_done``; revocations and everything else still go over the node.
 Outcomes are unpickled in a thread, those of a report of at most 16 KiB on the loop
 (``decode_outcome``: whatever unpickling raises becomes that task's ``TaskError``). Trio runs one
 task at a time, so the scheduler is only ever touched between awaits and needs no lock.

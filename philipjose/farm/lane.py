@@ -187,22 +187,31 @@ class FarmerLane:
     async def serve(self, deliver: Callable[[Batch], Awaitable[None]]) -> None:
         """Hand each batch of outcomes to ``deliver`` (in order) until the worker's end closes;
         raises :class:`LaneError` if it sends something else than frames within the limit."""
+        error: LaneError | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write)
-            fd, decoder = self._outcome_fd, self._decoder
-            while True:
-                try:
-                    data = os.read(fd, _READ_SIZE)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(fd)
-                    continue
-                if not data:
-                    break
-                decoder.receive_data(data)
-                while (batch := decoder.next_batch()) is not None:
-                    self.frames_received += 1
-                    await deliver(batch)
+            try:
+                await self._read(deliver)
+            except LaneError as exc:  # raised below, not as an exception group
+                error = exc
             nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _read(self, deliver: Callable[[Batch], Awaitable[None]]) -> None:
+        fd, decoder = self._outcome_fd, self._decoder
+        while True:
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+                continue
+            if not data:
+                return
+            decoder.receive_data(data)
+            while (batch := decoder.next_batch()) is not None:
+                self.frames_received += 1
+                await deliver(batch)
 
     def close(self) -> None:
         """Close both descriptors (no task may be waiting on them: end :meth:`serve` first)."""

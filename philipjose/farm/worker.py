@@ -138,17 +138,25 @@ def _serve_lane(
     lane: WorkerLane, revoked: set[int], limit: int, interrupter: Interrupter, failed: Callable[[str], None]
 ) -> None:
     """(The lane's thread) run the tasks that come through ``lane`` in order, in batches as
-    :func:`_runner` does, and write their outcomes back; until the farmer closes its end. A task
+    :func:`_runner` does, and write their outcomes back; until the farmer closes its end (the tasks
+    that came before still run). A task
     revoked while queued is reported at once with an empty outcome. On an error (a malformed
     frame, a write that fails) ``failed`` is called with what happened."""
     queue: deque[tuple[int, bytes]] = deque()
+    closed = False  # the farmer's end: what came before it closed still runs
     try:
         while True:
-            batches = lane.receive(block=not queue)
-            if batches is None:
-                return
-            for batch in batches:
-                queue.extend(batch)
+            if not closed:
+                batches = lane.receive(block=not queue)
+                if batches is None:
+                    closed = True
+                else:
+                    for batch in batches:
+                        queue.extend(batch)
+            if not queue:
+                if closed:
+                    return
+                continue
             if revoked:
                 dropped = [t for t, _ in queue if t in revoked]
                 if dropped:

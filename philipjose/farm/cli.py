@@ -377,6 +377,7 @@ def _lane_fds(text: str) -> tuple[int, int]:
 
 def _worker(args: argparse.Namespace) -> int:
     import philipjose as pj
+    from philipjose.farm.lane import LaneError
     from philipjose.farm.launch import LaunchError, read_secret, read_secret_file
     from philipjose.farm.sizes import DEFAULT_MAX_MESSAGE_SIZE, check_max_message_size, frame_limit
     from philipjose.farm.worker import FarmerUnreachable, serve
@@ -433,7 +434,7 @@ def _worker(args: argparse.Namespace) -> int:
             hidden=True,
             **options,
         )
-    except FarmerUnreachable as exc:
+    except (FarmerUnreachable, LaneError) as exc:
         print(f"philipjose worker: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -345,8 +345,6 @@ def _reduce_chunk(fn: Callable[[Any, Any], Any], chunk: list[Any]) -> Any:
 
 
 class Farm:
-    _lanes = True  # local launched workers get a lane (philipjose.farm.lane); False: the node alone
-
     """An async farm of worker processes (see the module docstring and ``docs/farm.md``).
 
     ``async with Farm(workers=4) as farm: ...`` starts 4 local workers. ``machines`` takes a list of
@@ -421,7 +419,10 @@ class Farm:
     and callers must know the farm's ``cookie`` (with them, it defaults to ``$PHILIPJOSE_COOKIE`` or
     ``~/.erlang.cookie``); ``service`` (default False; True registers ``philipjose_farm`` for
     Erlang/Elixir callers, :mod:`philipjose.farm.service`). See "Mixed farms" and "Calling the farm
-    from Erlang and Elixir" in ``docs/farm.md``.
+    from Erlang and Elixir" in ``docs/farm.md``. ``lanes`` (default True): a worker started on this
+    host gets its tasks and gives back their outcomes through pipes of its own
+    (:mod:`philipjose.farm.lane`: a single task's round trip about a third shorter); False sends
+    them over the node, as for remote workers ("Lanes" in ``docs/farm.md``).
     """
 
     def __init__(
@@ -457,6 +458,7 @@ class Farm:
         servers: Sequence[str] = (),
         farmer_port: int = 0,
         farmer_name: str | None = None,
+        lanes: bool = True,
     ) -> None:
         if tls is not None and tls.files is None:
             raise ValueError(
@@ -528,6 +530,7 @@ class Farm:
         )
         self.net_ticktime = net_ticktime
         self.max_message_size = check_max_message_size(max_message_size)
+        self.lanes = bool(lanes)
         self._message_limit = self.max_message_size  # lowered in _start to what the node accepts
         self.task_timeout = task_timeout
         self.restart_intensity = restart_intensity
@@ -885,7 +888,7 @@ class Farm:
         try:
             allocation = self._allocations.get(host)  # a Slurm source: its job's srun
             local = allocation is None and isinstance(slot.machine, Machine) and slot.machine.is_local
-            ends = _lane_pipes() if local and self._lanes else None
+            ends = _lane_pipes() if local and self.lanes else None
             try:
                 process = slot.process = await (launch if allocation is None else allocation.launch)(
                     slot.machine,

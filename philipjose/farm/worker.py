@@ -235,7 +235,10 @@ def _start_lane(
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(rt.send, me, (_LANE_FAILED, why))
 
-    ends = WorkerLane(*lane, max_frame=frame_limit(limit))
+    try:
+        ends = WorkerLane(*lane, max_frame=frame_limit(limit))
+    except OSError as exc:
+        raise LaneError(f"--lane {lane[0]},{lane[1]}: {exc.strerror or exc}") from None
     thread = threading.Thread(
         target=_serve_lane,
         args=(ends, revoked, limit, interrupter, failed),
@@ -296,14 +299,17 @@ async def serve(
     revoked: set[int] = set()
     interrupter = Interrupter()
     leaving = threading.Event()
+    if lane is not None:
+        _start_lane(lane, revoked, max_message_size, interrupter, me)
+    lane_failure: Any = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_runner, receive_tasks, revoked, farm, max_message_size, interrupter, leaving)
-        if lane is not None:
-            _start_lane(lane, revoked, max_message_size, interrupter, me)
         while True:
             msg: Any = await pj.receive()
             if type(msg) is tuple and len(msg) == 2 and msg[0] == _LANE_FAILED:
-                raise LaneError(f"the worker's lane failed: {msg[1]}")
+                lane_failure = msg[1]
+                nursery.cancel_scope.cancel()
+                break
             if msg == _TERM:
                 if not leaving.is_set():
                     leaving.set()
@@ -321,3 +327,4 @@ async def serve(
             elif msg in (STOP, _LIFELINE) or (type(msg) is tuple and msg[:1] == (_NODEDOWN,)):
                 nursery.cancel_scope.cancel()
                 return
+    raise LaneError(f"the worker's lane failed: {lane_failure}")

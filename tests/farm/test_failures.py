@@ -54,9 +54,13 @@ async def test_poison_tasks_fail_alone_and_the_farm_goes_on(caplog: pytest.LogCa
             assert isinstance(error, farm.WorkerLost) and len(error.workers) == 3
             assert error.causes == ("exited with status 3",) * 3, str(error)
             assert str(error).count("(exited with status 3)") == 3
-        # the 30 deaths were charged to the 10 tasks: the machine is fine and the farm serves
+        # the deaths were charged to the 10 tasks: the machine is fine and the farm serves. A death
+        # is charged to every task its worker held, so one worker that held two poison tasks at
+        # once (a deep pipeline) died for both: the workers lost are the ones the errors name
+        dead = {name for i in lost for name in futures[i].exception().workers}  # type: ignore[union-attr]
         assert [(m.state, m.failures) for m in f.machines] == [(UP, 0)]
-        assert f.counters.workers_lost == 30 and f.counters.machines_down == 0
+        assert 15 <= len(dead) <= 30
+        assert f.counters.workers_lost == len(dead) and f.counters.machines_down == 0
         assert await f.map(square, range(10)) == [x * x for x in range(10)]
     assert _errors(caplog) == []
 

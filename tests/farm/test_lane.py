@@ -207,10 +207,7 @@ def _slow(seconds: float) -> float:
 
 
 @pytest.mark.parametrize("lanes", [True, False], ids=["lanes", "node only"])
-async def test_a_local_farm_runs_through_its_lanes_or_without(
-    monkeypatch: pytest.MonkeyPatch, lanes: bool
-) -> None:
-    monkeypatch.setattr(farm.Farm, "_lanes", lanes)
+async def test_a_local_farm_runs_through_its_lanes_or_without(lanes: bool) -> None:
 
     def init() -> None:
         os.environ["PJ_LANE_TEST"] = "ready"
@@ -218,7 +215,7 @@ async def test_a_local_farm_runs_through_its_lanes_or_without(
     def ready(x: int) -> tuple[str, int]:
         return os.environ.get("PJ_LANE_TEST", "missing"), x
 
-    async with farm.Farm(workers=2, initializer=init) as f:
+    async with farm.Farm(workers=2, initializer=init, lanes=lanes) as f:
         results = await f.map(ready, range(20))
         assert results == [("ready", x) for x in range(20)]
         assert await f.submit(len, b"z" * (2 << 20)) == 2 << 20

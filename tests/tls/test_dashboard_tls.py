@@ -14,7 +14,8 @@ def double(x: int) -> int:
 
 
 async def test_a_tls_farms_connections_show_tls_and_their_bytes(pki: PKI) -> None:
-    async with farm.Farm(workers=1, tls=node_tls(pki.good), dashboard=0) as f:
+    # lanes=False: the tasks go over the TLS connection, not through the local worker's lane
+    async with farm.Farm(workers=1, tls=node_tls(pki.good), dashboard=0, lanes=False) as f:
         assert await f.map(double, range(200)) == [2 * x for x in range(200)]
         assert f.dashboard_url is not None
         data = await get(f.dashboard_url + "api/node")

@@ -208,16 +208,22 @@ class _Slot:
 
 
 
-def _lane_pipes() -> tuple[int, int, int, int]:
+def _lane_pipes(slot: int) -> tuple[int, int, int, int] | None:
     """A lane's two pipes: (tasks' read end, tasks' write end, outcomes' read end, outcomes' write
-    end); the farmer keeps the tasks' write end and the outcomes' read end."""
-    task_r, task_w = os.pipe()
+    end); the farmer keeps the tasks' write end and the outcomes' read end. None (logged) when
+    they cannot be made (out of descriptors): that worker then goes without a lane."""
+    try:
+        task_r, task_w = os.pipe()
+    except OSError as exc:
+        _LOG.warning("w%d: no lane (%s): its tasks go over the node", slot, exc)
+        return None
     try:
         out_r, out_w = os.pipe()
-    except OSError:
+    except OSError as exc:
         os.close(task_r)
         os.close(task_w)
-        raise
+        _LOG.warning("w%d: no lane (%s): its tasks go over the node", slot, exc)
+        return None
     return task_r, task_w, out_r, out_w
 
 
@@ -888,7 +894,7 @@ class Farm:
         try:
             allocation = self._allocations.get(host)  # a Slurm source: its job's srun
             local = allocation is None and isinstance(slot.machine, Machine) and slot.machine.is_local
-            ends = _lane_pipes() if local and self.lanes else None
+            ends = _lane_pipes(slot.index) if local and self.lanes else None
             try:
                 process = slot.process = await (launch if allocation is None else allocation.launch)(
                     slot.machine,

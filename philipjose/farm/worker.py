@@ -128,6 +128,29 @@ def _run_batch(
     return done
 
 
+def _drop_revoked(
+    queue: deque[tuple[int, bytes]], revoked: set[int]
+) -> tuple[deque[tuple[int, bytes]], list[tuple[int, bytes]]]:
+    """``queue`` without the tasks revoked while they waited (forgotten from ``revoked``), and
+    their reports: each an empty outcome."""
+    if not revoked:
+        return queue, []
+    gone = {t for t, _ in queue if t in revoked}
+    if not gone:
+        return queue, []
+    revoked.difference_update(gone)
+    kept = deque(item for item in queue if item[0] not in gone)
+    return kept, [(t, b"") for t, _ in queue if t in gone]
+
+
+def _finished(queue: deque[tuple[int, bytes]], revoked: set[int], done: list[tuple[int, bytes]]) -> None:
+    """Take the tasks of ``done`` (the first of ``queue``, in order) off the queue and off ``revoked``."""
+    for _ in done:
+        queue.popleft()
+    if revoked:
+        revoked.difference_update(t for t, _ in done)
+
+
 def _report(farm: tuple[Atom, Atom], me: Pid, done: list[tuple[int, bytes]], limit: int) -> None:
     """Send outcomes to the farmer, in messages of at most ``limit`` bytes of outcomes each."""
     for batch in split_by_size(done, limit):
@@ -138,10 +161,10 @@ def _serve_lane(
     lane: WorkerLane, revoked: set[int], limit: int, interrupter: Interrupter, failed: Callable[[str], None]
 ) -> None:
     """(The lane's thread) run the tasks that come through ``lane`` in order, in batches as
-    :func:`_runner` does, and write their outcomes back; until the farmer closes its end (the tasks
-    that came before still run). A task
-    revoked while queued is reported at once with an empty outcome. On an error (a malformed
-    frame, a write that fails) ``failed`` is called with what happened."""
+    :func:`_runner` does, and write their outcomes back, until the farmer closes its end (the tasks
+    that came before still run). A task revoked while queued is reported at once with an empty
+    outcome. On an error (a malformed frame, a write that fails) ``failed`` is called with what
+    happened."""
     queue: deque[tuple[int, bytes]] = deque()
     closed = False  # the farmer's end: what came before it closed still runs
     try:
@@ -157,19 +180,12 @@ def _serve_lane(
                 if closed:
                     return
                 continue
-            if revoked:
-                dropped = [t for t, _ in queue if t in revoked]
-                if dropped:
-                    gone = set(dropped)
-                    revoked.difference_update(gone)
-                    queue = deque(item for item in queue if item[0] not in gone)
-                    lane.send([(t, b"") for t in dropped])
-                    continue
+            queue, dropped = _drop_revoked(queue, revoked)
+            if dropped:
+                lane.send(dropped)
+                continue
             done = _run_batch(list(queue), _BATCH_BUDGET, limit, revoked, interrupter)
-            for _ in done:
-                queue.popleft()
-            if revoked:
-                revoked.difference_update(t for t, _ in done)
+            _finished(queue, revoked, done)
             for part in split_by_size(done, limit):
                 lane.send(part)
     except (OSError, ValueError) as exc:
@@ -204,20 +220,15 @@ async def _runner(
                     break
                 if item[0] != _WAKE_RUNNER:
                     queue.append(item)
-            dropped = [t for t, _ in queue if t in revoked]
+            queue, dropped = _drop_revoked(queue, revoked)
             if dropped:
-                gone = set(dropped)
-                revoked.difference_update(gone)
-                queue = deque(item for item in queue if item[0] not in gone)
-                pj.send(farm, (DONE, me, [(t, b"") for t in dropped]))
+                pj.send(farm, (DONE, me, dropped))
                 continue
             batch = list(queue)
             done = await thread.run(
                 _run_batch, batch, _BATCH_BUDGET, limit, revoked, interrupter, leaving, wait=_QUICK_WAIT
             )
-            for _ in done:
-                queue.popleft()
-            revoked.difference_update(t for t, _ in done)
+            _finished(queue, revoked, done)
             _report(farm, me, done, limit)
     finally:
         thread.close()

@@ -95,6 +95,7 @@ __all__ = [
     "Scheduler",
     "SchedulerError",
     "TaskState",
+    "fair_share",
 ]
 
 P = TypeVar("P")
@@ -264,6 +265,12 @@ class _Worker:
 
 
 _ABSOLUTE = -1  # the generation of a heap entry for an absolute deadline
+
+
+def fair_share(tasks: int, workers: int) -> int:
+    """The most tasks one of ``workers`` should hold when ``tasks`` are to be shared among them:
+    ``tasks / workers`` rounded up (0 without workers)."""
+    return -(-tasks // workers) if workers > 0 else 0
 
 
 class Scheduler(Generic[P]):
@@ -652,9 +659,13 @@ class Scheduler(Generic[P]):
         """Assign queued tasks to workers with room; ``now`` starts the run timeouts.
 
         Pinned tasks go to their worker; then each kind's queue is served in order, each task to the
-        least-loaded worker of its kind (earliest joined on ties). A suspect task (one whose worker
-        died) waits for an idle worker and gets it to itself; tasks of its kind behind it wait too,
-        so it cannot starve.
+        least-loaded worker of its kind (earliest joined on ties), none past its fair share: the
+        kind's queued and running tasks divided among its workers, rounded up
+        (:func:`fair_share`). A worker's capacity follows the speed of the tasks it ran last, so
+        the first of a run of long tasks would otherwise fill the deeper pipelines, and a worker
+        could be left with several to run one after another while the others have finished. A
+        suspect task (one whose worker died) waits for an idle worker and gets it to itself; tasks
+        of its kind behind it wait too, so it cannot starve.
         """
         assignments: list[Assignment[P]] = []
         if self._copy_requests:
@@ -665,19 +676,21 @@ class Scheduler(Generic[P]):
                 if task is not None and task.state is PENDING:
                     assignments.append(self._assign(task, state, now))
         for kind, queue in self._queues.items():
+            fair = self._fair_share(kind, len(queue))
             while queue:
                 task = self._tasks.get(queue[0])
                 if task is None or task.state is not PENDING:
                     queue.popleft()  # resolved while queued
                     continue
                 alone = task.alone or bool(task.deaths)
-                chosen = self._idle_worker(kind) if alone else self._least_loaded_worker(kind)
+                chosen = self._idle_worker(kind) if alone else self._least_loaded_worker(kind, fair)
                 if chosen is None:
                     break
                 queue.popleft()
-                if alone:
-                    chosen.exclusive = task.task_id
                 assignments.append(self._assign(task, chosen, now))
+                if alone:
+                    chosen.exclusive = task.task_id  # it leaves the others their share
+                    fair = self._fair_share(kind, len(queue))
         return assignments
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -769,7 +782,11 @@ class Scheduler(Generic[P]):
                 return state
         return None
 
-    def _least_loaded_worker(self, kind: Hashable) -> _Worker | None:
+    def _fair_share(self, kind: Hashable, queued: int) -> int:
+        loads = [len(s.in_flight) for s in self._workers.values() if s.kind == kind and s.exclusive is None]
+        return fair_share(sum(loads) + queued, len(loads))
+
+    def _least_loaded_worker(self, kind: Hashable, fair: int) -> _Worker | None:
         best: _Worker | None = None
         for state in self._workers.values():
             load = len(state.in_flight)
@@ -777,6 +794,7 @@ class Scheduler(Generic[P]):
                 state.kind == kind
                 and state.exclusive is None
                 and load < state.capacity
+                and load < fair
                 and (best is None or load < len(best.in_flight))
             ):
                 best = state

@@ -22,6 +22,7 @@ from philipjose.farm.scheduler import (
     Revocation,
     Scheduler,
     SchedulerError,
+    fair_share,
 )
 
 
@@ -52,6 +53,25 @@ def test_pipelining_fills_least_loaded_workers_first() -> None:
     assert s.result("w2", 1, "A") == [Completion(1, "A", "w2")]
     assert _assigned(s.dispatch()) == [("w2", 4)]
     assert s.state(1) is RESOLVED and s.state(4) is ASSIGNED
+
+
+def test_no_worker_takes_more_than_its_fair_share_of_a_short_queue() -> None:
+    # deep pipelines after tiny tasks, then 40 long ones: each worker holds at most 20 of them, so
+    # none is left with a queue of its own to run after the other has finished
+    s: Scheduler[str] = Scheduler(max_in_flight=32)
+    for i in range(40):
+        s.submit(f"long {i}")
+    s.worker_up("a")
+    s.worker_up("b")
+    s.set_capacity("a", 11)
+    got = _assigned(s.dispatch())
+    assert [w for w, _ in got].count("a") == 11 and [w for w, _ in got].count("b") == 20
+    assert s.counters.pending == 9
+    for _ in range(11):  # a runs its eleven, then takes the nine that waited
+        s.result("a", s.in_flight("a")[0], None)
+        s.dispatch()
+    assert len(s.in_flight("a")) == 9 and len(s.in_flight("b")) == 20 and s.counters.pending == 0
+    assert fair_share(40, 2) == 20 and fair_share(41, 2) == 21 and fair_share(3, 0) == 0
 
 
 def test_capacity_per_worker() -> None:

@@ -229,9 +229,11 @@ class WorkerLane:
 
     def __init__(self, task_fd: int, outcome_fd: int, *, max_frame: int) -> None:
         self._task_fd, self._outcome_fd = task_fd, outcome_fd
-        os.set_blocking(task_fd, False)  # read what has come; block in select() only when told to
+        os.set_blocking(task_fd, False)  # read what has come; block in poll() only when told to
         os.set_blocking(outcome_fd, True)
         self._decoder = LaneDecoder(max_frame)
+        self._readable = select.poll()  # poll, not select: a descriptor may be over FD_SETSIZE
+        self._readable.register(task_fd, select.POLLIN)
 
     def receive(self, *, block: bool) -> list[Batch] | None:
         """The batches read now (waiting for the first one if ``block``; an empty list if not and
@@ -244,7 +246,7 @@ class WorkerLane:
             except BlockingIOError:
                 if batches or not block:
                     return batches
-                select.select([self._task_fd], [], [])
+                self._readable.poll()
                 continue
             if not data:
                 return batches or None

@@ -168,6 +168,24 @@ def _run_lane_thread(tasks: list[list[tuple[int, bytes]]], revoked: set[int]) ->
     return _decode_all(decoder), failures
 
 
+def test_the_worker_end_reads_descriptors_over_fd_setsize() -> None:
+    # a big farmer hands its children descriptors of high numbers (pass_fds keeps them)
+    task_r, task_w = os.pipe()
+    out_r, out_w = os.pipe()
+    high = [os.dup2(fd, 1500 + i) for i, fd in enumerate((task_r, out_w))]
+    for fd in (task_r, out_w):
+        os.close(fd)
+    try:
+        lane = WorkerLane(high[0], high[1], max_frame=1 << 10)
+        threading.Timer(0.05, os.write, (task_w, encode_batch([(9, b"late")]))).start()
+        assert lane.receive(block=True) == [[(9, b"late")]]  # it waited for the frame
+        lane.send([(9, b"done")])
+        assert os.read(out_r, 100) == encode_batch([(9, b"done")])
+    finally:
+        for fd in (*high, task_w, out_r):
+            os.close(fd)
+
+
 def test_the_worker_lane_thread_runs_tasks_in_order_and_skips_revoked_ones() -> None:
     payloads = [(i, dumps_task(divmod, (i, 3))) for i in range(6)]
     reports, failures = _run_lane_thread([payloads[:3], payloads[3:]], revoked={4})

@@ -15,8 +15,8 @@ thread that runs it, and the same on the way back). The worker's end of a lane i
 blocks on the task pipe, runs what it reads and writes the outcomes back: one wake-up and a few
 system calls (see ``docs/benchmarks.md``, the farm's latency). The farmer's end stays on its loop: a
 task is written straight to the pipe when the pipe has room (else queued for the lane's writer
-task), and the reader task hands each batch of outcomes to the farmer process as the ``pj_done``
-message the node would have delivered.
+task), and the reader task hands each batch of outcomes to the farm's report handler as it comes,
+as if the node had delivered it as a ``pj_done``.
 
 The pipes are made by the farmer and inherited by its child alone (``pass_fds``), so what comes
 through them comes from the worker the farmer started: the lane carries pickled tasks without a

@@ -676,6 +676,8 @@ class Scheduler(Generic[P]):
                 if task is not None and task.state is PENDING:
                     assignments.append(self._assign(task, state, now))
         for kind, queue in self._queues.items():
+            if not queue:
+                continue  # (most dispatches: a report frees a slot and nothing waits)
             fair = self._fair_share(kind, len(queue))
             while queue:
                 task = self._tasks.get(queue[0])
